@@ -1,0 +1,3 @@
+from aifsdk.cli import main
+
+main()

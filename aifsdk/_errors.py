@@ -1,0 +1,127 @@
+"""The aifsdk error tree.
+
+Every error aifsdk raises on purpose derives from :class:`AifsdkError`::
+
+    AifsdkError
+    ├── RequestError (also ValueError)      a bad request, raised before anything is submitted
+    │   └── SiteNotFoundError                the site name matches no profile
+    ├── ProfileError (also ValueError)      a site profile YAML breaks the schema
+    ├── SchedulerError                      sbatch/squeue/scancel failed or is missing
+    ├── JobNotFoundError (also LookupError) no job with that id or folder is known
+    └── JobError                            something about one submitted job
+        ├── JobFailedError                  the job ended without a result
+        │   └── JobCancelledError           ... because it was cancelled
+        └── JobTimeoutError (also TimeoutError)  wait(timeout=...) ran out; the job goes on
+
+Request problems are collected, not raised one by one: a :class:`RequestError` carries a list of
+:class:`Problem` objects, each naming the parameter, the value, what is allowed and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class AifsdkError(Exception):
+    """Root of every error raised by aifsdk."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request."""
+
+    param: str
+    value: object
+    allowed: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.value!r}: allowed {self.allowed}. Fix: {self.fix}"
+
+
+class RequestError(AifsdkError, ValueError):
+    """A request that cannot be submitted. Nothing reached the scheduler."""
+
+    def __init__(self, problems: Sequence[Problem], *, site: str | None = None) -> None:
+        self.problems = list(problems)
+        self.site = site
+        where = f" for site {site!r}" if site else ""
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} with the request{where} (nothing was submitted):"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+class SiteNotFoundError(RequestError):
+    """The site name matches no shipped or user profile."""
+
+
+class ProfileError(AifsdkError, ValueError):
+    """A site profile does not follow the schema."""
+
+    def __init__(self, source: str | Path, problems: Sequence[str]) -> None:
+        self.source = str(source)
+        self.problems = list(problems)
+        lines = [f"site profile {self.source} is invalid:", *(f"  - {p}" for p in self.problems)]
+        super().__init__("\n".join(lines))
+
+
+class SchedulerError(AifsdkError):
+    """A scheduler command failed (sbatch, squeue, scancel, ...) or is not installed."""
+
+
+class JobNotFoundError(AifsdkError, LookupError):
+    """No job known to aifsdk matches the id or folder."""
+
+
+class JobError(AifsdkError):
+    """An error about one submitted job."""
+
+    def __init__(self, message: str, *, job_id: str, folder: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.folder = Path(folder) if folder is not None else None
+
+
+class JobFailedError(JobError):
+    """The job ended without a result.
+
+    Carries what is needed to understand why: ``state`` (scheduler state), ``exit_code`` (a command
+    job's exit status, when known), ``remote_traceback`` (the traceback raised inside the job),
+    ``logs`` (paths of stdout and stderr) and ``inspect`` (one command that shows the job).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        folder: str | Path | None = None,
+        state: str = "FAILED",
+        exit_code: int | None = None,
+        remote_traceback: str | None = None,
+        logs: Sequence[str | Path] = (),
+        inspect: str = "",
+    ) -> None:
+        self.state = state
+        self.exit_code = exit_code
+        self.remote_traceback = remote_traceback
+        self.logs = [Path(p) for p in logs]
+        self.inspect = inspect
+        parts = [message]
+        if remote_traceback:
+            parts += ["Traceback raised in the job:", remote_traceback.rstrip()]
+        if self.logs:
+            parts += ["Logs:", *(f"  {p}" for p in self.logs)]
+        if inspect:
+            parts.append(f"Inspect with: {inspect}")
+        super().__init__("\n".join(parts), job_id=job_id, folder=folder)
+
+
+class JobCancelledError(JobFailedError):
+    """The job was cancelled (by the user, an admin or the scheduler)."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """Waiting for the job ran out of time. The job itself was not touched."""

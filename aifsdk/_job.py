@@ -1,0 +1,296 @@
+"""Job: follow a submitted job, from the process that submitted it or from any other.
+
+Completion is seen from the job's own result files (checked every 0.1 s, cheap) and confirmed by
+the scheduler at a rate that backs off to one query every 10 s, so waiting returns soon after the
+job ends without hammering slurmctld.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from submitit.core.utils import JobPaths, pickle_load
+
+from ._command import CommandResult, exit_code_file
+from ._errors import JobCancelledError, JobFailedError, JobNotFoundError, JobTimeoutError
+from ._paths import JOB_FILE, lookup
+from ._scheduler import TERMINAL_STATES, default_slurm
+
+FILE_POLL_S = 0.1
+SCHEDULER_POLL_MIN_S = 1.0
+SCHEDULER_POLL_MAX_S = 10.0
+RESULT_GRACE_S = 5.0  # a shared filesystem may show result files a little after the job ends
+CANCEL_MARK = "aifsdk-cancelled"
+
+
+class Job:
+    """A submitted job. Get one from :func:`aifsdk.submit` or :meth:`Job.attach`.
+
+    ``result()`` returns the value of task 0 (for a command job: a :class:`CommandResult`);
+    ``results()`` returns every task's. A job that fails raises :class:`JobFailedError`
+    with the remote traceback or exit code, the log paths and a command to inspect it.
+    """
+
+    def __init__(self, record: dict[str, Any], submitit_job: Any = None) -> None:
+        self._record = record
+        self._sub = submitit_job
+        self._outcomes: dict[int, tuple[str, Any]] = {}
+        self._last_state: tuple[float, str] | None = None
+
+    @classmethod
+    def _from_record(cls, record: dict[str, Any], submitit_job: Any = None) -> Job:
+        return cls(record, submitit_job)
+
+    @classmethod
+    def attach(cls, ref: str | os.PathLike[str]) -> Job:
+        """Reattach to a job by its id (as printed by submit) or by its folder."""
+        path = Path(ref).expanduser()
+        candidates = [path] if (path / JOB_FILE).is_file() else lookup(str(ref))
+        for folder in candidates:
+            try:
+                record = json.loads((folder / JOB_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if str(ref) in (record.get("job_id"), str(folder)) or folder == path:
+                return cls(record)
+        raise JobNotFoundError(
+            f"no aifsdk job with id or folder {str(ref)!r} (looked in the registry under {os.environ.get('AIFSDK_HOME', '~/.aifsdk')}); "
+            "pass the job folder path, or check the id with `squeue --me`"
+        )
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def job_id(self) -> str:
+        return str(self._record["job_id"])
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._record["folder"])
+
+    @property
+    def site(self) -> str:
+        return str(self._record["site"])
+
+    @property
+    def name(self) -> str:
+        return str(self._record.get("name", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self._record.get("kind", "function"))
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self._record.get("tasks", 1))
+
+    @property
+    def _executor(self) -> str:
+        return str(self._record.get("executor", "slurm"))
+
+    def paths(self, task: int = 0) -> JobPaths:
+        return JobPaths(self.folder, self.job_id, task)
+
+    def log_paths(self, task: int = 0) -> tuple[Path, Path]:
+        p = self.paths(task)
+        return p.stdout, p.stderr
+
+    def __repr__(self) -> str:
+        return f"Job(job_id={self.job_id!r}, site={self.site!r}, name={self.name!r}, folder='{self.folder}')"
+
+    # -- state ---------------------------------------------------------------------------------
+    def _finished_tasks(self) -> set[int]:
+        try:
+            names = set(os.listdir(self.folder))  # one directory read also refreshes NFS caches
+        except OSError:
+            return set()
+        return {t for t in range(self.num_tasks) if self.paths(t).result_pickle.name in names}
+
+    def _scheduler_state(self) -> str:
+        if self._executor == "debug":
+            return "COMPLETED" if self._sub is not None and self._sub.state == "DONE" else "PENDING"
+        if self._executor == "local":
+            return self._local_state()
+        state = default_slurm().states([self.job_id])[self.job_id]
+        if state == "UNKNOWN" and len(self._finished_tasks()) == self.num_tasks:
+            state = "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+        return state
+
+    def _local_state(self) -> str:
+        running = False
+        process = getattr(self._sub, "_process", None)
+        if process is not None:
+            running = process.poll() is None
+        else:
+            try:
+                cmdline = Path(f"/proc/{int(self.job_id)}/cmdline").read_bytes()
+                running = b"submitit.local._local" in cmdline and str(self.folder).encode() in cmdline
+            except (OSError, ValueError):
+                running = False
+        if running:
+            return "RUNNING"
+        if (self.folder / CANCEL_MARK).exists():
+            return "CANCELLED"
+        if len(self._finished_tasks()) == self.num_tasks:
+            return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+        return "FAILED"
+
+    @property
+    def state(self) -> str:
+        """The scheduler's state (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...)."""
+        state = self._scheduler_state()
+        self._last_state = (time.monotonic(), state)
+        return state
+
+    def done(self) -> bool:
+        """True once every task has written its result, or the scheduler says the job ended."""
+        if self._executor == "debug":
+            return self._sub is not None and self._sub.state == "DONE"
+        if len(self._finished_tasks()) == self.num_tasks:
+            return True
+        return self.state in TERMINAL_STATES
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the job ends. Raises JobTimeoutError after ``timeout`` seconds."""
+        if self._executor == "debug":
+            self._run_debug()
+            return
+        start = time.monotonic()
+        next_query, interval = start, SCHEDULER_POLL_MIN_S
+        while True:
+            now = time.monotonic()
+            if len(self._finished_tasks()) == self.num_tasks:
+                return
+            if now >= next_query:
+                if self.state in TERMINAL_STATES:
+                    self._grace_for_results()
+                    return
+                next_query, interval = now + interval, min(interval * 1.5, SCHEDULER_POLL_MAX_S)
+            if timeout is not None and now - start > timeout:
+                raise JobTimeoutError(
+                    f"job {self.job_id} still {self._last_state[1] if self._last_state else 'running'} after {timeout:.0f} s; "
+                    f"it goes on. Wait again with aifsdk.Job.attach({self.job_id!r}).wait()",
+                    job_id=self.job_id, folder=self.folder,
+                )
+            time.sleep(FILE_POLL_S)
+
+    def _grace_for_results(self) -> None:
+        deadline = time.monotonic() + RESULT_GRACE_S
+        while time.monotonic() < deadline and len(self._finished_tasks()) < self.num_tasks:
+            if self._last_state and self._last_state[1] == "CANCELLED":
+                return
+            time.sleep(FILE_POLL_S)
+
+    # -- results -------------------------------------------------------------------------------
+    def _outcome(self, task: int) -> tuple[str, Any]:
+        if task not in self._outcomes:
+            path = self.paths(task).result_pickle
+            try:
+                self._outcomes[task] = pickle_load(path)
+            except EOFError:  # still being moved into place
+                time.sleep(0.5)
+                self._outcomes[task] = pickle_load(path)
+        return self._outcomes[task]
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait, then return task 0's value. Raises JobFailedError if any task failed."""
+        return self.results(timeout)[0]
+
+    def results(self, timeout: float | None = None) -> list[Any]:
+        """Wait, then return every task's value, in task order."""
+        if self._executor == "debug":
+            return [self._run_debug()]
+        self.wait(timeout)
+        finished = self._finished_tasks()
+        out = []
+        for task in range(self.num_tasks):
+            if task not in finished:
+                raise self._failure(task)
+            outcome, value = self._outcome(task)
+            if outcome != "success":
+                raise self._failure(task, traceback=str(value))
+            out.append(value)
+        return out
+
+    def _run_debug(self) -> Any:
+        if self._sub is None:
+            raise JobNotFoundError(f"debug job {self.job_id} ran in another process; debug jobs cannot be reattached")
+        return self._sub.result()
+
+    def _failure(self, task: int, traceback: str | None = None) -> JobFailedError:
+        state = self.state
+        if state in ("RUNNING", "COMPLETING", "COMPLETED", "UNKNOWN") and traceback:
+            state = "FAILED"
+        exit_code = None
+        code_file = exit_code_file(self.folder, self.job_id, task)
+        if code_file.exists():
+            try:
+                exit_code = int(code_file.read_text().strip())
+            except ValueError:
+                pass
+        stdout, stderr = self.log_paths(task)
+        if exit_code is not None and traceback:
+            traceback = None  # for a command, the exit code and its stderr say more than our wrapper's traceback
+        head = f"job {self.job_id} ({self.name}, site {self.site}) ended {state}"
+        if exit_code is not None:
+            head += f": the command exited with code {exit_code} (task {task})"
+        elif traceback:
+            head += f": task {task} raised"
+        else:
+            head += f" without a result from task {task}"
+        if not traceback:
+            tail = _tail(stderr, own_output=exit_code is not None) or _tail(stdout)
+            if tail:
+                head += f"\nLast lines of {stderr.name if _tail(stderr) else stdout.name}:\n{tail}"
+        cls = JobCancelledError if state == "CANCELLED" else JobFailedError
+        return cls(
+            head, job_id=self.job_id, folder=self.folder, state=state, exit_code=exit_code,
+            remote_traceback=traceback, logs=[stdout, stderr], inspect=f"aifsdk logs {self.job_id} --task {task}",
+        )
+
+    # -- logs and control ----------------------------------------------------------------------
+    def stdout(self, task: int = 0) -> str | None:
+        """The task's standard output so far (None before it starts)."""
+        return _read(self.log_paths(task)[0])
+
+    def stderr(self, task: int = 0) -> str | None:
+        return _read(self.log_paths(task)[1])
+
+    def cancel(self) -> None:
+        """Cancel the job; its state becomes CANCELLED."""
+        if self._executor == "debug":
+            if self._sub is not None:
+                self._sub.cancel()
+            return
+        if self._executor == "local":
+            (self.folder / CANCEL_MARK).write_text(f"{time.time()}\n")
+            process = getattr(self._sub, "_process", None)
+            if process is not None:
+                process.send_signal(signal.SIGINT)  # the controller then stops its tasks
+            elif self._local_state() == "RUNNING":
+                os.kill(int(self.job_id), signal.SIGINT)
+            return
+        default_slurm().cancel(self.job_id)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _tail(path: Path, lines: int = 20, own_output: bool = False) -> str:
+    """Last lines of a log; with ``own_output``, only what the command wrote (not submitit's report)."""
+    text = _read(path)
+    if not text:
+        return ""
+    rows = text.rstrip().splitlines()
+    if own_output:  # submitit logs "submitit ERROR ... triggered an exception" then its traceback
+        cut = next((i for i, r in enumerate(rows) if r.startswith("submitit ERROR")), len(rows))
+        rows = [r for r in rows[:cut] if not r.startswith("submitit ")]
+    return "\n".join(rows[-lines:])

@@ -1,0 +1,117 @@
+"""The seam around submitit: turn a Plan into a submitted job.
+
+Local and debug sites use submitit's LocalExecutor and DebugExecutor. Slurm sites use submitit's
+SlurmExecutor for pickling, sbatch and the job runner, with the sbatch text replaced by the
+plan's script, so that ``plan.script`` is byte for byte what sbatch receives.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+from ._errors import Problem, RequestError, SchedulerError
+from ._job import Job
+from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, write_json_atomic
+from ._plan import Plan, python_command
+
+
+class _PlannedSlurmExecutor(submitit.SlurmExecutor):
+    """submitit's SlurmExecutor, submitting the plan's script instead of rendering its own."""
+
+    def __init__(self, folder: Path, script: str, python: str) -> None:
+        super().__init__(folder, python=python)
+        self._script = script
+
+    def _make_submission_file_text(self, command: str, uid: str) -> str:
+        return self._script
+
+
+def _executor(plan: Plan) -> Any:
+    profile, r = plan.profile, plan.resources
+    minutes = plan.time_minutes
+    if profile.executor == "debug":
+        return submitit.DebugExecutor(plan.folder)
+    if profile.executor == "local":
+        ex = submitit.LocalExecutor(plan.folder, python=python_command(profile))
+        ex.update_parameters(
+            timeout_min=minutes, tasks_per_node=r.tasks_per_node, gpus_per_node=r.gpus_per_node or 0,
+            nodes=1, signal_delay_s=min(profile.signal_delay_s, max(minutes * 60 // 10, 1)),
+        )
+        if profile.setup or profile.env:
+            exports = [f"export {k}={v!r}" for k, v in profile.env.items()]
+            ex.update_parameters(setup=[*exports, *profile.setup])
+        return ex
+    if not submitit.SlurmExecutor.affinity() > 0:
+        raise SchedulerError(
+            f"site {plan.site!r} submits with Slurm, but srun/sbatch are not on this machine's PATH; "
+            "submit from a login node, or start the local test cluster: tests/cluster/slurm-cluster up"
+        )
+    ex = _PlannedSlurmExecutor(plan.folder, plan.script, python_command(profile))
+    # Only what submitit itself reads: the task count, the time limit (for requeue countdowns).
+    ex.update_parameters(nodes=r.nodes, ntasks_per_node=r.tasks_per_node, time=minutes)
+    ex._throttling = 0.0  # one submission per executor: no need for submitit's 0.2 s spacing
+    return ex
+
+
+def launch(plan: Plan) -> Job:
+    """Create the job folder, submit, and record the job. Errors name the folder kept."""
+    make_private_dir(plan.folder)
+    executor = _executor(plan)
+    try:
+        sub_job = executor.submit(plan.callable)
+    except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
+        raise SchedulerError(
+            f"sbatch refused the job: {str(exc).strip()}\n"
+            f"Nothing was queued. The submitted script is kept in {plan.folder}; `aifsdk plan` shows it again."
+        ) from None
+    except Exception as exc:
+        if _raised_while_pickling(exc):
+            raise RequestError(
+                [Problem("target", plan.target, "a picklable callable and arguments (cloudpickle)", f"{type(exc).__name__}: {exc}; pass plain data, and build locks, files and sockets inside the job")],
+                site=plan.site,
+            ) from None
+        raise
+    job_id = str(sub_job.job_id)
+    record = {
+        "schema": JOB_SCHEMA,
+        "job_id": job_id,
+        "site": plan.site,
+        "executor": plan.profile.executor,
+        "kind": plan.kind,
+        "name": plan.name,
+        "target": plan.target,
+        "folder": str(plan.folder),
+        "tasks": plan.num_tasks,
+        "resources": plan.resources.as_dict(),
+        "cost": plan.cost.__dict__,
+        "script_sha256": hashlib.sha256(plan.script.encode()).hexdigest(),
+        "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "user": getpass.getuser(),
+        "host": os.uname().nodename,
+    }
+    write_json_atomic(plan.folder / JOB_FILE, record)
+    if plan.profile.executor != "debug":
+        register(plan.site, job_id, plan.folder)
+    return Job._from_record(record, submitit_job=sub_job)
+
+
+def _raised_while_pickling(exc: BaseException) -> bool:
+    """True when the exception came out of (cloud)pickle while submitit saved the target."""
+    if isinstance(exc, RuntimeError) and "through pickle" in str(exc):  # submitit's size guard
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if "cloudpickle" in filename or filename.endswith("pickle.py"):
+            return True
+        tb = tb.tb_next
+    return isinstance(exc, TypeError) and "pickle" in str(exc)

@@ -1,0 +1,79 @@
+"""Where aifsdk keeps things: job folders, the job registry, caches.
+
+``AIFSDK_HOME`` (default ``~/.aifsdk``) holds the registry (``registry/<site>/<job id>.json``,
+each pointing at a job folder) and caches. Job folders live under the site's ``job_root`` and are
+unique per submission, created private to the user (0700), never reused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+JOB_FILE = "aifsdk-job.json"
+JOB_SCHEMA = 1
+
+
+def aifsdk_home() -> Path:
+    return Path(os.environ.get("AIFSDK_HOME") or Path.home() / ".aifsdk").expanduser()
+
+
+def expand_root(template: str) -> Path:
+    """Expand ``~`` and ``$VARS`` in a site's job_root; ``$AIFSDK_JOB_ROOT`` wins if set."""
+    if os.environ.get("AIFSDK_JOB_ROOT"):
+        template = os.environ["AIFSDK_JOB_ROOT"]
+    expanded = os.path.expandvars(os.path.expanduser(template))
+    if "$" in expanded:
+        raise ValueError(f"job_root {template!r} names an environment variable that is not set ({expanded!r})")
+    return Path(expanded).absolute()
+
+
+def new_folder_name(name: str) -> str:
+    """A fresh, sortable, collision-free folder name: 20261123-224501-train-3f9a1c."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "job"
+    return f"{stamp}-{slug}-{secrets.token_hex(3)}"
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700; refuse to reuse an existing folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=False)
+    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def registry_file(site: str, job_id: str) -> Path:
+    return aifsdk_home() / "registry" / site / f"{job_id}.json"
+
+
+def register(site: str, job_id: str, folder: Path) -> None:
+    path = registry_file(site, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"job_id": job_id, "site": site, "folder": str(folder)})
+
+
+def lookup(job_id: str) -> list[Path]:
+    """Folders registered under ``job_id`` on any site, newest first."""
+    root = aifsdk_home() / "registry"
+    hits = []
+    for path in root.glob(f"*/{glob_escape(job_id)}.json"):
+        try:
+            hits.append((path.stat().st_mtime, Path(json.loads(path.read_text())["folder"])))
+        except (OSError, ValueError, KeyError):
+            continue
+    return [folder for _, folder in sorted(hits, reverse=True)]
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)

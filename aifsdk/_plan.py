@@ -1,0 +1,452 @@
+"""plan(): check a request against its site, resolve every default, render the exact script.
+
+``submit`` is ``plan(...).submit()``: one code path, so what a plan shows is what runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._errors import Problem, RequestError, SchedulerError, SiteNotFoundError
+from ._profile import Partition, SiteProfile, load_site
+from ._resources import Resources, format_time, parse_time
+from ._scheduler import ClusterInfo, Slurm, default_slurm
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+SUBMIT_OPTIONS = ("site", "name", "folder")
+FALLBACK_TIME_MIN = 60
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the job may consume at its full time limit (an upper bound), in the site's unit."""
+
+    unit: str
+    amount: float
+    gpu_hours: float
+    node_hours: float
+    core_hours: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.amount:.2f} {self.unit} at most (the full time limit): "
+            f"{self.gpu_hours:.2f} GPU-h, {self.node_hours:.2f} node-h, {self.core_hours:.2f} core-h"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked request, ready to submit. Nothing has been submitted yet.
+
+    Attributes:
+        site: the site profile name.
+        kind: "function" or "command".
+        target: what runs, in words.
+        resources: the request with every site default filled in.
+        origins: for each resolved field, where its value came from.
+        script: the exact text that will be submitted (the sbatch script on Slurm sites).
+        folder: the job folder that submit will create.
+        cost: the upper-bound cost at the time limit, in the site's billing unit.
+        notes: decisions and warnings worth reading before submitting.
+    """
+
+    site: str
+    kind: Literal["function", "command"]
+    target: str
+    name: str
+    resources: Resources
+    origins: dict[str, str]
+    script: str
+    folder: Path
+    cost: Cost
+    notes: list[str] = field(default_factory=list)
+    profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
+    callable: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def time_minutes(self) -> int:
+        return parse_time(self.resources.time)  # type: ignore[arg-type]
+
+    @property
+    def num_tasks(self) -> int:
+        return (self.resources.nodes or 1) * (self.resources.tasks_per_node or 1)
+
+    def submit(self) -> Job:
+        from ._launch import launch
+
+        return launch(self)
+
+    def summary(self) -> str:
+        r = self.resources
+        lines = [
+            f"site:      {self.site} ({self.profile.title})" if self.profile else f"site: {self.site}",
+            f"job:       {self.kind} {self.target}  (name {self.name})",
+            f"folder:    {self.folder}",
+        ]
+        for key in ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
+            value = getattr(r, key)
+            if value is None:
+                continue
+            origin = self.origins.get(key, "request")
+            lines.append(f"{key + ':':<15}{value}  [{origin}]")
+        if r.extra:
+            lines.append(f"{'extra:':<15}{dict(r.extra)}")
+        lines.append(f"cost:      {self.cost}")
+        lines += [f"note:      {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"{self.summary()}\n\n--- script ---\n{self.script}"
+
+
+def plan(
+    target: Callable[..., Any] | Sequence[str],
+    *args: Any,
+    site: str = "local",
+    name: str | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    **resources: Any,
+) -> Plan:
+    """Check a request and show what would be submitted; submit nothing.
+
+    Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
+    (a ``ValueError``) listing every problem at once.
+    """
+    return _Planner(target, args, site, name, folder, resources).build()
+
+
+class _Planner:
+    """Collects problems while resolving; raises them all at the end."""
+
+    def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any]) -> None:
+        self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
+        self.raw = resources
+        self.problems: list[Problem] = []
+        self.notes: list[str] = []
+        self.origins: dict[str, str] = {}
+
+    def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
+        self.problems.append(Problem(param, value, allowed, fix))
+
+    def build(self) -> Plan:
+        request = self._request()
+        profile = None
+        try:
+            profile = load_site(self.site)
+        except SiteNotFoundError as exc:
+            self.problems += exc.problems
+        kind, call, description = self._target()
+        name = self._name(description)
+        resolved = self._resolve(request, profile) if profile else request
+        folder = self._folder(profile, name)
+        if self.problems:
+            raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
+        assert profile is not None and call is not None and folder is not None
+        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description)
+        return Plan(
+            site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
+            script=script, folder=folder, cost=estimate_cost(profile, resolved, self._partition_info),
+            notes=self.notes, profile=profile, callable=call,
+        )
+
+    # -- the request itself -------------------------------------------------------------------
+    def _request(self) -> Resources:
+        fields = Resources.field_names()
+        known = {k: v for k, v in self.raw.items() if k in fields}
+        for key in sorted(set(self.raw) - set(fields)):
+            options = fields + SUBMIT_OPTIONS
+            close = [f for f in options if f.startswith(key) or key.startswith(f)] or difflib.get_close_matches(key, options, n=1)
+            hint = f"did you mean {close[0]}=?" if close else "function keyword arguments go through functools.partial(fn, key=value)"
+            self.fail(key, self.raw[key], f"a resource ({', '.join(fields)}) or an option ({', '.join(SUBMIT_OPTIONS)})", hint)
+        request = Resources(**known)
+        self.problems += request.problems()
+        self.bad_fields = {p.param.split("[")[0] for p in self.problems}
+        return request
+
+    # -- the target ---------------------------------------------------------------------------
+    def _target(self) -> tuple[Literal["function", "command"], Callable[[], Any] | None, str]:
+        target, args = self.target, self.args
+        if isinstance(target, (list, tuple)):
+            from ._command import CommandTarget
+
+            if args:
+                self.fail("args", args, "no positional arguments after a command", "put them in the command list itself")
+            if not target or not all(isinstance(a, str) for a in target):
+                self.fail("target", target, "a non-empty list of strings", "pass e.g. ['python', 'train.py', '--epochs', '3']")
+                return "command", None, repr(target)
+            if any("\0" in a for a in target):
+                self.fail("target", target, "strings without NUL bytes", "remove the NUL characters")
+            exe = target[0]
+            if os.sep not in exe and shutil.which(exe) is None:
+                self.notes.append(f"{exe!r} is not on this machine's PATH; it must be on the nodes' PATH (site setup lines run first)")
+            elif os.sep in exe and not os.path.exists(exe):
+                self.fail("target", exe, "an existing program", f"check the path {exe!r} (relative to {os.getcwd()})")
+            for arg in target[1:]:
+                if arg.endswith(".py") and not arg.startswith("-") and not os.path.exists(arg):
+                    self.fail("target", arg, "a script that exists", f"{arg!r} is not found relative to {os.getcwd()}; pass the right path")
+            return "command", CommandTarget(tuple(target), os.getcwd()), shlex.join(target)
+        if isinstance(target, str):
+            self.fail("target", target, "a callable or a command as a list of strings", f"pass {shlex.split(target)!r} to run it as a command")
+            return "command", None, target
+        if not callable(target):
+            self.fail("target", target, "a picklable callable, or a command as a list of strings", "pass a function defined at module level, or a list such as ['python', 'train.py']")
+            return "function", None, repr(target)
+        call = functools.partial(target, *args) if args else target
+        return "function", call, _describe(target)
+
+    def _name(self, description: str) -> str:
+        if self.name is not None:
+            if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", self.name):
+                self.fail("name", self.name, "1-100 letters, digits, '_', '-', '.', '+'", "pass a short name such as name='train-unet'")
+                return "job"
+            return self.name
+        base = description.split()[0] if description else "job"
+        base = os.path.basename(base).split("(")[0]
+        if isinstance(self.target, (list, tuple)) and len(self.target) > 1 and os.path.basename(self.target[0]).startswith("python"):
+            base = os.path.basename(next((a for a in self.target[1:] if not a.startswith("-")), base))
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "-", base.rsplit(".", 1)[-1] if "." in base and not base.endswith(".py") else base)[:100] or "job"
+
+    def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
+        from ._paths import expand_root, new_folder_name
+
+        if self.folder_arg is not None:
+            folder = Path(self.folder_arg).expanduser().absolute()
+            if folder.exists() and any(folder.iterdir()):
+                self.fail("folder", str(folder), "a new or empty folder (aifsdk never reuses a job folder)", "leave folder unset for a fresh one, or pick another path")
+        elif profile is not None:
+            try:
+                folder = expand_root(profile.job_root) / profile.name / new_folder_name(name)
+            except ValueError as exc:
+                self.fail("folder", profile.job_root, "a job_root whose variables are set", f"{exc}; set it or AIFSDK_JOB_ROOT")
+                return None
+        else:
+            return None
+        text = str(folder)
+        if "\n" in text or "%" in text:
+            self.fail("folder", text, "a path without newlines or '%' (Slurm reads % as a pattern)", "choose a plainer folder name")
+        return folder
+
+    # -- against the site ---------------------------------------------------------------------
+    _partition_info: Partition | None = None
+
+    def _resolve(self, req: Resources, profile: SiteProfile) -> Resources:
+        if profile.status == "announced":
+            self.fail("site", profile.name, "a site whose hardware is published", f"{profile.title}: not open yet; pick another site from `aifsdk sites`")
+        values = req.as_dict()
+        bad = self.bad_fields
+        info = self._cluster_info(profile)
+        partitions: dict[str, Partition] = dict(info.partitions) if info else {}
+        for pname, declared in profile.partitions.items():
+            partitions[pname] = _overlay(partitions.get(pname), declared)
+        part_name = req.partition
+        if part_name is None:
+            part_name = profile.default_partition or (info.default_partition if info else None)
+            if part_name:
+                values["partition"] = part_name
+                self.origins["partition"] = "site default partition"
+        part = partitions.get(part_name) if part_name else None
+        if part_name and partitions and part is None and "partition" not in bad:
+            self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
+        self._partition_info = part
+        local = profile.executor in ("local", "debug")
+
+        # time: request, else site default, else partition default, else the fallback; never
+        # submitit's silent 5 minutes.
+        if req.time is None:
+            if profile.default_time is not None:
+                minutes, origin = parse_time(profile.default_time), f"site {profile.name} default_time"
+            elif part and part.default_minutes:
+                minutes, origin = part.default_minutes, f"partition {part_name} DefaultTime"
+            else:
+                minutes, origin = FALLBACK_TIME_MIN, "aifsdk fallback (the site sets no default)"
+            if part and part.max_minutes and minutes > part.max_minutes:
+                minutes, origin = part.max_minutes, f"partition {part_name} MaxTime (the default was higher)"
+            values["time"] = format_time(minutes)
+            self.origins["time"] = origin
+        elif "time" not in bad:
+            minutes = parse_time(req.time)
+            values["time"] = format_time(minutes)
+            if part and part.max_minutes and minutes > part.max_minutes:
+                better = [n for n, p in partitions.items() if p.max_minutes is None or p.max_minutes >= minutes]
+                alt = f", or use partition {' / '.join(better)}" if better else ""
+                self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
+
+        for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
+            if values[key] is None:
+                values[key] = default
+                self.origins[key] = "default"
+        nodes, tasks, gpus, cpus = values["nodes"], values["tasks_per_node"], values["gpus_per_node"], values["cpus_per_task"]
+        node = profile.node
+        if local:
+            if "nodes" not in bad and nodes != 1:
+                self.fail("nodes", nodes, f"1 on site {profile.name} (one machine)", "use site='slurm' (or a cluster site) for several nodes")
+            for key in ("partition", "account", "qos", "constraint"):
+                if values[key] is not None:
+                    self.notes.append(f"{key}={values[key]!r} is ignored on site {profile.name}")
+            if req.extra:
+                self.notes.append(f"extra sbatch options are ignored on site {profile.name}")
+        elif "nodes" not in bad:
+            limit = part.max_nodes if part else None
+            total = info.total_nodes.get(part_name) if info and part_name else None
+            for bound, what in ((limit, "MaxNodes"), (total, "nodes in the partition")):
+                if bound is not None and nodes > bound:
+                    self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more")
+                    break
+
+        gpu_cap = (part.gpus_per_node if part and part.gpus_per_node is not None else node.gpus)
+        if gpu_cap is None and local:
+            gpu_cap = local_gpu_count()
+        if "gpus_per_node" not in bad and gpu_cap is not None and gpus > gpu_cap:
+            fix = "use gpus_per_node<=%d" % gpu_cap + ("" if gpu_cap else f", or a GPU site/partition (site {profile.name} has none here)")
+            self.fail("gpus_per_node", gpus, f"at most {gpu_cap} per node on {profile.name}" + (f" partition {part_name}" if part_name else ""), fix)
+        if part and part.exclusive and part.gpus_per_node and gpus not in (0, part.gpus_per_node) and "gpus_per_node" not in bad:
+            self.notes.append(f"partition {part_name} is node-exclusive: the whole node ({part.gpus_per_node} GPUs) is allocated and billed")
+
+        cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus) or (os.cpu_count() if local else None)
+        if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
+            self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
+        elif tasks > (cpu_cap or tasks) and "tasks_per_node" not in bad:
+            self.fail("tasks_per_node", tasks, f"at most {cpu_cap} (CPUs per node)", f"use tasks_per_node<={cpu_cap}")
+        mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb
+        if values["mem_gb"] is not None and mem_cap and "mem_gb" not in bad and values["mem_gb"] > mem_cap:
+            self.fail("mem_gb", values["mem_gb"], f"at most {mem_cap:g} GB per node", f"use mem_gb<={mem_cap:g}, or more nodes")
+
+        if not local and "account" not in bad:
+            acc = profile.account
+            if values["account"] is None and acc.required:
+                self.fail("account", None, f"a project account{f' like {acc.example!r}' if acc.example else ''}", f"pass account=... (site {profile.name} requires one)")
+            elif values["account"] is not None and acc.pattern and not re.fullmatch(acc.pattern, values["account"]):
+                self.fail("account", values["account"], f"an account matching {acc.pattern}" + (f" (e.g. {acc.example!r})" if acc.example else ""), "use the project account the site gave you")
+        return Resources(**values)
+
+    def _cluster_info(self, profile: SiteProfile) -> ClusterInfo | None:
+        if profile.executor != "slurm" or not profile.discover:
+            return None
+        try:
+            return slurm_for(profile).cluster_info()
+        except SchedulerError as exc:
+            self.notes.append(f"limits not discovered from the cluster ({exc}); only the profile's were checked")
+            return None
+
+
+def slurm_for(profile: SiteProfile) -> Slurm:
+    """The scheduler seam for a site (one per process; remote sites will differ)."""
+    return default_slurm()
+
+
+def _overlay(base: Partition | None, top: Partition) -> Partition:
+    if base is None:
+        return top
+    changes = {f.name: getattr(top, f.name) for f in dataclasses.fields(top) if getattr(top, f.name) not in (None, "", False)}
+    return dataclasses.replace(base, **changes)
+
+
+def _describe(fn: Any) -> str:
+    inner = fn.func if isinstance(fn, functools.partial) else fn
+    module = getattr(inner, "__module__", None) or ""
+    qual = getattr(inner, "__qualname__", None) or type(inner).__name__
+    return f"{module}.{qual}" if module and module != "builtins" else qual
+
+
+@functools.lru_cache(maxsize=1)
+def local_gpu_count() -> int:
+    """GPUs on this machine, counted by the vendor tools (0 when none answer)."""
+    for argv, pattern in ((["nvidia-smi", "-L"], r"^GPU \d+"), (["rocm-smi", "--showid"], r"^GPU\[\d+\]")):
+        if shutil.which(argv[0]):
+            try:
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            ids = {m.group(0) for m in re.finditer(pattern, out, re.M)}
+            if ids:
+                return len(ids)
+    return 0
+
+
+def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) -> Cost:
+    hours = parse_time(r.time) / 60 if r.time is not None else 0.0  # type: ignore[arg-type]
+    nodes = r.nodes or 1
+    gpus = r.gpus_per_node or 0
+    if part and part.exclusive and part.gpus_per_node:
+        gpus = part.gpus_per_node
+    node_cpus = (part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus)
+    cores = node_cpus if part and part.exclusive and node_cpus else (r.tasks_per_node or 1) * (r.cpus_per_task or 1)
+    gpu_h, node_h, core_h = nodes * gpus * hours, nodes * hours, nodes * cores * hours
+    amount = {"gpu-hours": gpu_h, "node-hours": node_h, "core-hours": core_h}[profile.billing.unit]
+    return Cost(profile.billing.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4))
+
+
+# -- rendering --------------------------------------------------------------------------------
+def python_command(profile: SiteProfile) -> str:
+    return profile.python or shlex.quote(sys.executable)
+
+
+def run_command(profile: SiteProfile, folder: Path) -> str:
+    """The command each task runs: submitit's job runner on the pickled target."""
+    return f"{python_command(profile)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+
+
+def _flag(key: str, value: Any) -> str:
+    return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
+
+
+def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str) -> str:
+    from . import __version__
+
+    header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
+    if profile.executor != "slurm":
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in profile.env.items())
+        return "\n".join(
+            ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
+             f"{r.tasks_per_node} task(s), stopped after {r.time}", *profile.setup,
+             f"{env + ' ' if env else ''}{run_command(profile, folder)}", ""]
+        )
+    out_pattern = str(folder / "%j_%t_log.out")
+    err_pattern = str(folder / "%j_%t_log.err")
+    flags: list[tuple[str, Any]] = [("job-name", name)]
+    for key in ("partition", "account", "qos", "constraint"):
+        value = getattr(r, key)
+        if value is not None:
+            flags.append((key, value))
+    flags += [("nodes", r.nodes), ("ntasks-per-node", r.tasks_per_node)]
+    if r.cpus_per_task is not None:
+        flags.append(("cpus-per-task", r.cpus_per_task))
+    if r.gpus_per_node:
+        if profile.gpu_request == "gres":
+            flags.append(("gres", f"{profile.gres_name}:{r.gpus_per_node}"))
+        else:
+            flags.append(("gpus-per-node", r.gpus_per_node))
+    if r.mem_gb is not None:
+        mem = f"{int(r.mem_gb)}G" if float(r.mem_gb).is_integer() else f"{int(r.mem_gb * 1024)}M"
+        flags.append(("mem", mem))
+    flags += [
+        ("time", r.time),
+        ("output", out_pattern.replace("%t", "0")),
+        ("error", err_pattern.replace("%t", "0")),
+        ("open-mode", "append"),
+        ("signal", f"USR2@{profile.signal_delay_s}"),
+    ]
+    flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
+    lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]
+    if profile.env:
+        lines += ["# site environment", *(f"export {k}={shlex.quote(v)}" for k, v in profile.env.items()), ""]
+    if profile.setup:
+        lines += ["# site setup", *profile.setup, ""]
+    srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", "--output", out_pattern, "--error", err_pattern])
+    lines += ["# run (submitit's job runner loads the pickled target, runs it and saves the result)",
+              "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(profile, folder)}", ""]
+    return "\n".join(lines)

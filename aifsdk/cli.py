@@ -1,0 +1,183 @@
+"""The ``aifsdk`` command.
+
+    aifsdk submit [--site S] [--nodes N] [--gpus-per-node G] [--time 2h] ... [--wait] -- CMD ARGS...
+    aifsdk plan   [same options] -- CMD ARGS...
+    aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] | aifsdk cancel JOB
+    aifsdk sites
+
+JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
+(``wait``, ``submit --wait``: the command's own exit code when it has one); 2 bad usage or a
+bad request (nothing submitted); 3 the scheduler failed; 4 no such job; 5 waiting timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import AifsdkError, JobFailedError, JobNotFoundError, JobTimeoutError, RequestError, SchedulerError
+from ._job import Job
+from ._plan import plan
+from ._profile import load_site, site_files
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SCHEDULER, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
+
+
+def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--site", default="local", help="site profile (see `aifsdk sites`; default: local)")
+    p.add_argument("--name", help="job name (default: from the command)")
+    p.add_argument("--folder", help="job folder (default: a new one under the site's job_root)")
+    p.add_argument("--nodes", "-N", type=int)
+    p.add_argument("--gpus-per-node", type=int)
+    p.add_argument("--tasks-per-node", type=int)
+    p.add_argument("--cpus-per-task", type=int)
+    p.add_argument("--mem-gb", type=float)
+    p.add_argument("--time", "-t", help="wall time: minutes, 90min, 2h, 1-12:00:00, HH:MM:SS")
+    p.add_argument("--partition", "-p")
+    p.add_argument("--account", "-A")
+    p.add_argument("--qos")
+    p.add_argument("--constraint", "-C")
+    p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE", help="another sbatch option (repeatable); KEY alone means a flag")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
+    return p
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aifsdk", description="Run jobs on EuroHPC AI Factory supercomputers through Slurm.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"aifsdk {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    s = _request_parser(sub, "submit", "submit a command as a job")
+    s.add_argument("--wait", action="store_true", help="wait for the end; exit with the command's exit code")
+    s.add_argument("--json", action="store_true", help="print the job as JSON")
+    p = _request_parser(sub, "plan", "show what submit would do (script, resources, cost); submit nothing")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    for verb, text in (("status", "print a job's state"), ("wait", "wait for a job; exit 0 if it succeeded"), ("cancel", "cancel a job")):
+        q = sub.add_parser(verb, help=text, description=text)
+        q.add_argument("job", help="job id or job folder")
+        if verb == "wait":
+            q.add_argument("--timeout", type=float, help="seconds; exit 5 if the job is still running")
+    lg = sub.add_parser("logs", help="print a job's output", description="print a job's stdout (or stderr) of one task")
+    lg.add_argument("job", help="job id or job folder")
+    lg.add_argument("--task", type=int, default=0)
+    lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
+    st = sub.add_parser("sites", help="list the site profiles", description="list the site profiles")
+    st.add_argument("--json", action="store_true")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise RequestError([_problem("command", command, "a command after --", "e.g. aifsdk submit --nodes 2 -- python train.py")])
+    extra: dict[str, Any] = {}
+    for item in args.extra:
+        key, sep, value = item.partition("=")
+        extra[key] = value if sep else True
+    opts: dict[str, Any] = {"site": args.site}
+    for key in ("name", "folder", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
+        value = getattr(args, key)
+        if value is not None:
+            opts[key] = value
+    if extra:
+        opts["extra"] = extra
+    return command, opts
+
+
+def _problem(param: str, value: Any, allowed: str, fix: str) -> Any:
+    from ._errors import Problem
+
+    return Problem(param, value, allowed, fix)
+
+
+def _plan_json(pl: Any) -> dict[str, Any]:
+    return {
+        "site": pl.site, "kind": pl.kind, "target": pl.target, "name": pl.name, "folder": str(pl.folder),
+        "resources": pl.resources.as_dict(), "origins": pl.origins, "cost": pl.cost.__dict__, "notes": pl.notes, "script": pl.script,
+    }
+
+
+def _wait_exit(job: Job, timeout: float | None = None) -> int:
+    try:
+        job.result(timeout=timeout)
+    except JobFailedError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code if exc.exit_code not in (None, 0) and exc.exit_code < 256 else EXIT_FAILED  # type: ignore[operator]
+    print(f"{job.job_id} COMPLETED", file=sys.stderr)
+    return EXIT_OK
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.verb in ("submit", "plan"):
+            command, opts = _options(args)
+            pl = plan(command, **opts)
+            if args.verb == "plan":
+                print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else str(pl))
+                return EXIT_OK
+            job = pl.submit()
+            if args.json:
+                print(json.dumps({"job_id": job.job_id, "site": job.site, "folder": str(job.folder)}))
+            else:
+                print(job.job_id)
+                print(f"submitted {job.name} to {job.site}; folder {job.folder}; follow with `aifsdk logs {job.job_id}`", file=sys.stderr)
+            return _wait_exit(job) if args.wait else EXIT_OK
+        if args.verb == "sites":
+            rows = []
+            for name, path in sorted(site_files().items()):
+                try:
+                    prof = load_site(name)
+                    rows.append({"name": name, "executor": prof.executor, "status": prof.status, "billing": prof.billing.unit, "title": prof.title, "file": str(path)})
+                except AifsdkError as exc:
+                    rows.append({"name": name, "executor": "?", "status": "invalid", "billing": "", "title": str(exc).splitlines()[0], "file": str(path)})
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                for r in rows:
+                    print(f"{r['name']:<14} {r['executor']:<6} {r['status']:<10} {r['billing']:<11} {r['title']}")
+            return EXIT_OK
+        job = Job.attach(args.job)
+        if args.verb == "status":
+            print(f"{job.job_id} {job.state}")
+            return EXIT_OK
+        if args.verb == "wait":
+            return _wait_exit(job, args.timeout)
+        if args.verb == "cancel":
+            job.cancel()
+            print(f"{job.job_id} cancel requested", file=sys.stderr)
+            return EXIT_OK
+        if args.verb == "logs":
+            text = job.stderr(args.task) if args.stderr else job.stdout(args.task)
+            if text is None:
+                print(f"no {'stderr' if args.stderr else 'stdout'} yet for task {args.task} of job {job.job_id} ({job.log_paths(args.task)[1 if args.stderr else 0]})", file=sys.stderr)
+                return EXIT_OK
+            sys.stdout.write(text)
+            return EXIT_OK
+    except RequestError as exc:
+        print(f"aifsdk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchedulerError as exc:
+        print(f"aifsdk: scheduler error: {exc}", file=sys.stderr)
+        return EXIT_SCHEDULER
+    except JobNotFoundError as exc:
+        print(f"aifsdk: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except JobTimeoutError as exc:
+        print(f"aifsdk: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except AifsdkError as exc:
+        print(f"aifsdk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+def main() -> None:
+    sys.exit(run())

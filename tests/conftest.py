@@ -1,0 +1,72 @@
+"""Shared fixtures: a clean environment per test, and the real local Slurm cluster.
+
+Cluster tests need `bash tests/cluster/slurm-cluster up` (root, Debian). With CI=true they must
+run: a missing cluster fails them instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_SCRIPT = REPO / "tests" / "cluster" / "slurm-cluster"
+_LEAKY_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_", "SUBMITIT_", "TORCHELASTIC_")
+_LEAKY_NAMES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK",
+                "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "AIFSDK_JOB_ROOT")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No scheduler or rank variables leak between tests; each test has its own AIFSDK_HOME."""
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES) and name != "SLURM_CONF" or name in _LEAKY_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("aifsdk-home")
+    monkeypatch.setenv("AIFSDK_HOME", str(home))
+    monkeypatch.setenv("AIFSDK_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("AIFSDK_JOB_ROOT", str(home / "jobs"))
+    import aifsdk._scheduler as sched
+
+    monkeypatch.setattr(sched, "_DEFAULT", None)
+    return home
+
+
+def _cluster_up() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "Slurm's commands are not installed"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%N %t"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer"
+    if out.returncode != 0:
+        return f"sinfo failed: {out.stderr.strip()}"
+    if "idle" not in out.stdout and "mix" not in out.stdout and "alloc" not in out.stdout:
+        return f"no usable node: {out.stdout.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    """The real local Slurm cluster (n1, n2, 2 fake GPUs each)."""
+    why = _cluster_up()
+    if why is None:
+        return
+    message = f"local Slurm cluster not available ({why}); start it with: bash {CLUSTER_SCRIPT.relative_to(REPO)} up"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def squeue_ids() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def sacct_ids(since: str = "now-1hour") -> set[str]:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", since], capture_output=True, text=True)
+    return set(out.stdout.split())

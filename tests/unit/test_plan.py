@@ -1,0 +1,140 @@
+"""Rendering and validation against declared (not discovered) site limits.
+
+Expected scripts live in tests/unit/expected/; refresh them after a deliberate change with
+    AIFSDK_REFRESH_EXPECTED=1 pytest tests/unit/test_plan.py
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+
+EXPECTED = Path(__file__).parent / "expected"
+
+SITE = """
+title: Test cluster with declared limits
+executor: slurm
+discover: false
+python: python3
+default_time: 45
+gpu_request: {gpu_request}
+node: {{gpus: 4, cpus: 32, mem_gb: 256}}
+partitions:
+  gpu: {{default: true, max_time: "1-00:00:00", max_nodes: 4, gpus_per_node: 4, cpus_per_node: 32, mem_gb: 256}}
+  short: {{max_time: "02:00:00", max_nodes: 8, gpus_per_node: 4}}
+account: {{required: true, pattern: "proj_[0-9]+", example: proj_123}}
+billing: {{unit: node-hours}}
+env: {{NCCL_SOCKET_IFNAME: hsn, OMP_NUM_THREADS: 7}}
+setup: ["module load pytorch/2.5"]
+sources: [test]
+"""
+
+
+@pytest.fixture
+def sites(clean_env: Path) -> None:
+    folder = clean_env / "config" / "site"
+    folder.mkdir(parents=True)
+    (folder / "testc.yaml").write_text(SITE.format(gpu_request="gpus-per-node"))
+    (folder / "testgres.yaml").write_text(SITE.format(gpu_request="gres"))
+
+
+def train(cfg: dict) -> float:
+    return 0.0
+
+
+def _check_expected(name: str, text: str) -> None:
+    text = text.replace(f"aifsdk {aifsdk.__version__}", "aifsdk VERSION")
+    path = EXPECTED / name
+    if os.environ.get("AIFSDK_REFRESH_EXPECTED") == "1":
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run AIFSDK_REFRESH_EXPECTED=1 pytest {__file__}"
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("site", ["testc", "testgres"])
+def test_rendered_script_matches_stored(sites: None, site: str) -> None:
+    p = aifsdk.plan(train, {"lr": 0.1}, site=site, nodes=2, gpus_per_node=4, tasks_per_node=4, cpus_per_task=8,
+                    mem_gb=200, time="3h", account="proj_42", qos="normal", extra={"exclusive": True, "mail-type": "END"},
+                    folder="/scratch/proj_42/jobs/run 1", name="unet")
+    _check_expected(f"{site}.sbatch", p.script)
+    assert p.resources.time == "03:00:00"
+    assert p.cost.unit == "node-hours" and p.cost.amount == 6.0 and p.cost.gpu_hours == 24.0
+
+
+def test_command_script_matches_stored(sites: None) -> None:
+    p = aifsdk.plan(["echo", "it's", "fine"], site="testc", account="proj_1", folder="/tmp/x/job")
+    _check_expected("testc-command.sbatch", p.script)
+    assert p.kind == "command" and p.name == "echo"
+
+
+def test_defaults_are_shown_with_their_origin(sites: None) -> None:
+    p = aifsdk.plan(train, {}, site="testc", account="proj_1")
+    assert p.resources.partition == "gpu" and p.origins["partition"] == "site default partition"
+    assert p.resources.time == "00:45:00" and p.origins["time"] == "site testc default_time"
+    assert "#SBATCH --time=00:45:00" in p.script
+    assert "time:" in p.summary() and "site testc default_time" in p.summary()
+
+
+def test_every_site_problem_at_once(sites: None) -> None:
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(train, {}, site="testc", nodes=5, gpus_per_node=8, cpus_per_task=40, mem_gb=300, time="2-00:00:00",
+                    account="someone")
+    params = [p.param for p in info.value.problems]
+    assert sorted(params) == ["account", "cpus_per_task", "gpus_per_node", "mem_gb", "nodes", "time"]
+    text = str(info.value)
+    assert "at most 1-00:00:00 on partition gpu" in text
+    assert "proj_123" in text  # the example account
+    assert "nothing was submitted" in text
+
+
+def test_missing_required_account(sites: None) -> None:
+    with pytest.raises(aifsdk.RequestError, match="requires one"):
+        aifsdk.plan(train, {}, site="testc")
+
+
+def test_time_above_partition_suggests_a_partition_that_fits(sites: None) -> None:
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(train, {}, site="testc", partition="short", time="5h", account="proj_1")
+    (problem,) = info.value.problems
+    assert problem.param == "time" and "partition gpu" in problem.fix
+
+
+@pytest.mark.parametrize("folder", ["/tmp/with space/job", "/tmp/quote's/job", '/tmp/dq"uote/job'])
+def test_hostile_folder_names_are_quoted(sites: None, folder: str) -> None:
+    import shlex
+
+    p = aifsdk.plan(["true"], site="testc", account="proj_1", folder=folder)
+    run_line = p.script.strip().splitlines()[-1]
+    assert shlex.split(run_line)[-1] == folder
+    assert f"--output={shlex.quote(folder + '/%j_0_log.out')}" in p.script
+
+
+@pytest.mark.parametrize("folder", ["/tmp/new\nline", "/tmp/100%"])
+def test_folder_names_slurm_cannot_take_are_refused(sites: None, folder: str) -> None:
+    with pytest.raises(aifsdk.RequestError, match="folder"):
+        aifsdk.plan(["true"], site="testc", account="proj_1", folder=folder)
+
+
+def test_existing_nonempty_folder_is_never_reused(tmp_path: Path) -> None:
+    (tmp_path / "old_result.pkl").write_text("x")
+    with pytest.raises(aifsdk.RequestError, match="never reuses"):
+        aifsdk.plan(print, folder=tmp_path)
+
+
+def test_bad_targets() -> None:
+    for target, args in ((42, ()), ("python train.py", ()), ([], ()), (["python", "missing_script.py"], ()), (["echo"], (1,))):
+        with pytest.raises(aifsdk.RequestError) as info:
+            aifsdk.plan(target, *args)
+        assert info.value.problems[0].param in ("target", "args")
+
+
+def test_local_site_limits() -> None:
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(print, nodes=2, gpus_per_node=1, tasks_per_node=os.cpu_count() + 1)  # type: ignore[operator]
+    assert sorted(p.param for p in info.value.problems) == ["gpus_per_node", "nodes", "tasks_per_node"]
+

@@ -164,6 +164,7 @@ class Job:
         while True:
             now = time.monotonic()
             if len(self._finished_tasks()) == self.num_tasks:
+                self._let_local_controller_exit()
                 return
             if now >= next_query:
                 if self.state in TERMINAL_STATES:
@@ -177,6 +178,12 @@ class Job:
                     job_id=self.job_id, folder=self.folder,
                 )
             time.sleep(FILE_POLL_S)
+
+    def _let_local_controller_exit(self, limit_s: float = 5.0) -> None:
+        """A local job's controller exits just after its tasks; wait so that state reads COMPLETED."""
+        deadline = time.monotonic() + limit_s
+        while self._executor == "local" and self._local_state() == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(FILE_POLL_S / 2)
 
     def _grace_for_results(self) -> None:
         deadline = time.monotonic() + RESULT_GRACE_S

@@ -7,11 +7,14 @@ plan's script, so that ``plan.script`` is byte for byte what sbatch receives.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import hashlib
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, write_json_atomic
-from ._plan import Plan, python_command
+from ._plan import Plan, environment_lines, python_command
 
 
 class _PlannedSlurmExecutor(submitit.SlurmExecutor):
@@ -46,9 +49,8 @@ def _executor(plan: Plan) -> Any:
             timeout_min=minutes, tasks_per_node=r.tasks_per_node, gpus_per_node=r.gpus_per_node or 0,
             nodes=1, signal_delay_s=min(profile.signal_delay_s, max(minutes * 60 // 10, 1)),
         )
-        if profile.setup or profile.env:
-            exports = [f"export {k}={v!r}" for k, v in profile.env.items()]
-            ex.update_parameters(setup=[*exports, *profile.setup])
+        if profile.setup:  # shell lines: submitit then starts its controller through `sh -c`
+            ex.update_parameters(setup=[*environment_lines(profile, plan.pythonpath), *profile.setup])
         return ex
     if not submitit.SlurmExecutor.affinity() > 0:
         raise SchedulerError(
@@ -67,7 +69,8 @@ def launch(plan: Plan) -> Job:
     make_private_dir(plan.folder)
     executor = _executor(plan)
     try:
-        sub_job = executor.submit(plan.callable)
+        with _local_environment(plan):
+            sub_job = executor.submit(plan.callable)
     except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
         raise SchedulerError(
             f"sbatch refused the job: {str(exc).strip()}\n"
@@ -102,6 +105,32 @@ def launch(plan: Plan) -> Job:
     if plan.profile.executor != "debug":
         register(plan.site, job_id, plan.folder)
     return Job._from_record(record, submitit_job=sub_job)
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _local_environment(plan: Plan) -> Iterator[None]:
+    """A local job inherits os.environ when its controller starts: set the site's variables and
+    PYTHONPATH for that moment only (without a shell, so that cancel reaches the controller)."""
+    if plan.profile.executor != "local" or plan.profile.setup:
+        yield
+        return
+    updates = dict(plan.profile.env)
+    if plan.pythonpath:
+        updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in updates}
+        os.environ.update(updates)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _raised_while_pickling(exc: BaseException) -> bool:

@@ -62,6 +62,8 @@ class Plan:
         folder: the job folder that submit will create.
         cost: the upper-bound cost at the time limit, in the site's billing unit.
         notes: decisions and warnings worth reading before submitting.
+        pythonpath: folders put first on the job's PYTHONPATH so that the target's module
+            imports on the node as it did here.
     """
 
     site: str
@@ -74,6 +76,7 @@ class Plan:
     folder: Path
     cost: Cost
     notes: list[str] = field(default_factory=list)
+    pythonpath: list[str] = field(default_factory=list)
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
     callable: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
 
@@ -156,11 +159,12 @@ class _Planner:
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
-        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description)
+        pythonpath = module_roots(call) if kind == "function" else []
+        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath)
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, self._partition_info),
-            notes=self.notes, profile=profile, callable=call,
+            notes=self.notes, pythonpath=pythonpath, profile=profile, callable=call,
         )
 
     # -- the request itself -------------------------------------------------------------------
@@ -362,6 +366,29 @@ def _describe(fn: Any) -> str:
     return f"{module}.{qual}" if module and module != "builtins" else qual
 
 
+def module_roots(call: Any) -> list[str]:
+    """sys.path entries the target's module was imported from, unless they are installed packages.
+
+    A function defined in ``train.py`` next to the user, or in a test folder pytest put on
+    sys.path, must import on the node too; submitit leaves that to luck (its docs/tips.md).
+    """
+    import sysconfig
+
+    inner = call.func if isinstance(call, functools.partial) else call
+    module_name = getattr(inner, "__module__", None) or getattr(type(inner), "__module__", None)
+    module = sys.modules.get(module_name or "")
+    file = getattr(module, "__file__", None)
+    if not module_name or module_name == "__main__" or not file:
+        return []
+    root = Path(file).resolve().parent
+    for _ in range(module_name.count(".") + (1 if Path(file).name == "__init__.py" else 0)):
+        root = root.parent
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib")}
+    if any(root == p or p in root.parents for p in installed):
+        return []
+    return [str(root)]
+
+
 @functools.lru_cache(maxsize=1)
 def local_gpu_count() -> int:
     """GPUs on this machine, counted by the vendor tools (0 when none answer)."""
@@ -404,16 +431,26 @@ def _flag(key: str, value: Any) -> str:
     return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
 
-def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str) -> str:
+def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[str]:
+    """Shell lines that set the job's environment: the site's variables, then PYTHONPATH."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in profile.env.items()]
+    if pythonpath:
+        joined = shlex.quote(os.pathsep.join(pythonpath))
+        lines.append(f"export PYTHONPATH={joined}${{PYTHONPATH:+:$PYTHONPATH}}")
+    return lines
+
+
+def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
+                  pythonpath: Sequence[str] = ()) -> str:
     from . import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
+    env_lines = environment_lines(profile, pythonpath)
     if profile.executor != "slurm":
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in profile.env.items())
         return "\n".join(
             ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
-             f"{r.tasks_per_node} task(s), stopped after {r.time}", *profile.setup,
-             f"{env + ' ' if env else ''}{run_command(profile, folder)}", ""]
+             f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup,
+             run_command(profile, folder), ""]
         )
     out_pattern = str(folder / "%j_%t_log.out")
     err_pattern = str(folder / "%j_%t_log.err")
@@ -442,8 +479,8 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
     lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]
-    if profile.env:
-        lines += ["# site environment", *(f"export {k}={shlex.quote(v)}" for k, v in profile.env.items()), ""]
+    if env_lines:
+        lines += ["# environment", *env_lines, ""]
     if profile.setup:
         lines += ["# site setup", *profile.setup, ""]
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", "--output", out_pattern, "--error", err_pattern])

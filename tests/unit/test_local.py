@@ -1,0 +1,124 @@
+"""Site `local`: real subprocesses through submitit's LocalExecutor (no scheduler needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+from jobfns import boom, double, sleep_then
+
+
+def test_function_job_returns_its_value() -> None:
+    job = aifsdk.submit(double, 21)
+    assert job.result(timeout=60) == 42
+    assert job.state == "COMPLETED"
+    assert job.done()
+    assert stat.S_IMODE(job.folder.stat().st_mode) == 0o700
+
+
+def test_keyword_arguments_through_partial() -> None:
+    import functools
+
+    job = aifsdk.submit(functools.partial(sleep_then, value="kw"), 0)
+    assert job.result(timeout=60) == "kw"
+
+
+def test_failing_function_raises_with_remote_traceback() -> None:
+    job = aifsdk.submit(boom, "here")
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        job.result(timeout=60)
+    err = info.value
+    assert err.job_id == job.job_id
+    assert "RuntimeError: boom: here" in (err.remote_traceback or "")
+    assert err.logs == list(job.log_paths())
+    assert err.inspect == f"aifsdk logs {job.job_id} --task 0"
+    assert job.state == "FAILED"
+
+
+def test_command_job_exit_code_and_output(tmp_path: Path) -> None:
+    ok = aifsdk.submit(["bash", "-c", "echo out-line; echo err-line >&2"])
+    res = ok.result(timeout=60)
+    assert isinstance(res, aifsdk.CommandResult) and res.exit_code == 0
+    assert "out-line" in res.stdout.read_text() and "err-line" in res.stderr.read_text()
+    bad = aifsdk.submit(["bash", "-c", "echo before-fail >&2; exit 7"])
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        bad.result(timeout=60)
+    assert info.value.exit_code == 7
+    assert "before-fail" in str(info.value)
+    assert "Traceback" not in str(info.value)  # the command's stderr, not the wrapper's traceback
+
+
+def test_cancel_gives_cancelled() -> None:
+    job = aifsdk.submit(sleep_then, 60, "never")
+    time.sleep(1.0)
+    job.cancel()
+    with pytest.raises(aifsdk.JobCancelledError):
+        job.result(timeout=30)
+    assert job.state == "CANCELLED"
+
+
+def test_wait_timeout_leaves_the_job_running() -> None:
+    job = aifsdk.submit(sleep_then, 3, "late")
+    with pytest.raises(aifsdk.JobTimeoutError):
+        job.wait(timeout=0.3)
+    assert job.result(timeout=60) == "late"
+
+
+def test_reattach_from_another_process() -> None:
+    job = aifsdk.submit(sleep_then, 1, {"ok": True})
+    code = (
+        "import aifsdk, json, sys; j = aifsdk.Job.attach(sys.argv[1]); "
+        "print(json.dumps([j.job_id, j.result(timeout=60), j.state]))"
+    )
+    for ref in (job.job_id, str(job.folder)):
+        out = subprocess.run([sys.executable, "-c", code, ref], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent)
+        assert json.loads(out.stdout) == [job.job_id, {"ok": True}, "COMPLETED"]
+
+
+def test_attach_unknown_job() -> None:
+    with pytest.raises(aifsdk.JobNotFoundError):
+        aifsdk.Job.attach("999999999")
+
+
+def test_job_record_is_written() -> None:
+    job = aifsdk.submit(double, 1, name="rec")
+    job.result(timeout=60)
+    record = json.loads((job.folder / "aifsdk-job.json").read_text())
+    assert record["job_id"] == job.job_id and record["site"] == "local" and record["name"] == "rec"
+    assert record["resources"]["time"] == "01:00:00"
+
+
+def test_two_jobs_never_share_a_folder() -> None:
+    a, b = aifsdk.submit(double, 1, name="same"), aifsdk.submit(double, 2, name="same")
+    assert a.folder != b.folder
+    assert (a.result(timeout=60), b.result(timeout=60)) == (2, 4)
+
+
+def test_debug_site_runs_in_process() -> None:
+    job = aifsdk.submit(os.getpid, site="debug")
+    assert job.result() == os.getpid()
+
+
+def test_unpicklable_target_is_a_request_error() -> None:
+    import threading
+
+    lock = threading.Lock()
+    with pytest.raises(aifsdk.RequestError, match="picklable"):
+        aifsdk.submit(double, lock)
+
+
+def test_multiple_tasks_on_local() -> None:
+    from jobfns import whoami
+
+    job = aifsdk.submit(whoami, tasks_per_node=2)
+    ranks = sorted(r["rank"] for r in job.results(timeout=60))
+    assert ranks == [0, 1]

@@ -116,8 +116,12 @@ class Job:
         if self._executor == "local":
             return self._local_state()
         state = default_slurm().states([self.job_id])[self.job_id]
-        if state == "UNKNOWN" and len(self._finished_tasks()) == self.num_tasks:
-            state = "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+        if state in TERMINAL_STATES:
+            return state
+        if len(self._finished_tasks()) == self.num_tasks:
+            if state == "UNKNOWN":  # slurmctld forgot the job and accounting is off: its files tell
+                return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+            return "COMPLETING"  # every task is done; Slurm is still cleaning up
         return state
 
     def _local_state(self) -> str:
@@ -230,8 +234,6 @@ class Job:
 
     def _failure(self, task: int, traceback: str | None = None) -> JobFailedError:
         state = self.state
-        if state in ("RUNNING", "COMPLETING", "COMPLETED", "UNKNOWN") and traceback:
-            state = "FAILED"
         exit_code = None
         code_file = exit_code_file(self.folder, self.job_id, task)
         if code_file.exists():
@@ -239,6 +241,8 @@ class Job:
                 exit_code = int(code_file.read_text().strip())
             except ValueError:
                 pass
+        if state not in TERMINAL_STATES and (traceback or exit_code):
+            state = "FAILED"  # the task failed; the scheduler has not caught up yet
         stdout, stderr = self.log_paths(task)
         if exit_code is not None and traceback:
             traceback = None  # for a command, the exit code and its stderr say more than our wrapper's traceback

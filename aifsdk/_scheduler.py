@@ -166,35 +166,38 @@ class Slurm:
 
     # -- jobs ------------------------------------------------------------------------------
     def states(self, job_ids: list[str]) -> dict[str, str]:
-        """State of each job, in one query. Falls back from sacct to squeue + scontrol."""
+        """State of each job. slurmctld first (live, and it keeps ended jobs for MinJobAge), in one
+        squeue call for all of them; sacct only for jobs slurmctld has forgotten; UNKNOWN when
+        neither knows (accounting disabled or down)."""
         if not job_ids:
             return {}
         out: dict[str, str] = {}
-        if not self._sacct_broken:
+        text = self.run(["squeue", "-h", "-t", "all", "-u", _user(), "-o", "%i|%T"], timeout=30)
+        wanted = set(job_ids)
+        for line in text.splitlines():
+            jid, _, state = line.partition("|")
+            if jid.strip() in wanted:
+                out[jid.strip()] = normalise_state(state)
+        missing = [j for j in job_ids if j not in out]
+        if missing and not self._sacct_broken:
             try:
-                text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)])
+                text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(missing)])
                 for line in text.splitlines():
                     jid, _, state = line.partition("|")
                     out[jid.strip()] = normalise_state(state)
             except SchedulerError as exc:
                 self._sacct_broken = True
-                log.warning("sacct is not usable (%s); job states come from squeue and scontrol instead", exc)
-        missing = [j for j in job_ids if j not in out]
-        if missing:
-            text = self.run(["squeue", "-h", "-o", "%i|%T", "-j", ",".join(missing)], timeout=30) if missing else ""
-            for line in text.splitlines():
-                jid, _, state = line.partition("|")
-                out[jid.strip()] = normalise_state(state)
-            for jid in [j for j in missing if j not in out]:
-                try:
-                    f = _fields(self.run(["scontrol", "--oneliner", "show", "job", jid]))
-                    out[jid] = normalise_state(f.get("JobState", "UNKNOWN"))
-                except SchedulerError:
-                    out[jid] = "UNKNOWN"
+                log.warning("sacct is not usable (%s); states of jobs slurmctld has forgotten come from their files", exc)
         return {j: out.get(j, "UNKNOWN") for j in job_ids}
 
     def cancel(self, job_id: str) -> None:
         self.run(["scancel", job_id])
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
 
 
 _DEFAULT: Slurm | None = None

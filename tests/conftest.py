@@ -63,10 +63,12 @@ def cluster() -> None:
 
 
 def squeue_ids() -> set[str]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    """Every job slurmctld knows, pending, running or recently ended (squeue -t all)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 
 
-def sacct_ids(since: str = "now-1hour") -> set[str]:
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", since], capture_output=True, text=True)
+def sacct_ids(name: str) -> set[str]:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1day", "--name", name],
+                         capture_output=True, text=True, check=True)
     return set(out.stdout.split())

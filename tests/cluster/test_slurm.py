@@ -1,0 +1,155 @@
+"""The Slurm path against the real local cluster (tests/cluster/slurm-cluster up).
+
+Nothing here is faked: sbatch, srun, squeue, sacct, scancel and the two slurmd nodes are real.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+from conftest import sacct_ids, squeue_ids
+from jobfns import boom, double, sleep_then, whoami
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_function_job_returns_its_value() -> None:
+    plan = aifsdk.plan(double, 21, site="slurm", time="5min")
+    job = plan.submit()
+    assert job.result(timeout=120) == 42
+    # what sbatch received is byte for byte the plan's script
+    submitted = (job.folder / f"{job.job_id}_submission.sh").read_text()
+    assert submitted == plan.script
+    assert job.state in ("COMPLETING", "COMPLETED")
+    deadline = time.time() + 60
+    while job.state != "COMPLETED" and time.time() < deadline:
+        time.sleep(0.5)
+    assert job.state == "COMPLETED"
+
+
+def test_default_time_comes_from_the_partition_not_submitit() -> None:
+    job = aifsdk.submit(double, 1, site="slurm")
+    job.result(timeout=120)
+    limit = subprocess.run(["scontrol", "show", "job", job.job_id], capture_output=True, text=True).stdout
+    assert "TimeLimit=00:30:00" in limit  # partition debug DefaultTime, never submitit's 5 minutes
+
+
+def test_command_job_exit_code_and_output() -> None:
+    ok = aifsdk.submit(["bash", "-c", "echo from-$SLURMD_NODENAME"], site="slurm", time=5)
+    res = ok.result(timeout=120)
+    assert res.exit_code == 0 and "from-n" in res.stdout.read_text()
+    bad = aifsdk.submit(["bash", "-c", "echo nope >&2; exit 3"], site="slurm", time=5)
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        bad.result(timeout=120)
+    assert info.value.exit_code == 3 and info.value.state == "FAILED"
+    assert "nope" in str(info.value)
+
+
+def test_two_nodes_report_distinct_nodes_and_ranks() -> None:
+    job = aifsdk.submit(whoami, site="slurm", nodes=2, tasks_per_node=1, time=5)
+    rows = job.results(timeout=120)
+    assert sorted(r["node"] for r in rows) == ["n1", "n2"]
+    assert sorted(r["rank"] for r in rows) == [0, 1]
+    assert {r["world"] for r in rows} == {2}
+
+
+def test_failing_job_raises_with_remote_traceback() -> None:
+    job = aifsdk.submit(boom, "on the cluster", site="slurm", time=5)
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        job.result(timeout=120)
+    err = info.value
+    assert err.job_id == job.job_id
+    assert "RuntimeError: boom: on the cluster" in (err.remote_traceback or "")
+    assert all(str(p).startswith(str(job.folder)) for p in err.logs)
+    assert err.inspect.startswith("aifsdk logs ")
+
+
+def test_cancel_gives_cancelled() -> None:
+    job = aifsdk.submit(sleep_then, 120, "never", site="slurm", time=5)
+    deadline = time.time() + 60
+    while job.state == "PENDING" and time.time() < deadline:
+        time.sleep(0.2)
+    job.cancel()
+    with pytest.raises(aifsdk.JobCancelledError):
+        job.result(timeout=120)
+    assert job.state == "CANCELLED"
+
+
+def test_gpus_per_node_sets_cuda_visible_devices() -> None:
+    job = aifsdk.submit(whoami, site="slurm", gpus_per_node=2, time=5)
+    assert job.result(timeout=120)["cuda"] == "0,1"
+
+
+def test_account_is_honoured() -> None:
+    job = aifsdk.submit(whoami, site="slurm", account="proj-other", time=5)
+    assert job.result(timeout=120)["account"] == "proj-other"
+    with pytest.raises(aifsdk.SchedulerError, match="Invalid account"):
+        aifsdk.submit(whoami, site="slurm", account="not-an-account", time=5)
+
+
+def test_reattach_and_cli_from_another_process() -> None:
+    job = aifsdk.submit(["bash", "-c", "echo cli-visible"], site="slurm", time=5, name="clijob")
+    job.result(timeout=120)
+    cli = [sys.executable, "-m", "aifsdk"]
+    status = subprocess.run([*cli, "status", job.job_id], capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout.split() == [job.job_id, "COMPLETED"]
+    logs = subprocess.run([*cli, "logs", job.job_id], capture_output=True, text=True)
+    assert "cli-visible" in logs.stdout
+    waited = subprocess.run([*cli, "wait", str(job.folder)], capture_output=True, text=True)
+    assert waited.returncode == 0
+
+
+def test_cli_submit_wait_returns_the_command_exit_code() -> None:
+    out = subprocess.run([sys.executable, "-m", "aifsdk", "submit", "--site", "slurm", "--time", "5", "--wait", "--",
+                          "bash", "-c", "exit 4"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 4, out.stderr
+    job_id = out.stdout.strip()
+    cancel = subprocess.run([sys.executable, "-m", "aifsdk", "cancel", "424242424"], capture_output=True, text=True)
+    assert cancel.returncode == 4  # no such job
+    assert job_id.isdigit()
+
+
+BAD_REQUESTS = [
+    dict(nodes=0), dict(nodes=3), dict(nodes="2"), dict(gpus_per_node=3), dict(gpus_per_node=-1),
+    dict(tasks_per_node=0), dict(cpus_per_task=64), dict(cpus_per_task=0), dict(mem_gb=10_000), dict(mem_gb=-2),
+    dict(time="5h"), dict(time="half an hour"), dict(time="1:75:00"), dict(partition="nope"), dict(partition="a b"),
+    dict(account="bad account!"), dict(extra={"tiem": "1:00"}), dict(extra={"partition": "debug"}), dict(gpus=2),
+    dict(site="slurmm"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[str(b) for b in BAD_REQUESTS])
+def test_bad_requests_raise_before_anything_is_queued(bad: dict) -> None:
+    import uuid
+
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+    before = squeue_ids()
+    kwargs = {"site": "slurm", "name": name, **bad}
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.submit(double, 1, **kwargs)
+    assert isinstance(info.value, ValueError)
+    problem = info.value.problems[0]
+    assert problem.param and problem.allowed and problem.fix
+    assert squeue_ids() - before == set()  # slurmctld got no new job
+    assert sacct_ids(name) == set()  # and accounting never saw one by that name
+
+
+def test_all_problems_at_once_against_the_discovered_cluster() -> None:
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(double, 1, site="slurm", nodes=3, gpus_per_node=4, time="6h")
+    assert sorted(p.param for p in info.value.problems) == ["gpus_per_node", "nodes", "time"]
+    assert "04:00:00" in str(info.value)
+
+
+def test_example_two_nodes_runs() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "two_nodes.py"), "--site", "slurm"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "'node': 'n1'" in out.stdout and "'node': 'n2'" in out.stdout

@@ -16,8 +16,13 @@ from typing import Any
 
 from submitit.core.utils import JobPaths, pickle_load
 
-from ._command import CommandResult, exit_code_file
-from ._errors import JobCancelledError, JobFailedError, JobNotFoundError, JobTimeoutError
+from ._command import exit_code_file
+from ._errors import (
+    JobCancelledError,
+    JobFailedError,
+    JobNotFoundError,
+    JobTimeoutError,
+)
 from ._paths import JOB_FILE, lookup
 from ._scheduler import TERMINAL_STATES, default_slurm
 

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import AifsdkError, JobFailedError, JobNotFoundError, JobTimeoutError, RequestError, SchedulerError
+from ._errors import (
+    AifsdkError,
+    JobFailedError,
+    JobNotFoundError,
+    JobTimeoutError,
+    RequestError,
+    SchedulerError,
+)
 from ._job import Job
 from ._plan import plan
 from ._profile import load_site, site_files

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-import aifsdk
 from conftest import sacct_ids, squeue_ids
 from jobfns import boom, double, sleep_then, whoami
+
+import aifsdk
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
 REPO = Path(__file__).resolve().parents[2]

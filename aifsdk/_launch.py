@@ -11,6 +11,7 @@ import contextlib
 import datetime as _dt
 import getpass
 import hashlib
+import json
 import os
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
-from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, write_json_atomic
+from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
 from ._plan import Plan, environment_lines, python_command
 
 
@@ -52,14 +53,16 @@ def _executor(plan: Plan) -> Any:
         if profile.setup:  # shell lines: submitit then starts its controller through `sh -c`
             ex.update_parameters(setup=[*environment_lines(profile, plan.pythonpath), *profile.setup])
         return ex
-    if not submitit.SlurmExecutor.affinity() > 0:
+    try:
+        ex = _PlannedSlurmExecutor(plan.folder, plan.script, python_command(profile))
+    except RuntimeError:  # submitit: 'Could not detect "srun"'
         raise SchedulerError(
             f"site {plan.site!r} submits with Slurm, but srun/sbatch are not on this machine's PATH; "
             "submit from a login node, or start the local test cluster: tests/cluster/slurm-cluster up"
-        )
-    ex = _PlannedSlurmExecutor(plan.folder, plan.script, python_command(profile))
-    # Only what submitit itself reads: the task count, the time limit (for requeue countdowns).
-    ex.update_parameters(nodes=r.nodes, ntasks_per_node=r.tasks_per_node, time=minutes)
+        ) from None
+    # Only what submitit itself reads (task count; time limit for requeue countdowns). Set directly:
+    # update_parameters would render and discard a whole sbatch string of its own to check them.
+    ex.parameters.update(nodes=r.nodes, ntasks_per_node=r.tasks_per_node, time=minutes)
     ex._throttling = 0.0  # one submission per executor: no need for submitit's 0.2 s spacing
     return ex
 
@@ -101,7 +104,8 @@ def launch(plan: Plan) -> Job:
         "user": getpass.getuser(),
         "host": os.uname().nodename,
     }
-    write_json_atomic(plan.folder / JOB_FILE, record)
+    # The folder is new and private, and the registry points at it only after this write.
+    (plan.folder / JOB_FILE).write_text(json.dumps(record, default=str))
     if plan.profile.executor != "debug":
         register(plan.site, job_id, plan.folder)
     return Job._from_record(record, submitit_job=sub_job)

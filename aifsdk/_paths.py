@@ -54,23 +54,31 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def registry_file(site: str, job_id: str) -> Path:
-    return aifsdk_home() / "registry" / site / f"{job_id}.json"
+    return aifsdk_home() / "registry" / site / job_id
 
 
 def register(site: str, job_id: str, folder: Path) -> None:
+    """Point registry/<site>/<job id> at the job folder (a symlink: one atomic call)."""
     path = registry_file(site, job_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"job_id": job_id, "site": site, "folder": str(folder)})
+    try:
+        path.symlink_to(folder)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(folder)
+    except FileExistsError:  # a reused local pid: the newest job takes the name, the old folder stays
+        tmp = path.with_name(f".{job_id}.{os.getpid()}")
+        tmp.symlink_to(folder)
+        tmp.replace(path)
 
 
 def lookup(job_id: str) -> list[Path]:
     """Folders registered under ``job_id`` on any site, newest first."""
     root = aifsdk_home() / "registry"
     hits = []
-    for path in root.glob(f"*/{glob_escape(job_id)}.json"):
+    for path in root.glob(f"*/{glob_escape(job_id)}"):
         try:
-            hits.append((path.stat().st_mtime, Path(json.loads(path.read_text())["folder"])))
-        except (OSError, ValueError, KeyError):
+            hits.append((path.lstat().st_mtime, Path(os.readlink(path))))
+        except OSError:
             continue
     return [folder for _, folder in sorted(hits, reverse=True)]
 

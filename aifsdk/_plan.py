@@ -239,14 +239,19 @@ def _describe(fn: Any) -> str:
     return f"{module}.{qual}" if module and module != "builtins" else qual
 
 
+@functools.lru_cache(maxsize=1)
+def _installed_paths() -> frozenset[Path]:
+    import sysconfig
+
+    return frozenset(Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib"))
+
+
 def module_roots(call: Any) -> list[str]:
     """sys.path entries the target's module was imported from, unless they are installed packages.
 
     A function defined in ``train.py`` next to the user, or in a test folder pytest put on
     sys.path, must import on the node too; submitit leaves that to luck (its docs/tips.md).
     """
-    import sysconfig
-
     inner = call.func if isinstance(call, functools.partial) else call
     module_name = getattr(inner, "__module__", None) or getattr(type(inner), "__module__", None)
     module = sys.modules.get(module_name or "")
@@ -256,8 +261,7 @@ def module_roots(call: Any) -> list[str]:
     root = Path(file).resolve().parent
     for _ in range(module_name.count(".") + (1 if Path(file).name == "__init__.py" else 0)):
         root = root.parent
-    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib")}
-    if any(root == p or p in root.parents for p in installed):
+    if any(root == p or p in root.parents for p in _installed_paths()):
         return []
     return [str(root)]
 

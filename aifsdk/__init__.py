@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._command import CommandResult
+from ._distributed import distributed
 from ._errors import (
     AifsdkError,
     JobCancelledError,
@@ -53,6 +54,7 @@ __all__ = [
     "SiteNotFoundError",
     "SiteProfile",
     "__version__",
+    "distributed",
     "load_site",
     "plan",
     "submit",
@@ -64,7 +66,8 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
 
     Keyword arguments are the fields of :class:`Resources` (``nodes``, ``gpus_per_node``,
     ``tasks_per_node``, ``cpus_per_task``, ``mem_gb``, ``time``, ``partition``, ``account``,
-    ``qos``, ``constraint``, ``extra``) plus ``name`` and ``folder``. Function keyword
+    ``qos``, ``constraint``, ``extra``) plus ``name``, ``folder`` and ``launcher`` ("srun": srun
+    starts every rank; "torchrun": one torchrun per node, for commands). Function keyword
     arguments go through ``functools.partial``. The request is checked first, with every
     problem reported at once in a :class:`RequestError`; nothing reaches the scheduler then.
     """

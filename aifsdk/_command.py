@@ -32,10 +32,28 @@ def exit_code_file(folder: Path, job_id: str, task: int) -> Path:
 
 @dataclass(frozen=True)
 class CommandTarget:
-    """The callable that runs a command on the compute node (pickled by submitit)."""
+    """The callable that runs a command on the compute node (pickled by submitit).
+
+    With ``launcher="srun"`` the command gets this task's RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, ... so an unmodified torchrun-style script runs as one rank. With
+    ``launcher="torchrun"`` (one task per node) it runs under torchrun, which starts
+    ``nproc_per_node`` ranks on this node.
+    """
 
     argv: tuple[str, ...]
     cwd: str
+    launcher: str = "srun"
+    nnodes: int = 1
+    nproc_per_node: int = 1
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        from ._distributed import rank_environment, torchrun_argv
+
+        env = dict(os.environ)
+        if self.launcher == "torchrun":
+            return torchrun_argv(list(self.argv), nnodes=self.nnodes, nproc_per_node=self.nproc_per_node), env
+        env.update(rank_environment())
+        return list(self.argv), env
 
     def __call__(self) -> CommandResult:
         import submitit
@@ -45,8 +63,9 @@ class CommandTarget:
         sys.stdout.flush()
         sys.stderr.flush()
         cwd = self.cwd if os.path.isdir(self.cwd) else None
+        argv, child_env = self.command()
         start = time.monotonic()
-        proc = subprocess.Popen(list(self.argv), cwd=cwd)
+        proc = subprocess.Popen(argv, cwd=cwd, env=child_env)
         forwarded = {}
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             forwarded[sig] = signal.signal(sig, lambda s, _f: proc.send_signal(s))

@@ -71,9 +71,14 @@ def launch(plan: Plan) -> Job:
     """Create the job folder, submit, and record the job. Errors name the folder kept."""
     make_private_dir(plan.folder)
     executor = _executor(plan)
+    target = plan.callable
+    if plan.kind == "function":
+        from ._distributed import RankedCall
+
+        target = RankedCall(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
     try:
-        with _local_environment(plan):
-            sub_job = executor.submit(plan.callable)
+        with _submission_environment(plan):
+            sub_job = executor.submit(target)
     except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
         raise SchedulerError(
             f"sbatch refused the job: {str(exc).strip()}\n"
@@ -115,26 +120,36 @@ _ENV_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _local_environment(plan: Plan) -> Iterator[None]:
-    """A local job inherits os.environ when its controller starts: set the site's variables and
-    PYTHONPATH for that moment only (without a shell, so that cancel reaches the controller)."""
-    if plan.profile.executor != "local" or plan.profile.setup:
+def _submission_environment(plan: Plan) -> Iterator[None]:
+    """The environment sbatch or the local controller inherits, for the moment of submission.
+
+    Inside a running job, the outer job's SLURM_*, rank and launcher variables are removed (they
+    break gres requests and torch.distributed in the inner job), SLURM_CONF is kept. A local job
+    also gets the site's variables and PYTHONPATH here (no shell, so that cancel reaches it).
+    """
+    from ._distributed import clean_environment
+
+    updates: dict[str, str] = {}
+    if plan.profile.executor == "local" and not plan.profile.setup:
+        updates = dict(plan.profile.env)
+        if plan.pythonpath:
+            updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
+    nested = "SLURM_JOB_ID" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ
+    if not updates and not nested:
         yield
         return
-    updates = dict(plan.profile.env)
-    if plan.pythonpath:
-        updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
     with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in updates}
-        os.environ.update(updates)
+        saved = dict(os.environ)
         try:
+            if nested:
+                cleaned = clean_environment(saved)
+                os.environ.clear()
+                os.environ.update(cleaned)
+            os.environ.update(updates)
             yield
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _raised_while_pickling(exc: BaseException) -> bool:

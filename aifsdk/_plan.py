@@ -25,7 +25,8 @@ from ._resources import Resources, parse_time
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher")
+LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Plan:
         notes: decisions and warnings worth reading before submitting.
         pythonpath: folders put first on the job's PYTHONPATH so that the target's module
             imports on the node as it did here.
+        launcher: "srun" (srun starts every rank) or "torchrun" (srun starts one torchrun per
+            node, which starts ``tasks_per_node`` ranks).
     """
 
     site: str
@@ -57,6 +60,7 @@ class Plan:
     cost: Cost
     notes: list[str] = field(default_factory=list)
     pythonpath: list[str] = field(default_factory=list)
+    launcher: str = "srun"
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
     callable: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
 
@@ -66,7 +70,9 @@ class Plan:
 
     @property
     def num_tasks(self) -> int:
-        return (self.resources.nodes or 1) * (self.resources.tasks_per_node or 1)
+        """Tasks srun starts (one per node with torchrun, which starts the ranks itself)."""
+        per_node = 1 if self.launcher == "torchrun" else (self.resources.tasks_per_node or 1)
+        return (self.resources.nodes or 1) * per_node
 
     def submit(self) -> Job:
         from ._launch import launch
@@ -102,6 +108,7 @@ def plan(
     site: str = "local",
     name: str | None = None,
     folder: str | os.PathLike[str] | None = None,
+    launcher: str | None = None,
     **resources: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
@@ -109,14 +116,16 @@ def plan(
     Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
     (a ``ValueError``) listing every problem at once.
     """
-    return _Planner(target, args, site, name, folder, resources).build()
+    return _Planner(target, args, site, name, folder, resources, launcher).build()
 
 
 class _Planner:
     """Collects problems while resolving; raises them all at the end."""
 
-    def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any]) -> None:
+    def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any],
+                 launcher: str | None = None) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
+        self.launcher_arg = launcher
         self.raw = resources
         self.problems: list[Problem] = []
         self.notes: list[str] = []
@@ -143,15 +152,21 @@ class _Planner:
             self.origins.update(res.origins)
             resolved, partition = res.resources or request, res.partition
         folder = self._folder(profile, name)
+        launcher = self._launcher(profile, kind)
+        if launcher == "torchrun" and call is not None and resolved.nodes:
+            from ._command import CommandTarget
+
+            call = CommandTarget(call.argv, call.cwd, "torchrun", resolved.nodes, resolved.tasks_per_node or 1)  # type: ignore[attr-defined]
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
         pythonpath = module_roots(call) if kind == "function" else []
-        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath)
+        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
+                               launcher=launcher)
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, pythonpath=pythonpath, profile=profile, callable=call,
+            notes=self.notes, pythonpath=pythonpath, launcher=launcher, profile=profile, callable=call,
         )
 
     # -- the request itself -------------------------------------------------------------------
@@ -210,6 +225,26 @@ class _Planner:
         if isinstance(self.target, (list, tuple)) and len(self.target) > 1 and os.path.basename(self.target[0]).startswith("python"):
             base = os.path.basename(next((a for a in self.target[1:] if not a.startswith("-")), base))
         return re.sub(r"[^A-Za-z0-9_.+-]+", "-", base.rsplit(".", 1)[-1] if "." in base and not base.endswith(".py") else base)[:100] or "job"
+
+    def _launcher(self, profile: SiteProfile | None, kind: str) -> str:
+        chosen = self.launcher_arg
+        origin = "request"
+        if chosen is None:
+            chosen = getattr(profile, "launcher", None) or "srun"
+            origin = f"site {profile.name}" if profile and getattr(profile, "launcher", None) else "default"
+        launcher = LAUNCHERS.get(str(chosen))
+        if launcher is None:
+            self.fail("launcher", chosen, f"one of {', '.join(sorted(LAUNCHERS))}", "use launcher='srun' (srun starts every rank) or 'torchrun'")
+            return "srun"
+        if launcher == "torchrun" and kind != "command":
+            if origin == "request":
+                self.fail("launcher", chosen, "torchrun for commands only", "submit ['python', 'train.py', ...] with launcher='torchrun', or use the srun launcher with aifsdk.distributed() in your function")
+            return "srun"
+        if profile is not None and profile.executor != "slurm" and launcher == "torchrun":
+            self.fail("launcher", chosen, "torchrun on Slurm sites", f"site {profile.name} starts tasks itself; use the default launcher there")
+            return "srun"
+        self.origins["launcher"] = origin
+        return launcher
 
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
         from ._paths import expand_root, new_folder_name
@@ -290,7 +325,7 @@ def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[s
 
 
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
-                  pythonpath: Sequence[str] = ()) -> str:
+                  pythonpath: Sequence[str] = (), launcher: str = "srun") -> str:
     from . import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
@@ -308,9 +343,10 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         value = getattr(r, key)
         if value is not None:
             flags.append((key, value))
-    flags += [("nodes", r.nodes), ("ntasks-per-node", r.tasks_per_node)]
-    if r.cpus_per_task is not None:
-        flags.append(("cpus-per-task", r.cpus_per_task))
+    torchrun = launcher == "torchrun"
+    flags += [("nodes", r.nodes), ("ntasks-per-node", 1 if torchrun else r.tasks_per_node)]
+    if r.cpus_per_task is not None:  # with torchrun, one srun task holds the cores of all its ranks
+        flags.append(("cpus-per-task", r.cpus_per_task * (r.tasks_per_node or 1) if torchrun else r.cpus_per_task))
     if r.gpus_per_node:
         if profile.gpu_request == "gres":
             flags.append(("gres", f"{profile.gres_name}:{r.gpus_per_node}"))
@@ -332,6 +368,11 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         lines += ["# environment", *env_lines, ""]
     if profile.setup:
         lines += ["# site setup", *profile.setup, ""]
+    if torchrun or (r.nodes or 1) * (r.tasks_per_node or 1) > 1:
+        from ._distributed import master_lines
+
+        lines += ["# torch.distributed rendezvous: the first node, a port derived from the job id and free there",
+                  *master_lines(python_command(profile)), ""]
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", "--output", out_pattern, "--error", err_pattern])
     lines += ["# run (submitit's job runner loads the pickled target, runs it and saves the result)",
               "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(profile, folder)}", ""]

@@ -38,6 +38,7 @@ def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentPar
     p.add_argument("--site", default="local", help="site profile (see `aifsdk sites`; default: local)")
     p.add_argument("--name", help="job name (default: from the command)")
     p.add_argument("--folder", help="job folder (default: a new one under the site's job_root)")
+    p.add_argument("--launcher", choices=["srun", "torchrun"], help="srun starts every rank (default), or one torchrun per node")
     p.add_argument("--nodes", "-N", type=int)
     p.add_argument("--gpus-per-node", type=int)
     p.add_argument("--tasks-per-node", type=int)
@@ -89,7 +90,7 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
         key, sep, value = item.partition("=")
         extra[key] = value if sep else True
     opts: dict[str, Any] = {"site": args.site}
-    for key in ("name", "folder", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
+    for key in ("name", "folder", "launcher", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
         value = getattr(args, key)
         if value is not None:
             opts[key] = value

@@ -34,3 +34,30 @@ def whoami() -> dict:
         "account": os.environ.get("SLURM_JOB_ACCOUNT"),
         "partition": os.environ.get("SLURM_JOB_PARTITION"),
     }
+
+
+def allreduce_rank_sum() -> dict:
+    """Every rank contributes rank+1; all_reduce gives the same sum everywhere."""
+    import torch
+    import torch.distributed as dist
+
+    import aifsdk
+
+    with aifsdk.distributed() as d:
+        t = torch.tensor([float(d["rank"] + 1)])
+        dist.all_reduce(t)
+        return {"rank": d["rank"], "world": d["world_size"], "sum": float(t.item()), "node": os.environ.get("SLURMD_NODENAME"),
+                "master": os.environ["MASTER_ADDR"], "port": os.environ["MASTER_PORT"]}
+
+
+def submit_from_inside() -> dict:
+    """A job that submits another job (e.g. an evaluation) and waits for it."""
+    import aifsdk
+
+    outer = {k: os.environ.get(k) for k in ("SLURM_JOB_ID", "RANK", "WORLD_SIZE")}
+    inner = aifsdk.submit(inner_view, site="slurm", time=5)
+    return {"outer": outer, "inner": inner.result(timeout=120), "inner_id": inner.job_id}
+
+
+def inner_view() -> dict:
+    return {k: os.environ.get(k) for k in ("SLURM_JOB_ID", "SLURM_NTASKS", "WORLD_SIZE", "SLURM_CONF", "SLURM_JOB_NUM_NODES")}

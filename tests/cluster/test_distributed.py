@@ -1,0 +1,71 @@
+"""Multi-node torch.distributed on the real local cluster (gloo on CPU; n1 and n2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+from jobfns import allreduce_rank_sum, submit_from_inside
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
+REPO = Path(__file__).resolve().parents[2]
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("launcher", ["srun", "torchrun"])
+def test_unmodified_torchrun_script_on_two_nodes(tmp_path: Path, launcher: str) -> None:
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, "-m", "aifsdk", "submit", "--site", "slurm", "--nodes", "2", "--time", "10", "--launcher", launcher,
+           "--wait", "--", sys.executable, str(REPO / "examples" / "ddp_train.py"), "--steps", "5", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(out.read_text())
+    assert summary["world_size"] == 2
+    assert sorted(summary["hosts"]) == ["n1", "n2"]
+    assert len(set(summary["weights_sha"])) == 1  # DDP kept both replicas identical
+
+
+def test_torchrun_mode_runs_several_ranks_per_node(tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    job = aifsdk.submit([sys.executable, str(REPO / "examples" / "ddp_train.py"), "--steps", "3", "--out", str(out)],
+                        site="slurm", nodes=2, tasks_per_node=2, launcher="torchrun", time=10)
+    assert job.num_tasks == 2  # srun starts one torchrun per node
+    job.result(timeout=300)
+    summary = json.loads(out.read_text())
+    assert summary["world_size"] == 4 and sorted(summary["hosts"]) == ["n1", "n1", "n2", "n2"]
+
+
+def test_function_job_with_aifsdk_distributed() -> None:
+    job = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=2, tasks_per_node=1, time=10)
+    rows = job.results(timeout=300)
+    assert [r["sum"] for r in rows] == [3.0, 3.0]  # 1 + 2
+    assert sorted(r["node"] for r in rows) == ["n1", "n2"]
+    assert {r["master"] for r in rows} == {"n1"}
+    port = int(rows[0]["port"])
+    assert 20000 <= port < 40000 and {r["port"] for r in rows} == {rows[0]["port"]}
+
+
+def test_two_jobs_get_different_master_ports() -> None:
+    a = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=1, tasks_per_node=2, time=10)
+    b = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=1, tasks_per_node=2, time=10)
+    pa, pb = a.results(timeout=300)[0]["port"], b.results(timeout=300)[0]["port"]
+    assert pa != pb
+
+
+def test_nested_submission_does_not_inherit_the_outer_job() -> None:
+    job = aifsdk.submit(submit_from_inside, site="slurm", nodes=1, tasks_per_node=1, time=10)
+    res = job.result(timeout=300)
+    inner = res["inner"]
+    assert inner["SLURM_JOB_ID"] == res["inner_id"] != res["outer"]["SLURM_JOB_ID"]
+    assert inner["SLURM_NTASKS"] == "1" and inner["SLURM_JOB_NUM_NODES"] == "1"
+    assert inner["WORLD_SIZE"] == "1"  # its own, not the outer job's
+
+
+def test_torchrun_launcher_refused_for_functions() -> None:
+    with pytest.raises(aifsdk.RequestError, match="launcher"):
+        aifsdk.plan(allreduce_rank_sum, site="slurm", launcher="torchrun")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import aifsdk
+
 from jobfns import allreduce_rank_sum, submit_from_inside
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import sacct_ids, squeue_ids
-from jobfns import boom, double, sleep_then, whoami
 
 import aifsdk
+
+from conftest import sacct_ids, squeue_ids
+from jobfns import boom, double, sleep_then, whoami
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from jobfns import boom, double, sleep_then
 
 import aifsdk
+
+from jobfns import boom, double, sleep_then
 
 
 def test_function_job_returns_its_value() -> None:

@@ -194,6 +194,23 @@ class RankedCall:
     def __init__(self, fn: Any) -> None:
         self.fn = fn
 
-    def __call__(self) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         os.environ.update(rank_environment())
-        return self.fn()
+        return self.fn(*args, **kwargs)
+
+    @staticmethod
+    def wrap(fn: Any) -> RankedCall:
+        """A checkpointable target (one with ``checkpoint()``, as submitit's Checkpointable) stays one."""
+        return CheckpointableRankedCall(fn) if callable(getattr(fn, "checkpoint", None)) else RankedCall(fn)
+
+
+class CheckpointableRankedCall(RankedCall):
+    """Forwards submitit's checkpoint call: on the preemption or time-limit signal, rank 0 calls the
+    target's ``checkpoint()``, which returns what to run after the requeue."""
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        resumed = self.fn.checkpoint(*args, **kwargs)
+        if resumed is None:
+            return None
+        resumed.function = RankedCall.wrap(resumed.function)
+        return resumed

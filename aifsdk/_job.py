@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -267,6 +268,16 @@ class Job:
             head, job_id=self.job_id, folder=self.folder, state=state, exit_code=exit_code,
             remote_traceback=traceback, logs=[stdout, stderr], inspect=f"aifsdk logs {self.job_id} --task {task}",
         )
+
+    def requeues(self) -> list[str]:
+        """Why the job was requeued, one entry per requeue ("preempted" or "timed-out"), read from
+        task 0's log, which every run of the job appends to."""
+        pattern = r"Caught signal \w+ on \S+: this job is (preempted|timed-out)"
+        for text in (self.stderr(0), self.stdout(0)):  # submitit logs the line to one or both
+            found = re.findall(pattern, text or "")
+            if found:
+                return found
+        return []
 
     # -- logs and control ----------------------------------------------------------------------
     def stdout(self, task: int = 0) -> str | None:

@@ -75,10 +75,10 @@ def launch(plan: Plan) -> Job:
     if plan.kind == "function":
         from ._distributed import RankedCall
 
-        target = RankedCall(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
+        target = RankedCall.wrap(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
     try:
         with _submission_environment(plan):
-            sub_job = executor.submit(target)
+            sub_job = executor.submit(target, *plan.args)
     except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
         raise SchedulerError(
             f"sbatch refused the job: {str(exc).strip()}\n"

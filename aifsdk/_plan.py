@@ -62,7 +62,8 @@ class Plan:
     pythonpath: list[str] = field(default_factory=list)
     launcher: str = "srun"
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
-    callable: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+    callable: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
+    args: tuple[Any, ...] = field(repr=False, default=())
 
     @property
     def time_minutes(self) -> int:
@@ -126,6 +127,7 @@ class _Planner:
                  launcher: str | None = None) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
         self.launcher_arg = launcher
+        self.call_args: tuple[Any, ...] = ()
         self.raw = resources
         self.problems: list[Problem] = []
         self.notes: list[str] = []
@@ -166,7 +168,7 @@ class _Planner:
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, pythonpath=pythonpath, launcher=launcher, profile=profile, callable=call,
+            notes=self.notes, pythonpath=pythonpath, launcher=launcher, profile=profile, callable=call, args=self.call_args,
         )
 
     # -- the request itself -------------------------------------------------------------------
@@ -211,8 +213,8 @@ class _Planner:
         if not callable(target):
             self.fail("target", target, "a picklable callable, or a command as a list of strings", "pass a function defined at module level, or a list such as ['python', 'train.py']")
             return "function", None, repr(target)
-        call = functools.partial(target, *args) if args else target
-        return "function", call, _describe(target)
+        self.call_args = args  # kept apart (not a partial) so a Checkpointable target stays one
+        return "function", target, _describe(target)
 
     def _name(self, description: str) -> str:
         if self.name is not None:

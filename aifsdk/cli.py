@@ -154,7 +154,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         job = Job.attach(args.job)
         if args.verb == "status":
-            print(f"{job.job_id} {job.state}")
+            requeues = job.requeues()
+            extra = f" (requeued {len(requeues)}x: {', '.join(requeues)})" if requeues else ""
+            print(f"{job.job_id} {job.state}{extra}")
             return EXIT_OK
         if args.verb == "wait":
             return _wait_exit(job, args.timeout)

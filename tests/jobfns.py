@@ -61,3 +61,27 @@ def submit_from_inside() -> dict:
 
 def inner_view() -> dict:
     return {k: os.environ.get(k) for k in ("SLURM_JOB_ID", "SLURM_NTASKS", "WORLD_SIZE", "SLURM_CONF", "SLURM_JOB_NUM_NODES")}
+
+
+class CountingTrainer:
+    """A checkpointable training loop (submitit's Checkpointable protocol): on the preemption or
+    time-limit signal, rank 0's checkpoint() saves the step reached and returns what to resume."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.resumed_from: list[int] = []
+
+    def __call__(self, steps: int, step_s: float) -> dict:
+        if self.step:
+            self.resumed_from.append(self.step)
+        while self.step < steps:
+            time.sleep(step_s)
+            self.step += 1
+            print(f"step {self.step}", flush=True)
+        return {"step": self.step, "resumed_from": self.resumed_from, "restarts": os.environ.get("SLURM_RESTART_COUNT")}
+
+    def checkpoint(self, *args: object, **kwargs: object) -> object:
+        import submitit
+
+        print(f"checkpoint at step {self.step}", flush=True)
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)

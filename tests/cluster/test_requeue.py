@@ -9,6 +9,7 @@ import time
 import pytest
 
 import aifsdk
+
 from jobfns import CountingTrainer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]

@@ -31,6 +31,8 @@ from ._plan import plan
 from ._profile import load_site, site_files
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SCHEDULER, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
+_EXIT_CODES = ((RequestError, EXIT_USAGE), (SchedulerError, EXIT_SCHEDULER), (JobNotFoundError, EXIT_NOT_FOUND),
+               (JobTimeoutError, EXIT_TIMEOUT), (JobFailedError, EXIT_FAILED))
 
 
 def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -171,21 +173,11 @@ def run(argv: Sequence[str] | None = None) -> int:
                 return EXIT_OK
             sys.stdout.write(text)
             return EXIT_OK
-    except RequestError as exc:
-        print(f"aifsdk: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SchedulerError as exc:
-        print(f"aifsdk: scheduler error: {exc}", file=sys.stderr)
-        return EXIT_SCHEDULER
-    except JobNotFoundError as exc:
-        print(f"aifsdk: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except JobTimeoutError as exc:
-        print(f"aifsdk: {exc}", file=sys.stderr)
-        return EXIT_TIMEOUT
     except AifsdkError as exc:
-        print(f"aifsdk: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code = next((c for kind, c in _EXIT_CODES if isinstance(exc, kind)), EXIT_USAGE)
+        prefix = "scheduler error: " if code == EXIT_SCHEDULER else ""
+        print(f"aifsdk: {prefix}{exc}", file=sys.stderr)
+        return code
     return EXIT_USAGE
 
 

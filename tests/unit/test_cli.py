@@ -1,0 +1,50 @@
+"""The `aifsdk` command on the local site: output and exit codes a shell user relies on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def aifsdk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aifsdk", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_plan_prints_script_and_json() -> None:
+    out = aifsdk("plan", "--time", "90min", "--", "echo", "hi")
+    assert out.returncode == 0, out.stderr
+    assert "time:" in out.stdout and "01:30:00" in out.stdout and "--- script ---" in out.stdout
+    data = json.loads(aifsdk("plan", "--json", "--", "echo", "hi").stdout)
+    assert data["kind"] == "command" and data["resources"]["time"] == "01:00:00" and data["site"] == "local"
+
+
+def test_bad_request_exits_2_and_names_every_problem() -> None:
+    out = aifsdk("submit", "--nodes", "0", "--time", "soon", "--extra", "tiem=3", "--", "echo", "x")
+    assert out.returncode == 2
+    for fragment in ("nodes=0", "time='soon'", "extra['tiem']", "nothing was submitted"):
+        assert fragment in out.stderr, fragment
+
+
+def test_missing_command_exits_2() -> None:
+    assert aifsdk("submit").returncode == 2
+
+
+def test_unknown_job_exits_4() -> None:
+    out = aifsdk("status", "123456789")
+    assert out.returncode == 4 and "no aifsdk job" in out.stderr
+
+
+def test_submit_wait_passes_the_exit_code_through() -> None:
+    ok = aifsdk("submit", "--wait", "--", "bash", "-c", "echo fine")
+    assert ok.returncode == 0 and ok.stdout.strip().isdigit()
+    bad = aifsdk("submit", "--wait", "--", "bash", "-c", "exit 9")
+    assert bad.returncode == 9
+    assert "exited with code 9" in bad.stderr
+
+
+def test_sites_lists_the_builtin_profiles() -> None:
+    rows = json.loads(aifsdk("sites", "--json").stdout)
+    names = {r["name"] for r in rows}
+    assert {"local", "debug", "slurm"} <= names
+    assert all(r["status"] != "invalid" for r in rows)

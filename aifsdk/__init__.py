@@ -32,6 +32,7 @@ from ._job import Job
 from ._plan import Cost, Plan, plan
 from ._profile import SiteProfile, load_site
 from ._resources import Resources
+from ._snapshot import SnapshotOptions
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "SchedulerError",
     "SiteNotFoundError",
     "SiteProfile",
+    "SnapshotOptions",
     "__version__",
     "distributed",
     "load_site",

@@ -70,6 +70,7 @@ def _executor(plan: Plan) -> Any:
 def launch(plan: Plan) -> Job:
     """Create the job folder, submit, and record the job. Errors name the folder kept."""
     make_private_dir(plan.folder)
+    snap = _take_snapshot(plan)
     executor = _executor(plan)
     target = plan.callable
     if plan.kind == "function":
@@ -105,6 +106,10 @@ def launch(plan: Plan) -> Job:
         "resources": plan.resources.as_dict(),
         "cost": plan.cost.__dict__,
         "script_sha256": hashlib.sha256(plan.script.encode()).hexdigest(),
+        "snapshot": None if snap is None else {
+            "root": str(snap.root), "code": str(snap.tree), "sha256": snap.digest, "files": snap.files, "bytes": snap.bytes,
+            "new_bytes_stored": snap.copied_bytes, "git_commit": snap.git_commit, "git_uncommitted_diff_sha256": snap.git_dirty_sha256,
+        },
         "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "user": getpass.getuser(),
         "host": os.uname().nodename,
@@ -135,21 +140,40 @@ def _submission_environment(plan: Plan) -> Iterator[None]:
         if plan.pythonpath:
             updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
     nested = "SLURM_JOB_ID" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ
-    if not updates and not nested:
+    chdir = plan.workdir if plan.profile.executor == "local" else None
+    if not updates and not nested and chdir is None:
         yield
         return
     with _ENV_LOCK:
-        saved = dict(os.environ)
+        saved, cwd = dict(os.environ), os.getcwd()
         try:
             if nested:
                 cleaned = clean_environment(saved)
                 os.environ.clear()
                 os.environ.update(cleaned)
             os.environ.update(updates)
+            if chdir is not None:  # the local controller starts in the copy of the working folder
+                os.chdir(chdir)
             yield
         finally:
+            os.chdir(cwd)
             os.environ.clear()
             os.environ.update(saved)
+
+
+def _take_snapshot(plan: Plan) -> Any:
+    """Copy the planned files into <folder>/code (hard links into a content-addressed store)."""
+    if plan.snapshot is None:
+        return None
+    from ._paths import expand_root
+    from ._snapshot import take
+
+    try:
+        root = expand_root(plan.profile.job_root)
+    except ValueError:
+        root = plan.folder.parent
+    store = (root if root in plan.folder.parents else plan.folder.parent) / ".snapshots"
+    return take(plan.snapshot.root, store, plan.snapshot.files, plan.folder / "code")
 
 
 def _raised_while_pickling(exc: BaseException) -> bool:

@@ -17,16 +17,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _snapshot as snapshots
 from ._errors import Problem, RequestError, SiteNotFoundError
 from ._profile import SiteProfile, load_site
 from ._resolve import Cost, estimate_cost, resolve
 from ._resources import Resources, parse_time
+from ._snapshot import SnapshotOptions
 
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder", "launcher")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot")
 LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """What submit will snapshot: the files of ``root``, checked for size and secrets."""
+
+    root: Path
+    files: list[str]
+    options: SnapshotOptions
+
+    def map_path(self, path: str | Path, code: Path) -> str:
+        """A path inside the user's tree -> the same path in the job's copy (else unchanged)."""
+        resolved = Path(path).resolve()
+        if resolved == self.root or self.root in resolved.parents:
+            return str(code / resolved.relative_to(self.root))
+        return str(path)
+
+    def map_command(self, argv: list[str], cwd: str, code: Path) -> tuple[list[str], str]:
+        """Files of the tree named in the command, and the working folder, point into the copy."""
+        new_cwd = self.map_path(cwd, code)
+        mapped = [argv[0]]
+        for arg in argv[1:]:
+            candidate = Path(arg) if os.path.isabs(arg) else Path(cwd) / arg
+            if not arg.startswith("-") and candidate.is_file() and os.path.isabs(arg):
+                mapped.append(self.map_path(candidate, code))
+            else:
+                mapped.append(arg)  # relative paths resolve in the copy through the working folder
+        return mapped, new_cwd
 
 
 @dataclass(frozen=True)
@@ -47,6 +77,10 @@ class Plan:
             imports on the node as it did here.
         launcher: "srun" (srun starts every rank) or "torchrun" (srun starts one torchrun per
             node, which starts ``tasks_per_node`` ranks).
+        snapshot: the code snapshot submit will take (root and files), or None when off.
+        workdir: the job's working folder: the copy of the submitting folder inside the
+            snapshot (None: the submitting folder itself), so that local modules and relative
+            paths resolve to the snapshot.
     """
 
     site: str
@@ -61,6 +95,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     pythonpath: list[str] = field(default_factory=list)
     launcher: str = "srun"
+    snapshot: SnapshotPlan | None = None
+    workdir: Path | None = None
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
     callable: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     args: tuple[Any, ...] = field(repr=False, default=())
@@ -96,6 +132,8 @@ class Plan:
         if r.extra:
             lines.append(f"{'extra:':<15}{dict(r.extra)}")
         lines.append(f"cost:      {self.cost}")
+        if self.snapshot is not None:
+            lines.append(f"snapshot:  {len(self.snapshot.files)} files of {self.snapshot.root} -> {self.folder / 'code'}")
         lines += [f"note:      {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -110,6 +148,7 @@ def plan(
     name: str | None = None,
     folder: str | os.PathLike[str] | None = None,
     launcher: str | None = None,
+    snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
     **resources: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
@@ -117,16 +156,17 @@ def plan(
     Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
     (a ``ValueError``) listing every problem at once.
     """
-    return _Planner(target, args, site, name, folder, resources, launcher).build()
+    return _Planner(target, args, site, name, folder, resources, launcher, snapshot).build()
 
 
 class _Planner:
     """Collects problems while resolving; raises them all at the end."""
 
     def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any],
-                 launcher: str | None = None) -> None:
+                 launcher: str | None = None, snapshot: Any = True) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
         self.launcher_arg = launcher
+        self.snapshot_arg = snapshot
         self.call_args: tuple[Any, ...] = ()
         self.raw = resources
         self.problems: list[Problem] = []
@@ -155,20 +195,32 @@ class _Planner:
             resolved, partition = res.resources or request, res.partition
         folder = self._folder(profile, name)
         launcher = self._launcher(profile, kind)
-        if launcher == "torchrun" and call is not None and resolved.nodes:
+        snap = self._snapshot(kind, call, profile) if call is not None and folder is not None else None
+        code = folder / "code" if snap is not None and folder is not None else None
+        if kind == "command" and call is not None:
             from ._command import CommandTarget
 
-            call = CommandTarget(call.argv, call.cwd, "torchrun", resolved.nodes, resolved.tasks_per_node or 1)  # type: ignore[attr-defined]
+            argv, cwd = list(call.argv), call.cwd
+            if snap is not None and code is not None:
+                argv, cwd = snap.map_command(argv, cwd, code)
+            torchrun = launcher == "torchrun"
+            call = CommandTarget(tuple(argv), cwd, launcher, resolved.nodes or 1, (resolved.tasks_per_node or 1) if torchrun else 1)
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
         pythonpath = module_roots(call) if kind == "function" else []
+        workdir = None
+        if snap is not None and code is not None:
+            pythonpath = [snap.map_path(p, code) for p in pythonpath]
+            mapped = snap.map_path(os.getcwd(), code)
+            workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
         script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
-                               launcher=launcher)
+                               launcher=launcher, workdir=workdir)
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, pythonpath=pythonpath, launcher=launcher, profile=profile, callable=call, args=self.call_args,
+            notes=self.notes, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, profile=profile, callable=call,
+            args=self.call_args,
         )
 
     # -- the request itself -------------------------------------------------------------------
@@ -247,6 +299,36 @@ class _Planner:
             return "srun"
         self.origins["launcher"] = origin
         return launcher
+
+    def _snapshot(self, kind: str, call: Any, profile: SiteProfile | None) -> SnapshotPlan | None:
+        opt = self.snapshot_arg
+        if opt is False or opt is None or profile is None or profile.executor == "debug":
+            return None
+        if isinstance(opt, (str, os.PathLike)):
+            opt = SnapshotOptions(root=Path(opt))
+        elif opt is True:
+            opt = SnapshotOptions()
+        if not isinstance(opt, SnapshotOptions):
+            self.fail("snapshot", opt, "True, False, a folder, or aifsdk.SnapshotOptions(...)", "pass snapshot=False to run the live code")
+            return None
+        if opt.root is not None:
+            root = Path(opt.root).expanduser().resolve()
+            if not root.is_dir():
+                self.fail("snapshot", str(root), "an existing folder to snapshot", "pass the project folder, or snapshot=False")
+                return None
+        else:
+            start = Path(os.getcwd())
+            if kind == "function":
+                roots = module_roots(call)
+                start = Path(roots[0]) if roots else start
+            root = snapshots.find_root(start)
+            if root in (Path.home().resolve(), Path("/")) and not (root / ".git").exists():
+                self.notes.append(f"no snapshot: {root} is not a project folder; pass snapshot='<project dir>' to take one")
+                return None
+        names = snapshots.list_files(root, tuple(opt.exclude))
+        problems = snapshots.check_secrets(root, names, tuple(opt.allow)) + snapshots.check_size(root, names, opt.max_mb)
+        self.problems += problems
+        return SnapshotPlan(root=root, files=names, options=opt)
 
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
         from ._paths import expand_root, new_folder_name
@@ -327,15 +409,16 @@ def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[s
 
 
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
-                  pythonpath: Sequence[str] = (), launcher: str = "srun") -> str:
+                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None) -> str:
     from . import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
     env_lines = environment_lines(profile, pythonpath)
     if profile.executor != "slurm":
+        cd = [f"cd {shlex.quote(str(workdir))}"] if workdir else []
         return "\n".join(
             ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
-             f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup,
+             f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup, *cd,
              run_command(profile, folder), ""]
         )
     out_pattern = str(folder / "%j_%t_log.out")
@@ -362,6 +445,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         ("output", out_pattern.replace("%t", "0")),
         ("error", err_pattern.replace("%t", "0")),
         ("open-mode", "append"),
+        *([("chdir", str(workdir))] if workdir else []),
         ("signal", f"USR2@{profile.signal_delay_s}"),
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]

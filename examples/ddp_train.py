@@ -48,8 +48,8 @@ def main() -> None:
     dist.all_gather_object(digests, digest)
     hosts: list[str] = [""] * world
     dist.all_gather_object(hosts, os.environ.get("SLURMD_NODENAME", socket.gethostname()))
-    summary = {"world_size": world, "hosts": hosts, "weights_sha": digests, "loss": float(loss)}
-    print(f"rank {rank}/{world} on {hosts[rank]}: loss {float(loss):.4f} weights {digest}", flush=True)
+    summary = {"world_size": world, "hosts": hosts, "weights_sha": digests, "loss": float(loss.detach())}
+    print(f"rank {rank}/{world} on {hosts[rank]}: loss {float(loss.detach()):.4f} weights {digest}", flush=True)
     if rank == 0 and args.out:
         with open(args.out, "w") as f:
             json.dump(summary, f)

@@ -1,0 +1,232 @@
+"""Code snapshots: the job runs the code as it was at submit time, not as it is when it starts.
+
+The files are chosen like git does (tracked plus untracked-but-not-ignored files in a work tree;
+elsewhere every file minus ignore patterns), plus the patterns of an ``.aifsdkignore`` file.
+They are stored content-addressed under ``<job_root>/.snapshots/objects/<sha256>`` (identical
+files once, across all jobs) and each job gets ``<job folder>/code/``, hard links into that store:
+an unchanged file is never copied again. Two guards run at plan time, before anything is
+written: a size guard (the biggest files and how to exclude them) and a secret guard (file names
+and the pattern that matched).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import Problem
+
+DEFAULT_MAX_MB = 300.0
+LARGE_FILE_MB = 50.0
+DEFAULT_IGNORES = (
+    ".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
+    "node_modules/", ".ipynb_checkpoints/", "*.egg-info/", "build/", "dist/", ".benchmarks/", "outputs/", "multirun/",
+)
+DATA_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".npy", ".npz", ".h5", ".hdf5", ".nc", ".tif", ".tiff",
+                 ".nii", ".nii.gz", ".dcm", ".zarr", ".parquet", ".tar", ".tar.gz", ".zip", ".mp4", ".onnx")
+
+SECRET_NAMES = {
+    ".env": "a dotenv file", ".netrc": "a .netrc credentials file", ".pgpass": "a PostgreSQL password file",
+    "id_rsa": "an SSH private key", "id_ed25519": "an SSH private key", "id_ecdsa": "an SSH private key", "id_dsa": "an SSH private key",
+    "credentials": "a cloud credentials file", ".git-credentials": "git credentials", ".npmrc": "a registry token file",
+    ".pypirc": "a package-index credentials file", ".dockercfg": "a registry credentials file",
+}
+SECRET_PATH_PATTERNS = {
+    r"(^|/)\.ssh/": "an .ssh directory", r"(^|/)\.aws/credentials$": "AWS credentials", r"(^|/)\.docker/config\.json$": "Docker registry credentials",
+    r"(^|/)\.env\.[^/]+$": "a dotenv file", r"(^|/)\.kube/config$": "a Kubernetes config", r"\.(pem|key|p12|pfx)$": "a private key or certificate bundle",
+    r"(^|/)gcloud/.*credentials.*\.json$": "Google Cloud credentials", r"(^|/)\.huggingface/token$": "a Hugging Face token",
+}
+SECRET_TEXT_PATTERNS = {
+    r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP )?PRIVATE KEY( BLOCK)?-----": "a private key",
+    r"\bAKIA[0-9A-Z]{16}\b": "an AWS access key id",
+    r"\bhf_[A-Za-z0-9]{30,}\b": "a Hugging Face token",
+    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b": "a GitHub token",
+    r"\bgithub_pat_[A-Za-z0-9_]{40,}\b": "a GitHub fine-grained token",
+    r"\bAIza[0-9A-Za-z_\-]{35}\b": "a Google API key",
+    r"\bxox[abpr]-[0-9A-Za-z-]{10,}\b": "a Slack token",
+    r"\bsk-[A-Za-z0-9]{32,}\b": "an API secret key",
+    r"(?i)\b(password|passwd|secret|api_key|apikey|access_token|auth_token)\s*[:=]\s*['\"]?[^\s'\"#]{6,}": "a password or secret assignment",
+}
+_TEXT_SCAN_BYTES = 1 << 20
+
+
+@dataclass
+class SnapshotOptions:
+    """``snapshot=`` of submit: True (default), False, a root path, or this object."""
+
+    root: Path | None = None
+    max_mb: float = DEFAULT_MAX_MB
+    allow: tuple[str, ...] = ()  # glob patterns of files the secret guard must let through
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class Snapshot:
+    root: Path  # the user's tree that was snapshotted
+    tree: Path  # the job's copy (hard links into the store), which the job runs from
+    digest: str  # sha256 over (path, content hash, executable) of every file
+    files: int
+    bytes: int
+    copied_bytes: int  # bytes new to the store (0 when nothing changed)
+    git_commit: str | None = None
+    git_dirty_sha256: str | None = None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def find_root(start: Path) -> Path:
+    top = _git(start, "rev-parse", "--show-toplevel")
+    return Path(top.strip()).resolve() if top else start.resolve()
+
+
+def _ignore_patterns(root: Path, extra: tuple[str, ...]) -> list[str]:
+    patterns = list(DEFAULT_IGNORES) + list(extra)
+    ignore_file = root / ".aifsdkignore"
+    if ignore_file.is_file():
+        patterns += [ln.strip() for ln in ignore_file.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return patterns
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    parts = rel.split("/")
+    for pat in patterns:
+        if pat.endswith("/"):
+            name = pat.rstrip("/")
+            if any(fnmatch.fnmatch(p, name) for p in parts[:-1]):
+                return True
+        elif fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(parts[-1], pat):
+            return True
+    return False
+
+
+def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
+    """Relative paths of the files a snapshot of ``root`` holds, sorted."""
+    patterns = _ignore_patterns(root, extra_ignores)
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed is not None:
+        names = [n for n in listed.split("\0") if n]
+    else:
+        names = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [d for d in dirnames if not _ignored(rel_dir + d + "/x", patterns)]
+            names += [rel_dir + f for f in filenames]
+    out = []
+    for name in names:
+        path = root / name
+        if _ignored(name, patterns) or not path.is_file() or path.is_symlink() and not path.resolve().is_relative_to(root):
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def check_secrets(root: Path, names: list[str], allow: tuple[str, ...]) -> list[Problem]:
+    problems = []
+    for name in names:
+        if any(fnmatch.fnmatch(name, pat) for pat in allow):
+            continue
+        base = name.rsplit("/", 1)[-1]
+        why = SECRET_NAMES.get(base) or next((w for p, w in SECRET_PATH_PATTERNS.items() if re.search(p, name)), None)
+        matched = base if SECRET_NAMES.get(base) else "file name"
+        if why is None:
+            try:
+                with open(root / name, "rb") as f:
+                    head = f.read(_TEXT_SCAN_BYTES)
+            except OSError:
+                continue
+            if b"\0" in head[:8192]:
+                continue  # binary
+            text = head.decode("utf-8", errors="ignore")
+            for pattern, what in SECRET_TEXT_PATTERNS.items():
+                if re.search(pattern, text):
+                    why, matched = what, pattern
+                    break
+        if why:
+            problems.append(Problem("snapshot", name, "no likely secrets in the shipped code",
+                                    f"{why} matched ({matched}); remove it, add it to .aifsdkignore, or allow it with "
+                                    f"snapshot=aifsdk.SnapshotOptions(allow=({name!r},))"))
+    return problems
+
+
+def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
+    sizes = sorted(((root / n).stat().st_size, n) for n in names)
+    total = sum(s for s, _ in sizes)
+    large = [(s, n) for s, n in sizes if s > LARGE_FILE_MB * 2**20 or n.endswith(DATA_SUFFIXES) and s > 2**20]
+    if total <= max_mb * 2**20 and not large:
+        return []
+    biggest = ", ".join(f"{n} ({s / 2**20:.1f} MB)" for s, n in sorted(sizes, reverse=True)[:5])
+    what = f"{total / 2**20:.0f} MB in {len(names)} files" if total > max_mb * 2**20 else "large data files"
+    return [Problem("snapshot", str(root), f"code under {max_mb:g} MB without data files (found {what})",
+                    f"biggest: {biggest}. Exclude data in .aifsdkignore (e.g. 'data/', '*.ckpt') and read it from the "
+                    "cluster's filesystem; or snapshot=False")]
+
+
+def _file_hash(path: Path, cache: dict[str, list], key: str) -> str:
+    st = path.stat()
+    entry = cache.get(key)
+    if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+        return entry[2]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    cache[key] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
+    return cache[key][2]
+
+
+def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
+    """Store the files content-addressed under ``store`` (each content once) and lay out the job's
+    own copy at ``dest`` as hard links to them: an unchanged file is never copied again."""
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache_path = store / "hash-cache.json"
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entries = []
+    total = copied = 0
+    for name in names:
+        path = root / name
+        digest = _file_hash(path, cache, str(path))
+        st = path.stat()
+        executable = bool(st.st_mode & stat.S_IXUSR)
+        entries.append((name, digest, executable))
+        total += st.st_size
+        obj = store / "objects" / digest[:2] / digest
+        if not obj.exists():
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            part = obj.with_name(f".{digest}.{os.getpid()}")
+            shutil.copyfile(path, part)
+            os.chmod(part, 0o555 if executable else 0o444)
+            part.replace(obj)
+            copied += st.st_size
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(obj, target)
+        except OSError:  # another filesystem than the store: copy
+            shutil.copy2(obj, target)
+    tmp_cache = cache_path.with_name(f".hash-cache.{os.getpid()}")
+    tmp_cache.write_text(json.dumps(cache))
+    tmp_cache.replace(cache_path)
+    commit = _git(root, "rev-parse", "HEAD")
+    diff = _git(root, "diff", "HEAD", "--binary")
+    return Snapshot(root=root, tree=dest, digest=hashlib.sha256(json.dumps(entries).encode()).hexdigest(),
+                    files=len(entries), bytes=total, copied_bytes=copied,
+                    git_commit=commit.strip() if commit else None,
+                    git_dirty_sha256=hashlib.sha256(diff.encode()).hexdigest() if diff else None)

@@ -1,0 +1,114 @@
+"""Code snapshots on real files and real git: what is shipped, what is refused, what is stored once."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+
+
+def make_project(root: Path, version: str = "v1", git: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "projmod.py").write_text(f"def which():\n    return {version!r}\n")
+    (root / "train.py").write_text("import projmod, sys\nprint('running', projmod.which())\nsys.exit(0)\n")
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "notes.txt").write_text("small\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        (root / ".gitignore").write_text("ignored.txt\n")
+        (root / "ignored.txt").write_text("not shipped\n")
+        subprocess.run(["git", "-C", str(root), "add", "projmod.py", "train.py", ".gitignore"], check=True)
+        subprocess.run(["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], check=True)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_project(tmp_path / "proj")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.chdir(root)
+    sys.modules.pop("projmod", None)
+    yield root
+    sys.modules.pop("projmod", None)
+
+
+def test_git_tree_files_are_shipped_and_ignored_ones_not(project: Path) -> None:
+    plan = aifsdk.plan(["python", "train.py"])
+    files = set(plan.snapshot.files)  # type: ignore[union-attr]
+    assert {"projmod.py", "train.py", ".gitignore", "data/notes.txt"} <= files  # tracked + untracked-not-ignored
+    assert "ignored.txt" not in files
+    (project / ".aifsdkignore").write_text("data/\n")
+    assert "data/notes.txt" not in aifsdk.plan(["python", "train.py"]).snapshot.files  # type: ignore[union-attr]
+
+
+def test_job_runs_the_code_as_submitted_not_as_edited(project: Path) -> None:
+    projmod = importlib.import_module("projmod")
+    plan = aifsdk.plan(projmod.which)
+    assert plan.pythonpath == [str(plan.folder / "code")]
+    job = plan.submit()
+    (project / "projmod.py").write_text("def which():\n    return 'v2'\n")  # edited right after submit
+    assert job.result(timeout=60) == "v1"
+    cmd = aifsdk.submit(["python", "train.py"])
+    (project / "train.py").unlink()  # deleted right after submit
+    res = cmd.result(timeout=60)
+    assert "running v2" in res.stdout.read_text()  # the edit made before this submission is what ran
+
+
+def test_unchanged_tree_is_stored_once(project: Path) -> None:
+    a = aifsdk.submit(["true"])
+    b = aifsdk.submit(["true"])
+    a.result(timeout=60), b.result(timeout=60)
+    import json
+
+    ra = json.loads((a.folder / "aifsdk-job.json").read_text())["snapshot"]
+    rb = json.loads((b.folder / "aifsdk-job.json").read_text())["snapshot"]
+    assert ra["sha256"] == rb["sha256"] and ra["new_bytes_stored"] > 0 and rb["new_bytes_stored"] == 0
+    assert os.stat(a.folder / "code" / "projmod.py").st_ino == os.stat(b.folder / "code" / "projmod.py").st_ino
+    assert ra["git_commit"] and len(ra["git_commit"]) == 40
+
+
+@pytest.mark.parametrize("name, content, why", [
+    # secret-looking contents are assembled at run time, so that this file itself holds none
+    (".env", "DB_PASS" + "WORD=hunter22\n", "dotenv"),
+    ("deploy/id_ed25519", "x\n", "SSH private key"),
+    ("config.py", "HF = 'hf_" + "a" * 34 + "'\n", "Hugging Face token"),
+    ("settings.ini", "pass" + "word = s3cr3t-value\n", "password or secret"),
+    ("keys.txt", "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nabc\n", "private key"),
+    ("cloud.cfg", "key=AKIA" + "ABCDEFGHIJKLMNOP" + "\n", "AWS access key"),
+])
+def test_secret_guard_refuses_before_anything_is_written(project: Path, name: str, content: str, why: str) -> None:
+    path = project / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.submit(["true"])
+    problem = next(p for p in info.value.problems if p.param == "snapshot")
+    assert problem.value == name and why in problem.fix
+    assert not any((Path(os.environ["AIFSDK_JOB_ROOT"]) / "local").glob("*"))  # no job folder was made
+    allowed = aifsdk.SnapshotOptions(allow=(name,))
+    assert aifsdk.submit(["true"], snapshot=allowed).result(timeout=60).exit_code == 0
+
+
+def test_size_guard_lists_the_biggest_files(project: Path) -> None:
+    (project / "data" / "weights.ckpt").write_bytes(b"\0" * (3 * 2**20))
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(["true"])
+    assert "data/weights.ckpt (3.0 MB)" in str(info.value) and ".aifsdkignore" in str(info.value)
+    small = aifsdk.SnapshotOptions(max_mb=0.0001)
+    (project / "data" / "weights.ckpt").unlink()
+    with pytest.raises(aifsdk.RequestError, match="under 0.0001 MB"):
+        aifsdk.plan(["true"], snapshot=small)
+
+
+def test_snapshot_off_and_other_root(project: Path, tmp_path: Path) -> None:
+    assert aifsdk.plan(["true"], snapshot=False).snapshot is None
+    other = make_project(tmp_path / "other", git=False)
+    plan = aifsdk.plan(["true"], snapshot=str(other))
+    assert plan.snapshot is not None and plan.snapshot.root == other.resolve()
+    assert "ignored.txt" not in plan.snapshot.files and "projmod.py" in plan.snapshot.files

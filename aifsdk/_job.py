@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,58 @@ class Job:
             if found:
                 return found
         return []
+
+    def manifest(self) -> dict[str, Any]:
+        """What was submitted: site, resources, script hash, payload hash, snapshot (files, git
+        commit, hash of the uncommitted diff), Python, platform and installed packages."""
+        return dict(self._record)
+
+    def resubmit(self, **changes: Any) -> Job:
+        """Run the same code snapshot, target, arguments and resources again, as a new job.
+
+        ``changes`` override submit options (e.g. ``time="4h"``). The stored payload is checked
+        against its submit-time hash before it is loaded.
+        """
+        from submitit.core.utils import DelayedSubmission
+
+        from ._command import CommandTarget
+        from ._distributed import RankedCall
+        from ._plan import plan
+        from ._run import verify
+        from ._snapshot import SnapshotOptions
+
+        if self._executor == "debug":
+            raise JobNotFoundError(f"debug job {self.job_id} kept nothing to resubmit")
+        problem = verify(self.folder, self.job_id, wait_s=0)
+        if problem:
+            raise JobFailedError(f"cannot resubmit job {self.job_id}: {problem}", job_id=self.job_id, folder=self.folder)
+        rec = self._record
+        added = [p for p in rec.get("pythonpath") or [] if p not in sys.path]
+        sys.path[:0] = added  # the snapshot's modules, to unpickle a function target
+        try:
+            delayed = DelayedSubmission.load(self.paths().submitted_pickle)
+        finally:
+            for p in added:
+                sys.path.remove(p)
+        target, args = delayed.function, delayed.args
+        if isinstance(target, RankedCall):
+            target = target.fn
+        code = self.folder / "code"
+        options: dict[str, Any] = {k: v for k, v in rec.get("resources", {}).items() if v not in (None, {})}
+        options.update(site=self.site, name=self.name, launcher=rec.get("launcher"),
+                       snapshot=SnapshotOptions(root=code) if code.is_dir() else False)
+        options.update(changes)
+        cwd = os.getcwd()
+        if isinstance(target, CommandTarget):
+            run_in, target, args = target.cwd, list(target.argv), ()
+        else:
+            run_in = rec.get("workdir") or cwd
+        try:
+            if os.path.isdir(run_in):
+                os.chdir(run_in)  # the copy's working folder, so relative paths map into the new copy
+            return plan(target, *args, **options).submit()
+        finally:
+            os.chdir(cwd)
 
     # -- logs and control ----------------------------------------------------------------------
     def stdout(self, task: int = 0) -> str | None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import getpass
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -26,6 +28,16 @@ from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
 from ._plan import Plan, environment_lines, python_command
+from ._run import PAYLOAD_HASH_FILE, sha256_file
+
+
+def _record_payload_hash(folder: Path) -> None:
+    """Hash the pickled payload submitit has just written (before sbatch or the local start), so
+    that the job refuses to load a payload changed afterwards (aifsdk._run)."""
+    pending = [p for p in Path(folder).glob("*.pkl") if not p.name.endswith(("_submitted.pkl", "_result.pkl"))]
+    if len(pending) != 1:
+        raise RuntimeError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}")
+    (Path(folder) / PAYLOAD_HASH_FILE).write_text(f"{sha256_file(pending[0])}  {pending[0].name}\n")
 
 
 class _PlannedSlurmExecutor(submitit.SlurmExecutor):
@@ -38,6 +50,22 @@ class _PlannedSlurmExecutor(submitit.SlurmExecutor):
     def _make_submission_file_text(self, command: str, uid: str) -> str:
         return self._script
 
+    def _submit_command(self, command: str) -> Any:
+        _record_payload_hash(self.folder)
+        return super()._submit_command(command)
+
+
+class _CheckedLocalExecutor(submitit.LocalExecutor):
+    """submitit's LocalExecutor, running aifsdk's payload check before submitit's runner."""
+
+    @property
+    def _submitit_command_str(self) -> str:
+        return " ".join([self.python, "-u -m aifsdk._run", shlex.quote(str(self.folder))])
+
+    def _submit_command(self, command: str) -> Any:
+        _record_payload_hash(self.folder)
+        return super()._submit_command(command)
+
 
 def _executor(plan: Plan) -> Any:
     profile, r = plan.profile, plan.resources
@@ -45,7 +73,7 @@ def _executor(plan: Plan) -> Any:
     if profile.executor == "debug":
         return submitit.DebugExecutor(plan.folder)
     if profile.executor == "local":
-        ex = submitit.LocalExecutor(plan.folder, python=python_command(profile))
+        ex = _CheckedLocalExecutor(plan.folder, python=python_command(profile))
         ex.update_parameters(
             timeout_min=minutes, tasks_per_node=r.tasks_per_node, gpus_per_node=r.gpus_per_node or 0,
             nodes=1, signal_delay_s=min(profile.signal_delay_s, max(minutes * 60 // 10, 1)),
@@ -113,6 +141,13 @@ def launch(plan: Plan) -> Job:
         "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "user": getpass.getuser(),
         "host": os.uname().nodename,
+        "launcher": plan.launcher,
+        "pythonpath": plan.pythonpath,
+        "workdir": str(plan.workdir) if plan.workdir else None,
+        "module_lines": list(plan.profile.setup),
+        "site_env": dict(plan.profile.env),
+        "payload_sha256": _read_payload_hash(plan.folder),
+        "environment": _environment(),
     }
     # The folder is new and private, and the registry points at it only after this write.
     (plan.folder / JOB_FILE).write_text(json.dumps(record, default=str))
@@ -159,6 +194,31 @@ def _submission_environment(plan: Plan) -> Iterator[None]:
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(saved)
+
+
+def _read_payload_hash(folder: Path) -> str | None:
+    try:
+        return (folder / PAYLOAD_HASH_FILE).read_text().split()[0]
+    except (OSError, IndexError):
+        return None  # debug site: nothing is pickled
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict[str, Any]:
+    """Python, platform and installed packages of the submitting environment (once per process)."""
+    import importlib.metadata
+    import platform
+    import sys
+
+    from . import __version__
+
+    packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]},
+                      key=str.lower)
+    return {
+        "aifsdk": __version__, "python": platform.python_version(), "executable": sys.executable,
+        "implementation": platform.python_implementation(), "platform": platform.platform(), "machine": platform.machine(),
+        "packages": packages, "conda_prefix": os.environ.get("CONDA_PREFIX"), "conda_env": os.environ.get("CONDA_DEFAULT_ENV"),
+    }
 
 
 def _take_snapshot(plan: Plan) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 JOB_FILE = "aifsdk-job.json"
-JOB_SCHEMA = 1
+JOB_SCHEMA = 2  # 1: first release; 2: + launcher, pythonpath, workdir, module_lines, site_env, payload_sha256, environment
 
 
 def aifsdk_home() -> Path:

@@ -391,8 +391,8 @@ def python_command(profile: SiteProfile) -> str:
 
 
 def run_command(profile: SiteProfile, folder: Path) -> str:
-    """The command each task runs: submitit's job runner on the pickled target."""
-    return f"{python_command(profile)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    """The command each task runs: aifsdk's check of the payload, then submitit's job runner."""
+    return f"{python_command(profile)} -u -m aifsdk._run {shlex.quote(str(folder))}"
 
 
 def _flag(key: str, value: Any) -> str:
@@ -460,6 +460,6 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         lines += ["# torch.distributed rendezvous: the first node, a port derived from the job id and free there",
                   *master_lines(python_command(profile)), ""]
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", "--output", out_pattern, "--error", err_pattern])
-    lines += ["# run (submitit's job runner loads the pickled target, runs it and saves the result)",
+    lines += ["# run: check the payload's hash, then submitit's runner loads the target, runs it, saves the result",
               "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(profile, folder)}", ""]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
     aifsdk submit [--site S] [--nodes N] [--gpus-per-node G] [--time 2h] ... [--wait] -- CMD ARGS...
     aifsdk plan   [same options] -- CMD ARGS...
     aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] | aifsdk cancel JOB
+    aifsdk show JOB | aifsdk resubmit JOB
     aifsdk sites
 
 JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
@@ -67,7 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     p = _request_parser(sub, "plan", "show what submit would do (script, resources, cost); submit nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    for verb, text in (("status", "print a job's state"), ("wait", "wait for a job; exit 0 if it succeeded"), ("cancel", "cancel a job")):
+    for verb, text in (("status", "print a job's state"), ("wait", "wait for a job; exit 0 if it succeeded"), ("cancel", "cancel a job"),
+                       ("show", "print a job's manifest (what was submitted, from which code, with which packages)"),
+                       ("resubmit", "run a job's snapshot, target, arguments and resources again")):
         q = sub.add_parser(verb, help=text, description=text)
         q.add_argument("job", help="job id or job folder")
         if verb == "wait":
@@ -162,6 +165,14 @@ def run(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.verb == "wait":
             return _wait_exit(job, args.timeout)
+        if args.verb == "show":
+            print(json.dumps(job.manifest(), indent=2, sort_keys=True, default=str))
+            return EXIT_OK
+        if args.verb == "resubmit":
+            new = job.resubmit()
+            print(new.job_id)
+            print(f"resubmitted {job.job_id} as {new.job_id}; folder {new.folder}", file=sys.stderr)
+            return EXIT_OK
         if args.verb == "cancel":
             job.cancel()
             print(f"{job.job_id} cancel requested", file=sys.stderr)

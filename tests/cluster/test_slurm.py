@@ -154,3 +154,18 @@ def test_example_two_nodes_runs() -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "'node': 'n1'" in out.stdout and "'node': 'n2'" in out.stdout
+
+
+def test_payload_changed_after_submission_fails_the_job() -> None:
+    job = aifsdk.submit(double, 21, site="slurm", time=5, extra={"hold": True})
+    pickle = job.paths().submitted_pickle
+    deadline = time.time() + 30
+    while not pickle.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    import cloudpickle
+
+    pickle.write_bytes(cloudpickle.dumps("someone else's code"))  # what a co-tenant could try
+    subprocess.run(["scontrol", "release", job.job_id], check=True)
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        job.result(timeout=120)
+    assert "changed after submission" in str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,40 @@ def test_snapshot_off_and_other_root(project: Path, tmp_path: Path) -> None:
     plan = aifsdk.plan(["true"], snapshot=str(other))
     assert plan.snapshot is not None and plan.snapshot.root == other.resolve()
     assert "ignored.txt" not in plan.snapshot.files and "projmod.py" in plan.snapshot.files
+
+
+def test_manifest_and_resubmit_run_the_same_snapshot(project: Path) -> None:
+    projmod = importlib.import_module("projmod")
+    job = aifsdk.submit(projmod.which, name="orig", time=7)
+    assert job.result(timeout=60) == "v1"
+    (project / "projmod.py").write_text("def which():\n    return 'v2'\n")
+    m = job.manifest()
+    assert m["schema"] == 2 and m["site"] == "local" and m["resources"]["time"] == "00:07:00"
+    assert len(m["payload_sha256"]) == 64 and len(m["script_sha256"]) == 64
+    assert m["snapshot"]["git_commit"] and m["environment"]["python"] == sys.version.split()[0]
+    assert any(p.startswith("submitit==") for p in m["environment"]["packages"])
+    again = job.resubmit()
+    assert again.job_id != job.job_id and again.folder != job.folder
+    assert again.result(timeout=60) == "v1"  # the old snapshot, not the edited working copy
+    assert again.manifest()["snapshot"]["sha256"] == m["snapshot"]["sha256"]
+    assert again.manifest()["resources"]["time"] == "00:07:00"
+
+
+def test_cli_show_and_resubmit_a_command(project: Path) -> None:
+    job = aifsdk.submit(["python", "train.py"])
+    job.result(timeout=60)
+    (project / "projmod.py").write_text("def which():\n    return 'v3'\n")
+    show = subprocess.run([sys.executable, "-m", "aifsdk", "show", job.job_id], capture_output=True, text=True, check=True)
+    assert json.loads(show.stdout)["job_id"] == job.job_id
+    out = subprocess.run([sys.executable, "-m", "aifsdk", "resubmit", job.job_id], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    new = aifsdk.Job.attach(out.stdout.strip())
+    assert "running v1" in new.result(timeout=60).stdout.read_text()
+
+
+def test_job_folders_are_private(project: Path) -> None:
+    job = aifsdk.submit(["true"])
+    job.result(timeout=60)
+    import stat
+
+    assert stat.S_IMODE(job.folder.stat().st_mode) == 0o700

@@ -1,0 +1,67 @@
+"""The job-side entry point: check the submitted payload, then hand over to submitit's runner.
+
+    python -u -m aifsdk._run <job folder>
+
+The payload (the pickled target and arguments) is hashed at submit time into
+``<folder>/payload.sha256``. A payload changed after submission fails the job with a clear error
+instead of being unpickled, since unpickling runs code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+PAYLOAD_HASH_FILE = "payload.sha256"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(folder: Path, job_id: str, wait_s: float = 60.0) -> str | None:
+    """None if the payload is the one submitted, else why not."""
+    from submitit.core.utils import JobPaths
+
+    pickle = JobPaths(folder, job_id).submitted_pickle
+    deadline = time.monotonic() + wait_s
+    while not pickle.exists() and time.monotonic() < deadline:  # submitit renames it after sbatch
+        time.sleep(0.2)
+    expected_file = folder / PAYLOAD_HASH_FILE
+    if not expected_file.exists():
+        return f"{expected_file} is missing: the job folder was tampered with or not made by aifsdk"
+    if not pickle.exists():
+        return f"the payload {pickle} never appeared"
+    expected = expected_file.read_text().split()[0]
+    actual = sha256_file(pickle)
+    if actual != expected:
+        return f"the payload {pickle} changed after submission (sha256 {actual[:16]}..., submitted {expected[:16]}...); refusing to load it"
+    return None
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    from submitit.core import job_environment, submission, utils
+
+    os.environ["SUBMITIT_FOLDER"] = str(folder)
+    env = job_environment.JobEnvironment()
+    problem = verify(folder, env.job_id)
+    if problem:
+        print(f"aifsdk: {problem}", file=sys.stderr, flush=True)
+        paths = env.paths
+        if env.global_rank == 0 or not paths.result_pickle.exists():
+            with utils.temporary_save_path(paths.result_pickle) as tmp:
+                utils.cloudpickle_dump(("error", f"aifsdk.PayloadChanged: {problem}"), tmp)
+        sys.exit(1)
+    submission.process_job(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,7 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
-from ._plan import Plan, environment_lines, python_command
+from ._plan import Plan, environment_lines, signal_delay
 from ._run import PAYLOAD_HASH_FILE, sha256_file
 
 
@@ -73,16 +73,16 @@ def _executor(plan: Plan) -> Any:
     if profile.executor == "debug":
         return submitit.DebugExecutor(plan.folder)
     if profile.executor == "local":
-        ex = _CheckedLocalExecutor(plan.folder, python=python_command(profile))
+        ex = _CheckedLocalExecutor(plan.folder, python=plan.python)
         ex.update_parameters(
             timeout_min=minutes, tasks_per_node=r.tasks_per_node, gpus_per_node=r.gpus_per_node or 0,
-            nodes=1, signal_delay_s=min(profile.signal_delay_s, max(minutes * 60 // 10, 1)),
+            nodes=1, signal_delay_s=signal_delay(profile, minutes),
         )
         if profile.setup:  # shell lines: submitit then starts its controller through `sh -c`
             ex.update_parameters(setup=[*environment_lines(profile, plan.pythonpath), *profile.setup])
         return ex
     try:
-        ex = _PlannedSlurmExecutor(plan.folder, plan.script, python_command(profile))
+        ex = _PlannedSlurmExecutor(plan.folder, plan.script, plan.python)
     except RuntimeError:  # submitit: 'Could not detect "srun"'
         raise SchedulerError(
             f"site {plan.site!r} submits with Slurm, but srun/sbatch are not on this machine's PATH; "
@@ -145,6 +145,8 @@ def launch(plan: Plan) -> Job:
         "pythonpath": plan.pythonpath,
         "workdir": str(plan.workdir) if plan.workdir else None,
         "module_lines": list(plan.profile.setup),
+        "container": None if plan.container is None else {"image": plan.container.image, "runtime": plan.container.runtime,
+                                                          "sha256": _image_hash(plan.container.image)},
         "site_env": dict(plan.profile.env),
         "payload_sha256": _read_payload_hash(plan.folder),
         "environment": _environment(),
@@ -194,6 +196,27 @@ def _submission_environment(plan: Plan) -> Iterator[None]:
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(saved)
+
+
+def _image_hash(image: str) -> str | None:
+    """sha256 of a local image file, cached by size and mtime (images are GBs; hash once)."""
+    path = Path(image)
+    if not path.is_file():
+        return None
+    from ._paths import aifsdk_home
+
+    st = path.stat()
+    cache = aifsdk_home() / "cache" / "image-hashes.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    if key not in known:
+        known[key] = sha256_file(path)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    return known[key]
 
 
 def _read_payload_hash(folder: Path) -> str | None:

@@ -27,8 +27,16 @@ from ._snapshot import SnapshotOptions
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container")
 LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
+
+
+@dataclass(frozen=True)
+class Container:
+    """An Apptainer/Singularity image the job's Python runs in."""
+
+    image: str
+    runtime: str = "apptainer"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ class Plan:
         workdir: the job's working folder: the copy of the submitting folder inside the
             snapshot (None: the submitting folder itself), so that local modules and relative
             paths resolve to the snapshot.
+        python: the command that starts Python on the nodes (inside the container, if any).
+        container: the Apptainer/Singularity image the job runs in, or None.
     """
 
     site: str
@@ -97,6 +107,8 @@ class Plan:
     launcher: str = "srun"
     snapshot: SnapshotPlan | None = None
     workdir: Path | None = None
+    python: str = ""
+    container: Container | None = None
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
     callable: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     args: tuple[Any, ...] = field(repr=False, default=())
@@ -149,6 +161,7 @@ def plan(
     folder: str | os.PathLike[str] | None = None,
     launcher: str | None = None,
     snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
+    container: str | os.PathLike[str] | None = None,
     **resources: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
@@ -156,17 +169,18 @@ def plan(
     Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
     (a ``ValueError``) listing every problem at once.
     """
-    return _Planner(target, args, site, name, folder, resources, launcher, snapshot).build()
+    return _Planner(target, args, site, name, folder, resources, launcher, snapshot, container).build()
 
 
 class _Planner:
     """Collects problems while resolving; raises them all at the end."""
 
     def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any],
-                 launcher: str | None = None, snapshot: Any = True) -> None:
+                 launcher: str | None = None, snapshot: Any = True, container: Any = None) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
         self.launcher_arg = launcher
         self.snapshot_arg = snapshot
+        self.container_arg = container
         self.call_args: tuple[Any, ...] = ()
         self.raw = resources
         self.problems: list[Problem] = []
@@ -205,6 +219,7 @@ class _Planner:
                 argv, cwd = snap.map_command(argv, cwd, code)
             torchrun = launcher == "torchrun"
             call = CommandTarget(tuple(argv), cwd, launcher, resolved.nodes or 1, (resolved.tasks_per_node or 1) if torchrun else 1)
+        self.container = self._container(profile) if profile else None
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
@@ -214,12 +229,14 @@ class _Planner:
             pythonpath = [snap.map_path(p, code) for p in pythonpath]
             mapped = snap.map_path(os.getcwd(), code)
             workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
+        python = self._python(profile, resolved, folder)
         script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
-                               launcher=launcher, workdir=workdir)
+                               launcher=launcher, workdir=workdir, python=python)
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, profile=profile, callable=call,
+            notes=self.notes, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, python=python,
+            container=self.container, profile=profile, callable=call,
             args=self.call_args,
         )
 
@@ -330,6 +347,42 @@ class _Planner:
         self.problems += problems
         return SnapshotPlan(root=root, files=names, options=opt)
 
+    def _container(self, profile: SiteProfile) -> Container | None:
+        image = self.container_arg if self.container_arg is not None else getattr(profile, "container", None)
+        if not image:
+            return None
+        if profile.executor == "debug":
+            self.fail("container", image, "no container on site debug (it runs in this process)", "use site='local' or a Slurm site")
+            return None
+        image = str(image)
+        if "://" not in image and not os.path.exists(os.path.expanduser(image)):
+            self.fail("container", image, "an existing .sif image (or a docker:// / oras:// reference)",
+                      "build or pull it first, e.g. `apptainer pull image.sif docker://...`, and pass its path")
+            return None
+        runtime = next((r for r in ("apptainer", "singularity") if shutil.which(r)), None)
+        if runtime is None:
+            runtime = "apptainer"
+            self.notes.append("apptainer/singularity is not on this machine's PATH; the job assumes `apptainer` on the nodes")
+        path = os.path.abspath(os.path.expanduser(image)) if "://" not in image else image
+        return Container(image=path, runtime=runtime)
+
+    def _python(self, profile: SiteProfile, r: Resources, folder: Path) -> str:
+        base = python_command(profile)
+        if self.container is None:
+            return base
+        from ._paths import expand_root
+
+        model = (profile.node.gpu_model or "").upper()
+        flags = []
+        if r.gpus_per_node:
+            flags.append("--rocm" if model.startswith(("MI", "AMD")) or "INSTINCT" in model else "--nv")
+        try:
+            binds = sorted({str(expand_root(profile.job_root)), str(folder.parent)})
+        except ValueError:
+            binds = [str(folder.parent)]
+        inner = profile.python or "python3"  # the image's own Python (with aifsdk and submitit installed)
+        return shlex.join([self.container.runtime, "exec", *flags, "--bind", ",".join(binds), self.container.image]) + f" {inner}"
+
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
         from ._paths import expand_root, new_folder_name
 
@@ -386,13 +439,19 @@ def module_roots(call: Any) -> list[str]:
 
 
 # -- rendering --------------------------------------------------------------------------------
+def signal_delay(profile: SiteProfile, minutes: int) -> int:
+    """Seconds before the time limit at which the job is told to checkpoint: the site's delay,
+    but at most a quarter of a short job's time (a 1-minute job still runs 45 s first)."""
+    return max(5, min(profile.signal_delay_s, minutes * 60 // 4))
+
+
 def python_command(profile: SiteProfile) -> str:
     return profile.python or shlex.quote(sys.executable)
 
 
-def run_command(profile: SiteProfile, folder: Path) -> str:
+def run_command(python: str, folder: Path) -> str:
     """The command each task runs: aifsdk's check of the payload, then submitit's job runner."""
-    return f"{python_command(profile)} -u -m aifsdk._run {shlex.quote(str(folder))}"
+    return f"{python} -u -m aifsdk._run {shlex.quote(str(folder))}"
 
 
 def _flag(key: str, value: Any) -> str:
@@ -409,7 +468,7 @@ def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[s
 
 
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
-                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None) -> str:
+                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "") -> str:
     from . import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
@@ -419,7 +478,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         return "\n".join(
             ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
              f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup, *cd,
-             run_command(profile, folder), ""]
+             run_command(python or python_command(profile), folder), ""]
         )
     out_pattern = str(folder / "%j_%t_log.out")
     err_pattern = str(folder / "%j_%t_log.err")
@@ -446,7 +505,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         ("error", err_pattern.replace("%t", "0")),
         ("open-mode", "append"),
         *([("chdir", str(workdir))] if workdir else []),
-        ("signal", f"USR2@{profile.signal_delay_s}"),
+        ("signal", f"USR2@{signal_delay(profile, parse_time(r.time) if r.time else 60)}"),
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
     lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]
@@ -458,8 +517,8 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         from ._distributed import master_lines
 
         lines += ["# torch.distributed rendezvous: the first node, a port derived from the job id and free there",
-                  *master_lines(python_command(profile)), ""]
+                  *master_lines(python or python_command(profile)), ""]
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", "--output", out_pattern, "--error", err_pattern])
     lines += ["# run: check the payload's hash, then submitit's runner loads the target, runs it, saves the result",
-              "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(profile, folder)}", ""]
+              "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(python or python_command(profile), folder)}", ""]
     return "\n".join(lines)

@@ -138,3 +138,46 @@ def test_local_site_limits() -> None:
         aifsdk.plan(print, nodes=2, gpus_per_node=1, tasks_per_node=os.cpu_count() + 1)  # type: ignore[operator]
     assert sorted(p.param for p in info.value.problems) == ["gpus_per_node", "nodes", "tasks_per_node"]
 
+
+
+def test_container_command_is_exact(sites: None, tmp_path: Path) -> None:
+    """Apptainer is not packaged for Debian 12: the exact command is checked through plan."""
+    image = tmp_path / "pytorch.sif"
+    image.write_bytes(b"not really an image")
+    p = aifsdk.plan(["python", "-c", "print(1)"], site="testc", account="proj_1", gpus_per_node=4, container=str(image),
+                    folder="/scratch/proj_1/jobs/c1")
+    run_line = p.script.strip().splitlines()[-1]
+    assert "exec --nv --bind " in run_line and f"{image} python3 -u -m aifsdk._run /scratch/proj_1/jobs/c1" in run_line
+    assert "/scratch/proj_1/jobs" in run_line  # the job folder (and the snapshot in it) is bound
+    with pytest.raises(aifsdk.RequestError, match="existing .sif"):
+        aifsdk.plan(["true"], site="testc", account="proj_1", container=str(tmp_path / "missing.sif"))
+
+
+def test_amd_gpus_get_rocm_flag(clean_env: Path, tmp_path: Path) -> None:
+    folder = clean_env / "config" / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "amd.yaml").write_text("executor: slurm\ndiscover: false\nnode: {gpus: 8, gpu_model: MI250X}\nsources: [t]\n")
+    image = tmp_path / "rocm.sif"
+    image.write_bytes(b"x")
+    p = aifsdk.plan(["true"], site="amd", gpus_per_node=8, tasks_per_node=8, container=str(image))
+    assert "exec --rocm --bind" in p.script
+
+
+def test_short_jobs_get_their_checkpoint_signal_in_time(sites: None) -> None:
+    assert "--signal=USR2@15" in aifsdk.plan(["true"], site="testc", account="proj_1", time=1).script
+    assert "--signal=USR2@90" in aifsdk.plan(["true"], site="testc", account="proj_1", time=60).script
+
+
+def test_every_shipped_site_renders_its_launch_line() -> None:
+    """The rendered script of every shipped profile for one fixed request, against a stored copy."""
+    from aifsdk._plan import render_script
+    from aifsdk._profile import site_files
+
+    request = aifsdk.Resources(nodes=1, tasks_per_node=2, gpus_per_node=0, time="01:00:00")
+    for name in sorted(site_files()):
+        profile = aifsdk.load_site(name)
+        if profile.executor == "debug" or profile.status != "available":
+            continue
+        text = render_script(profile, request, Path("/jobs/x"), name="x", kind="command", description="train",
+                             python="python3", launcher="srun")
+        _check_expected(f"site-{name}.sbatch", text)

@@ -212,5 +212,6 @@ class CheckpointableRankedCall(RankedCall):
         resumed = self.fn.checkpoint(*args, **kwargs)
         if resumed is None:
             return None
-        resumed.function = RankedCall.wrap(resumed.function)
-        return resumed
+        from ._run import DelayedSubmission
+
+        return DelayedSubmission(RankedCall.wrap(resumed.function), *resumed.args, **resumed.kwargs)

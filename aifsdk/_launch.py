@@ -28,7 +28,7 @@ from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
 from ._plan import Plan, environment_lines, signal_delay
-from ._run import PAYLOAD_HASH_FILE, sha256_file
+from ._run import PAYLOAD_HASH_FILE, record_hash, sha256_file
 
 
 def _record_payload_hash(folder: Path) -> None:
@@ -37,7 +37,7 @@ def _record_payload_hash(folder: Path) -> None:
     pending = [p for p in Path(folder).glob("*.pkl") if not p.name.endswith(("_submitted.pkl", "_result.pkl"))]
     if len(pending) != 1:
         raise RuntimeError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}")
-    (Path(folder) / PAYLOAD_HASH_FILE).write_text(f"{sha256_file(pending[0])}  {pending[0].name}\n")
+    record_hash(pending[0])
 
 
 class _PlannedSlurmExecutor(submitit.SlurmExecutor):

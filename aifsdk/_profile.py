@@ -24,20 +24,29 @@ import yaml
 from ._errors import Problem, ProfileError, SiteNotFoundError
 from ._resources import parse_time
 
+Confidence = Literal["official", "secondary", "press", "unverified"]
+Launcher = Literal["srun-per-gpu", "torchrun-per-node", "srun", "torchrun", "srun-per-task"]
+_PLACEHOLDERS = ("account", "user")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Partition:
-    """Limits of one partition (or QoS). ``None`` means unknown or unlimited."""
+    """Limits of one partition. ``None`` means unknown or unlimited (nothing is checked)."""
 
     description: str = ""
     default: bool = False
+    min_nodes: int | None = None
     max_nodes: int | None = None
+    node_count: int | None = None  # nodes in the partition: no job can have more
     max_time: int | str | None = None
     default_time: int | str | None = None
-    exclusive: bool = False
+    exclusive: bool = False  # node-exclusive: whole nodes are allocated and billed
     gpus_per_node: int | None = None
+    gpu_model: str | None = None  # when it differs from node.gpu_model
+    gpu_mem_gb: float | None = None
     cpus_per_node: int | None = None
     mem_gb: float | None = None
+    qos: list[str] = field(default_factory=list)  # QoS allowed here (empty: any the site lists for it)
 
     @property
     def max_minutes(self) -> int | None:
@@ -49,15 +58,38 @@ class Partition:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Node:
-    """One compute node as the scheduler sees it."""
+class Qos:
+    """A quality of service and its per-job limits (Leonardo and BSC select size classes by QoS)."""
 
+    description: str = ""
+    default: bool = False  # used for checks (and written, if the site requires a QoS) when none is named
+    partitions: list[str] = field(default_factory=list)  # where it applies (empty: every partition)
+    account_pattern: str | None = None  # accounts it belongs to (regex, whole match)
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    max_gpus: int | None = None  # per job, all nodes together
+    max_time: int | str | None = None
+
+    @property
+    def max_minutes(self) -> int | None:
+        return None if self.max_time is None else parse_time(self.max_time)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """One compute node as the scheduler sees it (GPUs as Slurm counts them: GCDs on MI250X)."""
+
+    count: int | None = None  # GPU nodes in the system
     gpus: int | None = None
     gpu_model: str | None = None
     gpu_mem_gb: float | None = None
     cpus: int | None = None
-    mem_gb: float | None = None
+    cpus_usable: int | None = None  # cores a job may use when the site reserves some
+    cpu_model: str | None = None
+    mem_gb: float | None = None  # what a job may request per node
+    mem_total_gb: float | None = None  # installed
     arch: str | None = None
+    interconnect: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +100,53 @@ class Account:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GpuPolicy:
+    """How CPU cores and memory go with GPUs on this site."""
+
+    cpus_per_gpu_max: int | None = None  # more cores per GPU is refused
+    cpus_per_gpu_fixed: int | None = None  # the site gives exactly this many per GPU (more is refused)
+    cpus_per_gpu_default: int | None = None  # what the site gives when the job does not say
+    mem_gb_per_gpu_max: float | None = None
+    mem_request: bool = True  # False: memory follows the GPUs and --mem is refused
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Billing:
-    """How the site charges: ``unit`` is what an allocation is counted in."""
+    """How the site charges: ``unit`` is what an allocation is counted in.
+
+    ``per_node_hour`` is what one whole node costs for one hour in ``unit`` (LUMI-G: 4 GPU-hours,
+    Leonardo: 32 core-hours); ``None`` counts the unit directly (GPUs x h, nodes x h, cores x h).
+    On shared (not node-exclusive) partitions a job pays a share of the node: its GPUs
+    (``gpus``), the largest of its GPU, core and memory shares (``max-share``), or the whole
+    node (``node``). ``gpus_per_billed_gpu``: Slurm GPUs in one billed GPU (LUMI: 2 GCDs = 1 MI250X).
+    """
 
     unit: Literal["gpu-hours", "node-hours", "core-hours"] = "gpu-hours"
+    per_node_hour: float | None = None
+    shared_by: Literal["gpus", "max-share", "node"] = "gpus"
+    gpus_per_billed_gpu: int = 1
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Software:
+    """Hints, not run: module lines and container images users copy into their own setup."""
+
+    modules: list[str] = field(default_factory=list)
+    container_runtime: Literal["apptainer", "singularity", "enroot"] | None = None
+    images: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where one fact (or one section of the profile) comes from, and how sure we are of it."""
+
+    fact: str
+    source: str
+    confidence: Confidence
+    date: str  # when the source was dated or read: YYYY, YYYY-MM or YYYY-MM-DD
     note: str = ""
 
 
@@ -83,20 +158,32 @@ class SiteProfile:
     executor: Literal["local", "debug", "slurm"]
     title: str = ""
     status: Literal["available", "announced"] = "available"
+    notice: str = ""  # for announced sites: what is known and when
+    alternatives: list[str] = field(default_factory=list)  # sites to use meanwhile
     discover: bool = False
     default_time: int | str | None = None
     gpu_request: Literal["gpus-per-node", "gres"] = "gpus-per-node"
     gres_name: str = "gpu"
     job_root: str = "~/.aifsdk/jobs"
+    scratch_job_root: str | None = None  # job folders on the site's scratch: {account}, {user}
     python: str | None = None
     signal_delay_s: int = 90
+    launcher: Launcher | None = None  # recommended launch pattern (None: aifsdk's default, srun)
+    launch_note: str = ""
     node: Node = field(default_factory=Node)
     partitions: dict[str, Partition] = field(default_factory=dict)
+    qos: dict[str, Qos] = field(default_factory=dict)
+    qos_required: bool = False
     account: Account = field(default_factory=Account)
+    gpu_policy: GpuPolicy = field(default_factory=GpuPolicy)
     billing: Billing = field(default_factory=Billing)
     env: dict[str, str] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+    software: Software = field(default_factory=Software)
+    storage: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # site tools: accounts, qos, budget, ...
+    notes: list[str] = field(default_factory=list)
+    sources: list[str | Source] = field(default_factory=list)
     source_file: str = ""
 
     @property
@@ -105,6 +192,38 @@ class SiteProfile:
             if part.default:
                 return name
         return None
+
+    def job_root_for(self, account: str | None) -> str:
+        """The job root template for a request: the site's scratch when it needs (and has) the
+        account, else ``job_root``. ``$VARS`` and ``~`` are left for ``_paths.expand_root``."""
+        if self.scratch_job_root and (account or "{account}" not in self.scratch_job_root):
+            return self.scratch_job_root.format(account=account or "", user=_user())
+        return self.job_root
+
+    def hardware(self) -> str:
+        """One line: '2978 nodes x 8 AMD MI250X (64 GB), 64 cores (63 usable), 480 GB, x86_64'."""
+        n = self.node
+        parts = []
+        if n.gpus:
+            mem = f" ({n.gpu_mem_gb:g} GB)" if n.gpu_mem_gb else ""
+            parts.append(f"{n.gpus} x {n.gpu_model or 'GPU'}{mem}")
+        if n.cpus:
+            parts.append(f"{n.cpus} cores" + (f" ({n.cpus_usable} usable)" if n.cpus_usable else ""))
+        if n.mem_gb or n.mem_total_gb:
+            parts.append(f"{(n.mem_gb or n.mem_total_gb):g} GB")
+        if n.arch:
+            parts.append(n.arch)
+        text = ", ".join(parts)
+        return f"{n.count} nodes x {text}" if n.count and text else text
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "user")
 
 
 def shipped_config_dir() -> Path:
@@ -181,6 +300,7 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
     times = [("default_time", profile.default_time)]
     for pname, part in profile.partitions.items():
         times += [(f"partitions.{pname}.max_time", part.max_time), (f"partitions.{pname}.default_time", part.default_time)]
+    times += [(f"qos.{qname}.max_time", q.max_time) for qname, q in profile.qos.items()]
     for where, value in times:
         if value is not None:
             try:
@@ -190,11 +310,39 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
     defaults = [n for n, p in profile.partitions.items() if p.default]
     if len(defaults) > 1:
         out.append(f"partitions: several have default: true ({', '.join(defaults)}); keep one")
-    if profile.account.pattern:
-        try:
-            re.compile(profile.account.pattern)
-        except re.error as exc:
-            out.append(f"account.pattern: not a valid regular expression ({exc})")
+    patterns = [("account.pattern", profile.account.pattern)]
+    patterns += [(f"qos.{qname}.account_pattern", q.account_pattern) for qname, q in profile.qos.items()]
+    for where, pattern in patterns:
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                out.append(f"{where}: not a valid regular expression ({exc})")
+    for qname, q in profile.qos.items():
+        for pname in q.partitions:
+            if profile.partitions and pname not in profile.partitions:
+                out.append(f"qos.{qname}.partitions: {pname!r} is not one of the partitions ({', '.join(profile.partitions)})")
+        if q.min_nodes and q.max_nodes and q.min_nodes > q.max_nodes:
+            out.append(f"qos.{qname}: min_nodes {q.min_nodes} is above max_nodes {q.max_nodes}")
+    for pname, part in profile.partitions.items():
+        for qname in part.qos:
+            if qname not in profile.qos:
+                out.append(f"partitions.{pname}.qos: {qname!r} is not declared under qos ({', '.join(profile.qos) or 'none'})")
+    if profile.scratch_job_root:
+        for name in re.findall(r"\{([^{}]*)\}", profile.scratch_job_root):
+            if name not in _PLACEHOLDERS:
+                out.append(f"scratch_job_root: {{{name}}} is not a placeholder; use {{account}} or {{user}}")
+    for where, number in (("billing.per_node_hour", profile.billing.per_node_hour), ("billing.gpus_per_billed_gpu", profile.billing.gpus_per_billed_gpu),
+                          ("gpu_policy.cpus_per_gpu_max", profile.gpu_policy.cpus_per_gpu_max),
+                          ("gpu_policy.cpus_per_gpu_fixed", profile.gpu_policy.cpus_per_gpu_fixed),
+                          ("gpu_policy.mem_gb_per_gpu_max", profile.gpu_policy.mem_gb_per_gpu_max)):
+        if number is not None and number <= 0:
+            out.append(f"{where}: {number!r} must be > 0")
+    for i, src in enumerate(profile.sources):
+        if isinstance(src, Source) and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", src.date):
+            out.append(f"sources[{i}].date: {src.date!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    if profile.status == "announced" and not profile.notice:
+        out.append("notice: an announced site needs a notice (what is known, and when it opens)")
     return out
 
 
@@ -231,6 +379,9 @@ def _build(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        real = [o for o in options if o is not type(None)]
+        if len(real) == 1:  # X | None: X's own message ("is not one of ...")
+            return _build(real[0], value, where, problems)
         for option in options:
             if option is type(None):
                 continue

@@ -1,5 +1,10 @@
 """Resolve a request against its site: fill every default (saying where it came from) and check
 every limit the site declares or the cluster reports. Problems are collected, never raised here.
+
+Checks, all reported at once, each with a fix: the partition and QoS exist and go together; time,
+nodes and GPUs within the partition's and the QoS's limits; whole nodes on node-exclusive
+partitions (never silently changed: the fix names both ways out); CPUs, memory and tasks within a
+node and within the site's cores-per-GPU policy; the account present and in the site's format.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import Problem, SchedulerError
-from ._profile import Partition, SiteProfile
+from ._profile import Partition, Qos, SiteProfile
 from ._resources import Resources, format_time, parse_time
 from ._scheduler import ClusterInfo, Slurm, default_slurm
 
@@ -23,19 +28,25 @@ FALLBACK_TIME_MIN = 60
 
 @dataclass(frozen=True)
 class Cost:
-    """What the job may consume at its full time limit (an upper bound), in the site's unit."""
+    """What the job may consume at its full time limit (an upper bound), in the site's unit.
+
+    ``amount`` is in ``unit`` as the site bills it; ``gpu_hours`` counts GPUs as the site bills
+    them (LUMI: MI250X modules, 2 GCDs each); ``node_hours`` and ``core_hours`` count what the job
+    occupies; ``detail`` says how ``amount`` was reached.
+    """
 
     unit: str
     amount: float
     gpu_hours: float
     node_hours: float
     core_hours: float
+    detail: str = ""
 
     def __str__(self) -> str:
-        return (
-            f"{self.amount:.2f} {self.unit} at most (the full time limit): "
-            f"{self.gpu_hours:.2f} GPU-h, {self.node_hours:.2f} node-h, {self.core_hours:.2f} core-h"
-        )
+        counted = f"{self.gpu_hours:.2f} GPU-h, {self.node_hours:.2f} node-h, {self.core_hours:.2f} core-h"
+        if self.detail:
+            return f"{self.amount:.2f} {self.unit} at most: {self.detail} (at the full time limit); {counted}"
+        return f"{self.amount:.2f} {self.unit} at most (the full time limit): {counted}"
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Resolution:
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     partition: Partition | None = None
+    qos: Qos | None = None
 
     def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
         self.problems.append(Problem(param, value, allowed, fix))
@@ -64,7 +76,10 @@ def resolve(request: Resources, profile: SiteProfile, bad: set[str] | frozenset[
 
 def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resources:
     if profile.status == "announced":
-        self.fail("site", profile.name, "a site whose hardware is published", f"{profile.title}: not open yet; pick another site from `aifsdk sites`")
+        others = f"use {' or '.join(profile.alternatives)} meanwhile" if profile.alternatives else "pick another site from `aifsdk sites`"
+        self.fail("site", profile.name, "a site that is in service (this one is announced, its hardware not published)",
+                  f"{profile.title or profile.name}: {profile.notice} Nothing can be submitted here yet; {others}")
+        return req
     values = req.as_dict()
     bad = self.bad
     info = _cluster_info(self, profile)
@@ -82,27 +97,9 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
         self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
     self.partition = part
     local = profile.executor in ("local", "debug")
-
-    # time: request, else site default, else partition default, else the fallback; never
-    # submitit's silent 5 minutes.
-    if req.time is None:
-        if profile.default_time is not None:
-            minutes, origin = parse_time(profile.default_time), f"site {profile.name} default_time"
-        elif part and part.default_minutes:
-            minutes, origin = part.default_minutes, f"partition {part_name} DefaultTime"
-        else:
-            minutes, origin = FALLBACK_TIME_MIN, "aifsdk fallback (the site sets no default)"
-        if part and part.max_minutes and minutes > part.max_minutes:
-            minutes, origin = part.max_minutes, f"partition {part_name} MaxTime (the default was higher)"
-        values["time"] = format_time(minutes)
-        self.origins["time"] = origin
-    elif "time" not in bad:
-        minutes = parse_time(req.time)
-        values["time"] = format_time(minutes)
-        if part and part.max_minutes and minutes > part.max_minutes:
-            better = [n for n, p in partitions.items() if p.max_minutes is None or p.max_minutes >= minutes]
-            alt = f", or use partition {' / '.join(better)}" if better else ""
-            self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
+    qos_name, qos = (None, None) if local else _choose_qos(self, profile, values, part_name, part)
+    self.qos = qos
+    _resolve_time(self, req, values, profile, partitions, part_name, part, qos_name, qos)
 
     for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
         if values[key] is None:
@@ -119,12 +116,7 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
         if req.extra:
             self.notes.append(f"extra sbatch options are ignored on site {profile.name}")
     elif "nodes" not in bad:
-        limit = part.max_nodes if part else None
-        total = info.total_nodes.get(part_name) if info and part_name else None
-        for bound, what in ((limit, "MaxNodes"), (total, "nodes in the partition")):
-            if bound is not None and nodes > bound:
-                self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more")
-                break
+        _check_nodes(self, nodes, gpus if "gpus_per_node" not in bad else 0, partitions, part_name, part, info, qos_name, qos)
 
     gpu_cap = (part.gpus_per_node if part and part.gpus_per_node is not None else node.gpus)
     if gpu_cap is None and local:
@@ -132,35 +124,198 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     if "gpus_per_node" not in bad and gpu_cap is not None and gpus > gpu_cap:
         fix = "use gpus_per_node<=%d" % gpu_cap + ("" if gpu_cap else f", or a GPU site/partition (site {profile.name} has none here)")
         self.fail("gpus_per_node", gpus, f"at most {gpu_cap} per node on {profile.name}" + (f" partition {part_name}" if part_name else ""), fix)
-    if part and part.exclusive and part.gpus_per_node and gpus not in (0, part.gpus_per_node) and "gpus_per_node" not in bad:
-        self.notes.append(f"partition {part_name} is node-exclusive: the whole node ({part.gpus_per_node} GPUs) is allocated and billed")
+    elif part and part.exclusive and part.gpus_per_node and "gpus_per_node" not in bad:
+        if gpus == 0:
+            self.notes.append(f"partition {part_name} is node-exclusive: the whole node ({part.gpus_per_node} GPUs) is allocated and billed")
+        elif gpus != part.gpus_per_node:
+            _partial_exclusive_node(self, gpus, nodes, partitions, part_name, part)
 
-    cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus) or (os.cpu_count() if local else None)
+    cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus_usable or node.cpus) or (os.cpu_count() if local else None)
     if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
         self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
     elif tasks > (cpu_cap or tasks) and "tasks_per_node" not in bad:
         self.fail("tasks_per_node", tasks, f"at most {cpu_cap} (CPUs per node)", f"use tasks_per_node<={cpu_cap}")
+    elif not local and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
+        _check_cpus_per_gpu(self, profile, tasks, cpus, gpus)
     mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb
-    if values["mem_gb"] is not None and mem_cap and "mem_gb" not in bad and values["mem_gb"] > mem_cap:
-        self.fail("mem_gb", values["mem_gb"], f"at most {mem_cap:g} GB per node", f"use mem_gb<={mem_cap:g}, or more nodes")
+    if values["mem_gb"] is not None and "mem_gb" not in bad:
+        if not profile.gpu_policy.mem_request and not local:
+            self.fail("mem_gb", values["mem_gb"], f"no memory request on {profile.name} (memory follows the GPUs)", "leave mem_gb unset; ask for more GPUs for more memory")
+        elif mem_cap and values["mem_gb"] > mem_cap:
+            self.fail("mem_gb", values["mem_gb"], f"at most {mem_cap:g} GB per node", f"use mem_gb<={mem_cap:g}, or more nodes")
+        elif profile.gpu_policy.mem_gb_per_gpu_max and gpus and values["mem_gb"] > profile.gpu_policy.mem_gb_per_gpu_max * gpus:
+            top = profile.gpu_policy.mem_gb_per_gpu_max * gpus
+            self.fail("mem_gb", values["mem_gb"], f"at most {profile.gpu_policy.mem_gb_per_gpu_max:g} GB per GPU on {profile.name} ({top:g} GB for {gpus} GPUs)",
+                      f"use mem_gb<={top:g}, or more GPUs")
 
     if not local and "account" not in bad:
-        acc = profile.account
-        if values["account"] is None and acc.required:
-            self.fail("account", None, f"a project account{f' like {acc.example!r}' if acc.example else ''}", f"pass account=... (site {profile.name} requires one)")
-        elif values["account"] is not None and acc.pattern and not re.fullmatch(acc.pattern, values["account"]):
-            self.fail("account", values["account"], f"an account matching {acc.pattern}" + (f" (e.g. {acc.example!r})" if acc.example else ""), "use the project account the site gave you")
+        _check_account(self, profile, values["account"], qos_name, qos)
+    if not local and profile.launcher == "srun-per-gpu" and gpus > 1 and tasks == 1 and self.origins.get("tasks_per_node") == "default":
+        self.notes.append(f"site {profile.name} recommends one task per GPU: pass tasks_per_node={gpus} for a distributed run")
     return Resources(**values)
 
+
+# -- partition, QoS and time --------------------------------------------------------------------
+def _qos_for(profile: SiteProfile, part_name: str | None, part: Partition | None) -> dict[str, Qos]:
+    """The site's QoS usable on this partition."""
+    allowed = set(part.qos) if part and part.qos else None
+    return {n: q for n, q in profile.qos.items() if (allowed is None or n in allowed) and (not q.partitions or part_name in q.partitions)}
+
+
+def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], part_name: str | None,
+                part: Partition | None) -> tuple[str | None, Qos | None]:
+    """The QoS whose limits apply: the request's, else the site's default for this partition and
+    account (written into the script only where the site requires a QoS)."""
+    here = _qos_for(profile, part_name, part)
+    name = values["qos"]
+    account = values["account"] if isinstance(values["account"], str) else None
+    if name is not None:
+        if "qos" in self.bad or not profile.qos:
+            return name, None
+        if name not in profile.qos:
+            self.fail("qos", name, f"one of {', '.join(profile.qos)}", _with_command(profile, "qos", "pass a QoS the site has"))
+            return name, None
+        if name not in here:
+            self.fail("qos", name, f"a QoS of partition {part_name} ({', '.join(here) or 'none'})",
+                      f"use one of {', '.join(here)} on partition {part_name}" if here else "pick the partition this QoS belongs to")
+        return name, profile.qos[name]
+    defaults = [(n, q) for n, q in here.items() if q.default and (not q.account_pattern or account and re.fullmatch(q.account_pattern, account))]
+    if defaults:
+        name, qos = defaults[0]
+        if profile.qos_required:
+            values["qos"] = name
+            self.origins["qos"] = f"site {profile.name} default QoS" + (f" for accounts like {qos.account_pattern}" if qos.account_pattern else "")
+        else:
+            self.notes.append(f"the limits of QoS {name} (the default on partition {part_name}) were checked")
+        return name, qos
+    if profile.qos_required:
+        self.fail("qos", None, f"a QoS on site {profile.name} (one of {', '.join(here) or ', '.join(profile.qos)})",
+                  _with_command(profile, "qos", "pass qos=... matching your account"))
+    return None, None
+
+
+def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition],
+                  part_name: str | None, part: Partition | None, qos_name: str | None, qos: Qos | None) -> None:
+    """Time: request, else site default, else partition default, else the fallback (never
+    submitit's silent 5 minutes); within the partition's and the QoS's maximum."""
+    limits = []
+    if part and part.max_minutes:
+        limits.append((part.max_minutes, f"partition {part_name} MaxTime"))
+    if qos and qos.max_minutes:
+        limits.append((qos.max_minutes, f"QoS {qos_name} MaxWall"))
+    if req.time is None:
+        if profile.default_time is not None:
+            minutes, origin = parse_time(profile.default_time), f"site {profile.name} default_time"
+        elif part and part.default_minutes:
+            minutes, origin = part.default_minutes, f"partition {part_name} DefaultTime"
+        else:
+            minutes, origin = FALLBACK_TIME_MIN, "aifsdk fallback (the site sets no default)"
+        for top, what in limits:
+            if minutes > top:
+                minutes, origin = top, f"{what} (the default was higher)"
+        values["time"] = format_time(minutes)
+        self.origins["time"] = origin
+        return
+    if "time" in self.bad:
+        return
+    minutes = parse_time(req.time)
+    values["time"] = format_time(minutes)
+    if part and part.max_minutes and minutes > part.max_minutes:
+        better = [n for n, p in partitions.items() if p.max_minutes is None or p.max_minutes >= minutes]
+        alt = f", or use partition {' / '.join(better)}" if better else ""
+        self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
+    elif qos and qos.max_minutes and minutes > qos.max_minutes:
+        better = [n for n, q in _qos_for(profile, part_name, part).items() if q.max_minutes is None or q.max_minutes >= minutes]
+        alt = f", or use qos {' / '.join(better)}" if better else ""
+        self.fail("time", req.time, f"at most {format_time(qos.max_minutes)} with QoS {qos_name}", f"lower time to {format_time(qos.max_minutes)}{alt}; split longer runs into checkpointed jobs")
+
+
+def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, Partition], part_name: str | None, part: Partition | None,
+                 info: ClusterInfo | None, qos_name: str | None, qos: Qos | None) -> None:
+    total = info.total_nodes.get(part_name) if info and part_name else None
+    for bound, what in ((part.max_nodes if part else None, "MaxNodes"), (total or (part.node_count if part else None), "nodes in the partition")):
+        if bound is not None and nodes > bound:
+            bigger = [n for n, p in partitions.items() if n != part_name and (p.max_nodes or 0) >= nodes and (p.min_nodes or 0) <= nodes]
+            alt = f" (e.g. {' / '.join(bigger)})" if bigger else ""
+            self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more{alt}")
+            return
+    if part and part.min_nodes and nodes < part.min_nodes:
+        smaller = [n for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)]
+        self.fail("nodes", nodes, f"at least {part.min_nodes} on partition {part_name}",
+                  f"use nodes>={part.min_nodes}, or partition {' / '.join(smaller)}" if smaller else f"use nodes>={part.min_nodes}")
+        return
+    if qos is None:
+        return
+    others = _qos_for(self.profile, part_name, part)
+    if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
+        fits = [n for n, q in others.items() if n != qos_name and (q.min_nodes or 1) <= nodes <= (q.max_nodes or nodes)]
+        span = f"{qos.min_nodes or 1}-{qos.max_nodes}" if qos.max_nodes is not None else f"at least {qos.min_nodes}"
+        fix = f"use qos {' / '.join(fits)} for {nodes} nodes" if fits else f"use {span} nodes"
+        self.fail("nodes", nodes, f"{span} nodes with QoS {qos_name}", f"{fix}, or change nodes")
+    elif qos.max_gpus is not None and gpus and nodes * gpus > qos.max_gpus:
+        self.fail("gpus_per_node", gpus, f"at most {qos.max_gpus} GPUs in all with QoS {qos_name} (asked {nodes} x {gpus})",
+                  f"use nodes x gpus_per_node <= {qos.max_gpus}, or another QoS")
+
+
+def _partial_exclusive_node(self: Resolution, gpus: int, nodes: int, partitions: dict[str, Partition], part_name: str | None, part: Partition) -> None:
+    """A node-exclusive partition allocates (and bills) whole nodes: say so, and how to fix it."""
+    full = part.gpus_per_node
+    shared = [n for n, p in partitions.items()
+              if not p.exclusive and (p.gpus_per_node or 0) >= gpus and (p.max_nodes is None or p.max_nodes >= nodes) and (p.min_nodes or 1) <= nodes]
+    moves = [f"partition={n!r} ({partitions[n].description or 'shared nodes'})" for n in shared]
+    fix = f"use gpus_per_node={full} (the node is allocated and billed whole anyway)"
+    fix += f", or {' or '.join(moves)} for {gpus} GPUs per node" if moves else f"; no shared partition takes {nodes} node(s) of {gpus} GPUs"
+    self.fail("gpus_per_node", gpus, f"{full} on partition {part_name} (node-exclusive: whole nodes of {full} GPUs)", fix)
+
+
+def _check_cpus_per_gpu(self: Resolution, profile: SiteProfile, tasks: int, cpus: int | None, gpus: int) -> None:
+    policy = profile.gpu_policy
+    top = policy.cpus_per_gpu_fixed or policy.cpus_per_gpu_max
+    if not gpus or cpus is None or not top:
+        return
+    total = tasks * cpus
+    if total > top * gpus:
+        kind = "exactly" if policy.cpus_per_gpu_fixed else "at most"
+        self.fail("cpus_per_task", cpus, f"{kind} {top} CPU cores per GPU on {profile.name} ({tasks} tasks x {cpus} = {total} cores for {gpus} GPUs)",
+                  f"use cpus_per_task<={max(top * gpus // tasks, 1)} with tasks_per_node={tasks}, or ask for more GPUs")
+    elif policy.cpus_per_gpu_fixed and total < top * gpus:
+        self.notes.append(f"site {profile.name} gives {top} cores per GPU ({top * gpus} for {gpus} GPUs) whatever cpus_per_task asks")
+
+
+def _check_account(self: Resolution, profile: SiteProfile, account: Any, qos_name: str | None, qos: Qos | None) -> None:
+    acc = profile.account
+    if account is None and acc.required:
+        self.fail("account", None, f"a project account{f' like {acc.example!r}' if acc.example else ''}",
+                  _with_command(profile, "accounts", f"pass account=... (site {profile.name} requires one)"))
+    elif account is not None and acc.pattern and not re.fullmatch(acc.pattern, account):
+        self.fail("account", account, f"an account matching {acc.pattern}" + (f" (e.g. {acc.example!r})" if acc.example else ""),
+                  _with_command(profile, "accounts", "use the project account the site gave you (not the proposal id)"))
+    elif account is not None and qos and qos.account_pattern and "qos" not in self.bad and not re.fullmatch(qos.account_pattern, account):
+        self.fail("qos", qos_name, f"QoS {qos_name} only with accounts matching {qos.account_pattern}",
+                  _with_command(profile, "qos", "use the QoS that goes with your account"))
+
+
+def _with_command(profile: SiteProfile, key: str, fix: str) -> str:
+    command = profile.commands.get(key)
+    return f"{fix}; `{command}` lists yours" if command else fix
+
+
+# -- the cluster --------------------------------------------------------------------------------
 def _cluster_info(self: Resolution, profile: SiteProfile) -> ClusterInfo | None:
     if profile.executor != "slurm" or not profile.discover:
         return None
     try:
-        return slurm_for(profile).cluster_info()
+        info = slurm_for(profile).cluster_info()
     except SchedulerError as exc:
         self.notes.append(f"limits not discovered from the cluster ({exc}); only the profile's were checked")
         return None
-
+    if profile.partitions and not set(profile.partitions) & set(info.partitions):
+        # This machine's Slurm is another cluster (a laptop's test cluster, another site):
+        # its partitions must not mix with this site's.
+        self.notes.append(f"this machine's Slurm (partitions {', '.join(sorted(info.partitions)) or 'none'}) is not site {profile.name}; "
+                          "only the profile's limits were checked")
+        return None
+    return info
 
 
 def slurm_for(profile: SiteProfile) -> Slurm:
@@ -171,7 +326,7 @@ def slurm_for(profile: SiteProfile) -> Slurm:
 def _overlay(base: Partition | None, top: Partition) -> Partition:
     if base is None:
         return top
-    changes = {f.name: getattr(top, f.name) for f in dataclasses.fields(top) if getattr(top, f.name) not in (None, "", False)}
+    changes = {f.name: getattr(top, f.name) for f in dataclasses.fields(top) if getattr(top, f.name) not in (None, "", False, [])}
     return dataclasses.replace(base, **changes)
 
 
@@ -190,14 +345,34 @@ def local_gpu_count() -> int:
     return 0
 
 
+# -- cost ---------------------------------------------------------------------------------------
 def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) -> Cost:
+    """Upper bound at the time limit, in the site's unit (see :class:`aifsdk._profile.Billing`)."""
     hours = parse_time(r.time) / 60 if r.time is not None else 0.0  # type: ignore[arg-type]
     nodes = r.nodes or 1
-    gpus = r.gpus_per_node or 0
-    if part and part.exclusive and part.gpus_per_node:
-        gpus = part.gpus_per_node
+    exclusive = bool(part and part.exclusive)
+    node_gpus = part.gpus_per_node if part and part.gpus_per_node is not None else profile.node.gpus
     node_cpus = (part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus)
-    cores = node_cpus if part and part.exclusive and node_cpus else (r.tasks_per_node or 1) * (r.cpus_per_task or 1)
-    gpu_h, node_h, core_h = nodes * gpus * hours, nodes * hours, nodes * cores * hours
-    amount = {"gpu-hours": gpu_h, "node-hours": node_h, "core-hours": core_h}[profile.billing.unit]
-    return Cost(profile.billing.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4))
+    node_mem = (part.mem_gb if part and part.mem_gb else profile.node.mem_total_gb or profile.node.mem_gb)
+    gpus = node_gpus if exclusive and node_gpus else (r.gpus_per_node or 0)
+    cores = node_cpus if exclusive and node_cpus else (r.tasks_per_node or 1) * (r.cpus_per_task or 1)
+    b = profile.billing
+    gpu_h, node_h, core_h = nodes * gpus * hours / b.gpus_per_billed_gpu, nodes * hours, nodes * cores * hours
+    where = f" on {r.partition}" + (" (node-exclusive)" if exclusive else "") if r.partition else ""
+    head = f"{nodes} node{'s' if nodes != 1 else ''} x {hours:g}h{where} = {node_h:g} node-h"
+    if b.per_node_hour is None:
+        amount = {"gpu-hours": gpu_h, "node-hours": node_h, "core-hours": core_h}[b.unit]
+        detail = head if b.unit == "node-hours" else f"{head}; {amount:g} {b.unit}"
+    else:
+        share, why = 1.0, ""
+        if not exclusive and b.shared_by != "node":
+            shares = {"GPUs": (r.gpus_per_node or 0, node_gpus)}
+            if b.shared_by == "max-share":
+                shares.update({"cores": ((r.tasks_per_node or 1) * (r.cpus_per_task or 1), node_cpus), "memory": (r.mem_gb, node_mem)})
+            parts = {k: used / whole for k, (used, whole) in shares.items() if used and whole}
+            if parts:
+                key = max(parts, key=lambda k: parts[k])
+                share, why = min(parts[key], 1.0), f" x {min(parts[key], 1.0):g} of a node (its {key})"
+        amount = node_h * b.per_node_hour * share
+        detail = f"{head}{why} x {b.per_node_hour:g} {b.unit} per node-h = {amount:g} {b.unit}"
+    return Cost(b.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4), detail)

@@ -69,6 +69,7 @@ class CountingTrainer:
 
     def __init__(self) -> None:
         self.step = 0
+        self.total = 0  # the "model": a running sum that an uninterrupted run computes too
         self.resumed_from: list[int] = []
 
     def __call__(self, steps: int, step_s: float) -> dict:
@@ -77,8 +78,10 @@ class CountingTrainer:
         while self.step < steps:
             time.sleep(step_s)
             self.step += 1
+            self.total += self.step * self.step
             print(f"step {self.step}", flush=True)
-        return {"step": self.step, "resumed_from": self.resumed_from, "restarts": os.environ.get("SLURM_RESTART_COUNT")}
+        return {"step": self.step, "total": self.total, "resumed_from": self.resumed_from,
+                "restarts": os.environ.get("SLURM_RESTART_COUNT")}
 
     def checkpoint(self, *args: object, **kwargs: object) -> object:
         import submitit

@@ -61,6 +61,31 @@ def test_torchrun_mode_runs_several_ranks_per_node(tmp_path: Path) -> None:
         _known_teardown_abort(failure)
 
 
+def test_ddp_example_as_a_function_job() -> None:
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import ddp_train
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    job = aifsdk.submit(ddp_train.train, 5, site="slurm", nodes=2, tasks_per_node=1, time=10)
+    try:
+        rows = job.results(timeout=300)
+    except aifsdk.JobFailedError as exc:
+        _known_teardown_abort(str(exc))
+    assert sorted(r["rank"] for r in rows) == [0, 1]
+    assert len({r["mean_loss"] for r in rows}) == 1  # every rank holds the same all-reduced value
+    assert len({sha for r in rows for sha in r["weights_sha"]}) == 1  # identical weights on every rank
+    assert sorted(rows[0]["hosts"]) == ["n1", "n2"]
+
+
+def test_example_ddp_function_script_runs() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "ddp_function.py"), "--steps", "3"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        _known_teardown_abort(out.stderr)
+    assert "'world_size': 2" in out.stdout
+
+
 def test_function_job_with_aifsdk_distributed() -> None:
     job = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=2, tasks_per_node=1, time=10)
     rows = job.results(timeout=300)

@@ -15,6 +15,7 @@ from jobfns import CountingTrainer
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
 
 
+@pytest.mark.timeout(600)
 def test_preempted_job_checkpoints_requeues_and_resumes() -> None:
     # 30 min: submitit calls a signal a time-out after 80 % of the limit or within its last 10 min
     job = aifsdk.submit(CountingTrainer(), 30, 0.2, site="slurm", time=30)
@@ -30,3 +31,19 @@ def test_preempted_job_checkpoints_requeues_and_resumes() -> None:
     assert res["restarts"] == "1"
     assert job.requeues() == ["preempted"]
     assert "checkpoint at step" in (job.stdout() or "")
+
+
+@pytest.mark.timeout(900)
+def test_time_limit_requeues_and_resumes_with_the_same_result() -> None:
+    """50 s of work under a 1-minute limit. The checkpoint signal is asked for 15 s before the
+    limit, but Slurm delivers it up to 30 s early (it checks time limits every 30 s), so a run gets
+    15 to 45 s of work: at least one requeue, at most two. Slurm makes a requeued job eligible
+    again about 2 minutes later. The job must finish from its checkpoints with what an
+    uninterrupted run computes."""
+    steps, step_s = 100, 0.5
+    uninterrupted = CountingTrainer()(steps, 0.0)
+    job = aifsdk.submit(CountingTrainer(), steps, step_s, site="slurm", time=1)
+    res = job.result(timeout=600)
+    assert res["step"] == steps and res["total"] == uninterrupted["total"]
+    assert res["resumed_from"] and res["resumed_from"][0] > 0  # not from step 0
+    assert "timed-out" in job.requeues()

@@ -53,7 +53,9 @@ SECRET_TEXT_PATTERNS = {
     r"\bAIza[0-9A-Za-z_\-]{35}\b": "a Google API key",
     r"\bxox[abpr]-[0-9A-Za-z-]{10,}\b": "a Slack token",
     r"\bsk-[A-Za-z0-9]{32,}\b": "an API secret key",
-    r"(?i)\b(password|passwd|secret|api_key|apikey|access_token|auth_token)\s*[:=]\s*['\"]?[^\s'\"#]{6,}": "a password or secret assignment",
+    # a literal value: quoted, or a bare token that ends the line (not `os.environ[...]`, `${VAR}`, prose)
+    r"(?im)\b(password|passwd|secret|api_key|apikey|access_token|auth_token)\s*[:=]\s*"
+    r"(?:'[^'\s]{6,}'|\"[^\"\s]{6,}\"|[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": "a password or secret assignment",
 }
 _TEXT_SCAN_BYTES = 1 << 20
 
@@ -135,27 +137,54 @@ def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
     return sorted(out)
 
 
-def check_secrets(root: Path, names: list[str], allow: tuple[str, ...]) -> list[Problem]:
-    problems = []
-    for name in names:
-        if any(fnmatch.fnmatch(name, pat) for pat in allow):
-            continue
-        base = name.rsplit("/", 1)[-1]
-        why = SECRET_NAMES.get(base) or next((w for p, w in SECRET_PATH_PATTERNS.items() if re.search(p, name)), None)
-        matched = base if SECRET_NAMES.get(base) else "file name"
-        if why is None:
-            try:
-                with open(root / name, "rb") as f:
-                    head = f.read(_TEXT_SCAN_BYTES)
-            except OSError:
-                continue
-            if b"\0" in head[:8192]:
-                continue  # binary
+# Cheap substrings that every text pattern needs (lower-cased); a file with none is not searched.
+_HINTS = (b"private key", b"akia", b"hf_", b"gh", b"github_pat_", b"aiza", b"xox", b"sk-", b"pass", b"secret", b"api",
+          b"token")
+_PATH_RE = re.compile("|".join(f"(?:{p})" for p in SECRET_PATH_PATTERNS))
+_SCANNED: dict[tuple[str, int, int], tuple[str, str] | None] = {}  # (path, size, mtime) -> finding
+
+
+def _scan_text(path: str) -> tuple[str, str] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key in _SCANNED:
+        return _SCANNED[key]
+    found = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_TEXT_SCAN_BYTES)
+    except OSError:
+        head = b""
+    if b"\0" not in head[:8192]:  # text only
+        lowered = head.lower()
+        if any(h in lowered for h in _HINTS):
             text = head.decode("utf-8", errors="ignore")
             for pattern, what in SECRET_TEXT_PATTERNS.items():
                 if re.search(pattern, text):
-                    why, matched = what, pattern
+                    found = (what, pattern)
                     break
+    _SCANNED[key] = found
+    return found
+
+
+def check_secrets(root: Path, names: list[str], allow: tuple[str, ...]) -> list[Problem]:
+    problems = []
+    base_dir = str(root)
+    for name in names:
+        if allow and any(fnmatch.fnmatch(name, pat) for pat in allow):
+            continue
+        base = name.rsplit("/", 1)[-1]
+        why, matched = SECRET_NAMES.get(base), base
+        if why is None and _PATH_RE.search(name):
+            why = next(w for p, w in SECRET_PATH_PATTERNS.items() if re.search(p, name))
+            matched = "file name"
+        if why is None:
+            hit = _scan_text(os.path.join(base_dir, name))
+            if hit:
+                why, matched = hit
         if why:
             problems.append(Problem("snapshot", name, "no likely secrets in the shipped code",
                                     f"{why} matched ({matched}); remove it, add it to .aifsdkignore, or allow it with "
@@ -176,17 +205,16 @@ def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
                     "cluster's filesystem; or snapshot=False")]
 
 
-def _file_hash(path: Path, cache: dict[str, list], key: str) -> str:
-    st = path.stat()
-    entry = cache.get(key)
+def _file_hash(path: str, st: os.stat_result, cache: dict[str, list]) -> str:
+    entry = cache.get(path)
     if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
         return entry[2]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    cache[key] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
-    return cache[key][2]
+    cache[path] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
+    return cache[path][2]
 
 
 def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
@@ -200,23 +228,28 @@ def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
         cache = {}
     entries = []
     total = copied = 0
+    objects, base_dir, dest_dir = str(store / "objects"), str(root), str(dest)
+    made: set[str] = set()
     for name in names:
-        path = root / name
-        digest = _file_hash(path, cache, str(path))
-        st = path.stat()
+        path = os.path.join(base_dir, name)
+        st = os.stat(path)
+        digest = _file_hash(path, st, cache)
         executable = bool(st.st_mode & stat.S_IXUSR)
         entries.append((name, digest, executable))
         total += st.st_size
-        obj = store / "objects" / digest[:2] / digest
-        if not obj.exists():
-            obj.parent.mkdir(parents=True, exist_ok=True)
-            part = obj.with_name(f".{digest}.{os.getpid()}")
+        obj = os.path.join(objects, digest[:2], digest)
+        if not os.path.exists(obj):
+            os.makedirs(os.path.dirname(obj), exist_ok=True)
+            part = f"{obj}.{os.getpid()}.part"
             shutil.copyfile(path, part)
             os.chmod(part, 0o555 if executable else 0o444)
-            part.replace(obj)
+            os.replace(part, obj)
             copied += st.st_size
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = os.path.join(dest_dir, name)
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         try:
             os.link(obj, target)
         except OSError:  # another filesystem than the store: copy

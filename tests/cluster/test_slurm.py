@@ -169,3 +169,27 @@ def test_payload_changed_after_submission_fails_the_job() -> None:
     with pytest.raises(aifsdk.JobFailedError) as info:
         job.result(timeout=120)
     assert "changed after submission" in str(info.value)
+
+
+def test_queued_job_runs_the_submitted_code_after_edit_and_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Edit and delete the working copy right after submitting: the held job, released later,
+    still runs the submitted code (from its snapshot) and returns the submitted result."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "slurmmod.py").write_text("def which():\n    return 'submitted'\n")
+    (root / "run.py").write_text("import slurmmod\nprint('cmd', slurmmod.which())\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.chdir(root)
+    import importlib
+
+    sys.modules.pop("slurmmod", None)
+    slurmmod = importlib.import_module("slurmmod")
+    fn_job = aifsdk.submit(slurmmod.which, site="slurm", time=5, extra={"hold": True})
+    cmd_job = aifsdk.submit([sys.executable, "run.py"], site="slurm", time=5, extra={"hold": True})
+    (root / "slurmmod.py").write_text("def which():\n    return 'edited'\n")
+    (root / "run.py").unlink()
+    subprocess.run(["scontrol", "release", fn_job.job_id, cmd_job.job_id], check=True)
+    assert fn_job.result(timeout=120) == "submitted"
+    assert "cmd submitted" in cmd_job.result(timeout=120).stdout.read_text()
+    sys.modules.pop("slurmmod", None)

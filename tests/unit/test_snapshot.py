@@ -150,3 +150,15 @@ def test_job_folders_are_private(project: Path) -> None:
     import stat
 
     assert stat.S_IMODE(job.folder.stat().st_mode) == 0o700
+
+
+def test_repository_with_several_secrets_names_each(project: Path) -> None:
+    (project / "deploy").mkdir()
+    (project / "deploy" / "key.txt").write_text("-----BEGIN RSA " + "PRIVATE KEY-----\nMIIE\n")
+    (project / ".env").write_text("S3_BUCKET=x\n")
+    (project / "config.yaml").write_text("hub_token: hf_" + "b" * 34 + "\n")
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(["true"])
+    named = {p.value: p.fix for p in info.value.problems if p.param == "snapshot"}
+    assert set(named) == {"deploy/key.txt", ".env", "config.yaml"}
+    assert "private key" in named["deploy/key.txt"] and "dotenv" in named[".env"] and "Hugging Face" in named["config.yaml"]

@@ -5,6 +5,13 @@ The shipped ones come inside the installed package (``aifsdk/configs``); a user'
 ``$AIFSDK_CONFIG_DIR/site/`` (default ``~/.config/aifsdk/site/``) add sites or replace shipped
 ones of the same name. The schema is the dataclasses below; unknown keys and wrong types are
 errors that name the file, the key and what is allowed.
+
+Sections of a profile: ``node`` (hardware as Slurm sees it), ``partitions`` and ``qos`` (limits),
+``account`` (format, required), ``gpu_request`` (--gpus-per-node or --gres), ``gpu_policy``
+(cores and memory per GPU), ``billing`` (unit and conversion), ``launcher``/``launch_note``,
+``env``/``setup`` (rendered into the script), ``software`` (module and image hints, not run),
+``job_root``/``scratch_job_root``/``storage``, ``status``/``notice`` (announced systems refuse to
+submit) and ``sources`` (per fact: source, confidence, date).
 """
 
 from __future__ import annotations

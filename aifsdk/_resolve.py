@@ -221,7 +221,7 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
     minutes = parse_time(req.time)
     values["time"] = format_time(minutes)
     if part and part.max_minutes and minutes > part.max_minutes:
-        better = [n for n, p in partitions.items() if p.max_minutes is None or p.max_minutes >= minutes]
+        better = _prefer_known(partitions, lambda p: p.max_minutes is None or p.max_minutes >= minutes, lambda p: p.max_minutes is not None)
         alt = f", or use partition {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
@@ -233,9 +233,11 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
 def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, Partition], part_name: str | None, part: Partition | None,
                  info: ClusterInfo | None, qos_name: str | None, qos: Qos | None) -> None:
     total = info.total_nodes.get(part_name) if info and part_name else None
-    for bound, what in ((part.max_nodes if part else None, "MaxNodes"), (total or (part.node_count if part else None), "nodes in the partition")):
+    for bound, what in ((part.max_nodes if part else None, "MaxNodes"), (total or (part.node_count if part else None), "nodes")):
         if bound is not None and nodes > bound:
-            bigger = [n for n, p in partitions.items() if n != part_name and (p.max_nodes or 0) >= nodes and (p.min_nodes or 0) <= nodes]
+            bigger = _prefer_known({n: p for n, p in partitions.items() if n != part_name},
+                                   lambda p: (p.max_nodes or p.node_count or nodes) >= nodes and (p.min_nodes or 1) <= nodes and (p.gpus_per_node or 0) >= gpus,
+                                   lambda p: p.max_nodes is not None or p.min_nodes is not None or p.node_count is not None)
             alt = f" (e.g. {' / '.join(bigger)})" if bigger else ""
             self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more{alt}")
             return
@@ -249,12 +251,21 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
     others = _qos_for(self.profile, part_name, part)
     if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
         fits = [n for n, q in others.items() if n != qos_name and (q.min_nodes or 1) <= nodes <= (q.max_nodes or nodes)]
-        span = f"{qos.min_nodes or 1}-{qos.max_nodes}" if qos.max_nodes is not None else f"at least {qos.min_nodes}"
-        fix = f"use qos {' / '.join(fits)} for {nodes} nodes" if fits else f"use {span} nodes"
-        self.fail("nodes", nodes, f"{span} nodes with QoS {qos_name}", f"{fix}, or change nodes")
+        if qos.min_nodes is not None and qos.max_nodes is not None:
+            span = f"{qos.min_nodes}-{qos.max_nodes}"
+        else:
+            span = f"at most {qos.max_nodes}" if qos.max_nodes is not None else f"at least {qos.min_nodes}"
+        fix = f"use qos {' / '.join(fits)} for {nodes} nodes" if fits else f"use {span} nodes, or another QoS"
+        self.fail("nodes", nodes, f"{span} nodes with QoS {qos_name}", fix)
     elif qos.max_gpus is not None and gpus and nodes * gpus > qos.max_gpus:
         self.fail("gpus_per_node", gpus, f"at most {qos.max_gpus} GPUs in all with QoS {qos_name} (asked {nodes} x {gpus})",
                   f"use nodes x gpus_per_node <= {qos.max_gpus}, or another QoS")
+
+
+def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> list[str]:
+    """Partitions that fit; those whose limit is declared (known to fit) first, else the rest."""
+    candidates = [n for n, p in partitions.items() if fits(p)]
+    return [n for n in candidates if known(partitions[n])] or [f"{n} (limit not declared: check sinfo)" for n in candidates]
 
 
 def _partial_exclusive_node(self: Resolution, gpus: int, nodes: int, partitions: dict[str, Partition], part_name: str | None, part: Partition) -> None:
@@ -362,7 +373,9 @@ def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) ->
     head = f"{nodes} node{'s' if nodes != 1 else ''} x {hours:g}h{where} = {node_h:g} node-h"
     if b.per_node_hour is None:
         amount = {"gpu-hours": gpu_h, "node-hours": node_h, "core-hours": core_h}[b.unit]
-        detail = head if b.unit == "node-hours" else f"{head}; {amount:g} {b.unit}"
+        per_billed = f" / {b.gpus_per_billed_gpu} per billed GPU" if b.gpus_per_billed_gpu != 1 else ""
+        times = {"gpu-hours": f" x {gpus} GPUs{per_billed}", "core-hours": f" x {cores} cores", "node-hours": ""}[b.unit]
+        detail = f"{head}{times} = {amount:g} {b.unit}" if times else head
     else:
         share, why = 1.0, ""
         if not exclusive and b.shared_by != "node":
@@ -372,7 +385,9 @@ def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) ->
             parts = {k: used / whole for k, (used, whole) in shares.items() if used and whole}
             if parts:
                 key = max(parts, key=lambda k: parts[k])
-                share, why = min(parts[key], 1.0), f" x {min(parts[key], 1.0):g} of a node (its {key})"
+                share = min(parts[key], 1.0)
+                why = f" x {share:g} of a node (its {key})" if share < 1 else ""
         amount = node_h * b.per_node_hour * share
-        detail = f"{head}{why} x {b.per_node_hour:g} {b.unit} per node-h = {amount:g} {b.unit}"
+        rate = "" if b.unit == "node-hours" and b.per_node_hour == 1 else f" x {b.per_node_hour:g} {b.unit} per node-h"
+        detail = f"{head}{why}{rate} = {amount:g} {b.unit}" if why or rate else head
     return Cost(b.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4), detail)

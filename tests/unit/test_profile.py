@@ -83,3 +83,44 @@ def test_unknown_site_names_the_choices() -> None:
         aifsdk.plan(print, site="slrum")
     assert "did you mean slurm" in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_schema_checks_the_site_keys() -> None:
+    """QoS, policy, billing, sources and placeholders: each mistake named with its key."""
+    text = """
+executor: slurm
+status: announced
+launcher: mpirun
+partitions:
+  gpu: {qos: [fast]}
+qos:
+  normal: {partitions: [cpu], max_time: "soon", account_pattern: "(", min_nodes: 5, max_nodes: 2}
+gpu_policy: {cpus_per_gpu_max: 0}
+billing: {per_node_hour: -1, shared_by: cores}
+scratch_job_root: /scratch/{project}/jobs
+sources:
+  - plain text is still fine
+  - {fact: nodes, source: docs, confidence: sure, date: "2026-10"}
+  - {fact: nodes, source: docs, confidence: official, date: "Oct 2026"}
+"""
+    with pytest.raises(aifsdk.ProfileError) as info:
+        parse_profile(text, name="bad", source="bad.yaml")
+    message = str(info.value)
+    assert "launcher: 'mpirun' is not one of 'srun-per-gpu', 'torchrun-per-node'" in message
+    assert "billing.shared_by: 'cores' is not one of" in message
+    assert "sources[1]" in message and "'sure'" in message
+    with pytest.raises(aifsdk.ProfileError) as info:
+        parse_profile(text.replace("launcher: mpirun", "").replace("cores", "gpus").replace("sure", "press"), name="bad", source="bad.yaml")
+    message = str(info.value)
+    for fragment in ("qos.normal.max_time", "qos.normal.account_pattern", "qos.normal.partitions: 'cpu'", "qos.normal: min_nodes 5",
+                     "partitions.gpu.qos: 'fast'", "gpu_policy.cpus_per_gpu_max: 0 must be > 0", "billing.per_node_hour: -1",
+                     "scratch_job_root: {project}", "sources[2].date: 'Oct 2026'", "notice: an announced site needs a notice"):
+        assert fragment in message, fragment
+
+
+def test_hardware_line_and_structured_sources() -> None:
+    profile = parse_profile(
+        "executor: slurm\nnode: {count: 10, gpus: 4, gpu_model: A100, gpu_mem_gb: 40, cpus: 48, cpus_usable: 46, mem_gb: 480, arch: x86_64}\n"
+        "sources: [{fact: nodes, source: docs, confidence: official, date: '2026-10'}, free text]\n", name="s", source="s.yaml")
+    assert profile.hardware() == "10 nodes x 4 x A100 (40 GB), 48 cores (46 usable), 480 GB, x86_64"
+    assert profile.sources[0].confidence == "official" and profile.sources[1] == "free text"  # type: ignore[union-attr]

@@ -249,15 +249,23 @@ def user_config_dir() -> Path:
     return Path(base) / "aifsdk"
 
 
+_LISTING: dict[tuple[tuple[str, int], ...], dict[str, Path]] = {}
+
+
 def site_files() -> dict[str, Path]:
-    """Site name -> profile file; user files replace shipped ones of the same name."""
-    found: dict[str, Path] = {}
-    for root in (shipped_config_dir(), user_config_dir()):
-        folder = root / "site"
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.yaml")):
-                found[path.stem] = path
-    return found
+    """Site name -> profile file; user files replace shipped ones of the same name. The listing is
+    cached until a site folder changes (its mtime), so plan() does not glob on every call."""
+    folders = [root / "site" for root in (shipped_config_dir(), user_config_dir())]
+    key = tuple((str(f), f.stat().st_mtime_ns if f.is_dir() else -1) for f in folders)
+    if key not in _LISTING:
+        found: dict[str, Path] = {}
+        for folder in folders:
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.yaml")):
+                    found[path.stem] = path
+        _LISTING.clear()
+        _LISTING[key] = found
+    return dict(_LISTING[key])
 
 
 _CACHE: dict[Path, tuple[int, SiteProfile]] = {}

@@ -339,8 +339,9 @@ class _Planner:
                 roots = module_roots(call)
                 start = Path(roots[0]) if roots else start
             root = snapshots.find_root(start)
-            if root in (Path.home().resolve(), Path("/")) and not (root / ".git").exists():
-                self.notes.append(f"no snapshot: {root} is not a project folder; pass snapshot='<project dir>' to take one")
+            if not snapshots.looks_like_project(root):
+                self.notes.append(f"no snapshot: {root} is neither a git work tree nor a project folder "
+                                  f"({', '.join(snapshots.PROJECT_MARKERS)}); pass snapshot='<project dir>' to take one")
                 return None
         names = snapshots.list_files(root, tuple(opt.exclude))
         problems = snapshots.check_secrets(root, names, tuple(opt.allow)) + snapshots.check_size(root, names, opt.max_mb)

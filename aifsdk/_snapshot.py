@@ -90,6 +90,17 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "environment.yml", ".aifsdkignore")
+
+
+def looks_like_project(root: Path) -> bool:
+    """A git work tree, or a folder with a project file: never $HOME, / or /tmp by accident."""
+    if root in (Path.home().resolve(), Path("/"), Path("/tmp")):
+        return (root / ".aifsdkignore").exists()
+    return (root / ".git").exists() or _git(root, "rev-parse", "--show-toplevel") is not None or any(
+        (root / m).exists() for m in PROJECT_MARKERS)
+
+
 def find_root(start: Path) -> Path:
     top = _git(start, "rev-parse", "--show-toplevel")
     return Path(top.strip()).resolve() if top else start.resolve()
@@ -201,7 +212,13 @@ def check_secrets(root: Path, names: list[str], allow: tuple[str, ...]) -> list[
 
 
 def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
-    sizes = sorted(((root / n).stat().st_size, n) for n in names)
+    sizes = []
+    for n in names:
+        try:
+            sizes.append((os.stat(os.path.join(root, n)).st_size, n))
+        except OSError:
+            continue  # gone since it was listed
+    sizes.sort()
     total = sum(s for s, _ in sizes)
     large = [(s, n) for s, n in sizes if s > LARGE_FILE_MB * 2**20 or n.endswith(DATA_SUFFIXES) and s > 2**20]
     if total <= max_mb * 2**20 and not large:

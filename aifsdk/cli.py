@@ -154,8 +154,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:
+                width = max(len(r["name"]) for r in rows)
                 for r in rows:
-                    print(f"{r['name']:<14} {r['executor']:<6} {r['status']:<10} {r['billing']:<11} {r['title']}")
+                    print(f"{r['name']:<{width}}  {r['executor']:<6} {r['status']:<10} {r['billing']:<11} {r['title']}")
             return EXIT_OK
         job = Job.attach(args.job)
         if args.verb == "status":

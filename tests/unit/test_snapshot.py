@@ -162,3 +162,14 @@ def test_repository_with_several_secrets_names_each(project: Path) -> None:
     named = {p.value: p.fix for p in info.value.problems if p.param == "snapshot"}
     assert set(named) == {"deploy/key.txt", ".env", "config.yaml"}
     assert "private key" in named["deploy/key.txt"] and "dotenv" in named[".env"] and "Hugging Face" in named["config.yaml"]
+
+
+def test_no_snapshot_of_a_folder_that_is_not_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    junk = tmp_path / "scratch"
+    junk.mkdir()
+    (junk / "download.whl").write_bytes(b"x")
+    monkeypatch.chdir(junk)
+    plan = aifsdk.plan(["true"])
+    assert plan.snapshot is None and any("no snapshot" in n for n in plan.notes)
+    (junk / "pyproject.toml").write_text("[project]\nname='p'\n")
+    assert aifsdk.plan(["true"]).snapshot is not None

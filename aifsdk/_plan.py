@@ -520,7 +520,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         lines += ["# torch.distributed rendezvous: the first node, a port derived from the job id and free there",
                   *master_lines(python or python_command(profile)), ""]
     # The site's CPU binding and other launch options (e.g. LUMI's --cpu-bind masks, one per GCD).
-    site_srun = list(getattr(profile, "srun_args", None) or [])
+    site_srun = list(profile.srun_args)
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", *site_srun, "--output", out_pattern, "--error", err_pattern])
     lines += ["# run: check the payload's hash, then submitit's runner loads the target, runs it, saves the result",
               "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(python or python_command(profile), folder)}", ""]

@@ -186,6 +186,7 @@ class SiteProfile:
     billing: Billing = field(default_factory=Billing)
     env: dict[str, str] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
+    srun_args: list[str] = field(default_factory=list)  # e.g. CPU binding: ["--cpu-bind=verbose,mask_cpu:..."]
     software: Software = field(default_factory=Software)
     storage: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # site tools: accounts, qos, budget, ...

@@ -96,11 +96,13 @@ def test_function_job_with_aifsdk_distributed() -> None:
     assert 20000 <= port < 40000 and {r["port"] for r in rows} == {rows[0]["port"]}
 
 
-def test_two_jobs_get_different_master_ports() -> None:
-    a = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=1, tasks_per_node=2, time=10)
-    b = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=1, tasks_per_node=2, time=10)
-    pa, pb = a.results(timeout=300)[0]["port"], b.results(timeout=300)[0]["port"]
-    assert pa != pb
+def test_two_two_node_jobs_at_once_do_not_collide() -> None:
+    """Both jobs run on n1 and n2 at the same time (one CPU each per node), each with its port."""
+    a = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=2, tasks_per_node=1, cpus_per_task=1, time=10)
+    b = aifsdk.submit(allreduce_rank_sum, site="slurm", nodes=2, tasks_per_node=1, cpus_per_task=1, time=10)
+    ra, rb = a.results(timeout=300), b.results(timeout=300)
+    assert [r["sum"] for r in ra] == [3.0, 3.0] and [r["sum"] for r in rb] == [3.0, 3.0]
+    assert ra[0]["port"] != rb[0]["port"]
 
 
 def test_nested_submission_does_not_inherit_the_outer_job() -> None:

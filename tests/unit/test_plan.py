@@ -181,3 +181,11 @@ def test_every_shipped_site_renders_its_launch_line() -> None:
         text = render_script(profile, request, Path("/jobs/x"), name="x", kind="command", description="train",
                              python="python3", launcher="srun")
         _check_expected(f"site-{name}.sbatch", text)
+
+
+def test_site_srun_args_reach_the_launch_line(clean_env: Path) -> None:
+    folder = clean_env / "config" / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bind.yaml").write_text("executor: slurm\ndiscover: false\nsrun_args: ['--cpu-bind=verbose,cores']\nsources: [t]\n")
+    run_line = aifsdk.plan(["true"], site="bind").script.strip().splitlines()[-1]
+    assert run_line.startswith("srun --unbuffered --kill-on-bad-exit=1 --cpu-bind=verbose,cores --output")

@@ -1,0 +1,120 @@
+"""Robust statistics for benchmark samples, told honestly.
+
+Percentiles use linear interpolation between order statistics (numpy's default, the
+``'inclusive'`` method of :func:`statistics.quantiles`): the p-th percentile of sorted values
+``x[0..n-1]`` sits at position ``p * (n - 1)``. CV is the sample standard deviation over the mean.
+A comparison only calls a change a speed-up when the two interquartile ranges do not overlap;
+otherwise it says "not significant" (pyperf's rule of not claiming what noise can explain).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+CV_WARN = 0.10  # torch.utils.benchmark warns at IQR/median > 10 %; pyperf at std >= 10 % of the mean
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-quantile (0 <= p <= 1) of ``values`` by linear interpolation."""
+    if not values:
+        raise ValueError("percentile of no values: measure at least one sample")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p={p!r}: allowed 0 <= p <= 1. Fix: pass a fraction (0.9 for P90)")
+    ordered = sorted(values)
+    pos = p * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Distribution of one measured quantity (all in the quantity's own unit)."""
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+    p10: float
+    p90: float
+    mean: float
+    stdev: float
+    cv: float
+    min: float
+    max: float
+    unstable: bool
+    warning: str | None
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    def to_dict(self) -> dict[str, float | int | bool | str | None]:
+        out = asdict(self)
+        out["iqr"] = self.iqr
+        return out
+
+
+def summarize(values: Sequence[float], cv_warn: float = CV_WARN) -> Summary:
+    """Median, quartiles, P10/P90, mean, stdev, CV, and an instability warning.
+
+    The warning fires when CV > ``cv_warn`` or when min or max lies 50 % or more from the mean
+    (pyperf's checks); it names the figure and what to do.
+    """
+    if not values:
+        raise ValueError("no samples to summarize: the benchmark measured nothing")
+    vals = [float(v) for v in values]
+    mean = statistics.fmean(vals)
+    stdev = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    cv = stdev / abs(mean) if mean else 0.0
+    lo, hi = min(vals), max(vals)
+    reasons = []
+    if cv > cv_warn:
+        reasons.append(f"CV {cv:.1%} > {cv_warn:.0%}")
+    if mean and (abs(lo - mean) >= 0.5 * abs(mean) or abs(hi - mean) >= 0.5 * abs(mean)):
+        reasons.append("min or max is 50% or more from the mean")
+    warning = None
+    if reasons:
+        warning = ("unstable: " + "; ".join(reasons)
+                   + ". Other load on the machine, throttling or too few samples; rerun on an idle node or raise min_time_s")
+    return Summary(n=len(vals), median=percentile(vals, 0.5), q1=percentile(vals, 0.25), q3=percentile(vals, 0.75),
+                   p10=percentile(vals, 0.10), p90=percentile(vals, 0.90), mean=mean, stdev=stdev, cv=cv,
+                   min=lo, max=hi, unstable=bool(reasons), warning=warning)
+
+
+Verdict = Literal["faster", "slower", "not significant"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``new`` against ``base``: ratio of medians and whether the IQRs separate them."""
+
+    ratio: float
+    verdict: Verdict
+
+    def text(self) -> str:
+        if self.verdict == "not significant":
+            return f"not significant (x{self.ratio:.3f}, IQRs overlap)"
+        return f"{self.verdict} (x{self.ratio:.3f})"
+
+
+def compare(base: Summary, new: Summary, higher_is_better: bool = True) -> Comparison:
+    """Compare two summaries; "faster" or "slower" only when their IQRs do not overlap."""
+    ratio = new.median / base.median if base.median else math.inf
+    overlap = new.q1 <= base.q3 and base.q1 <= new.q3
+    if overlap:
+        return Comparison(ratio, "not significant")
+    better = new.median > base.median if higher_is_better else new.median < base.median
+    return Comparison(ratio, "faster" if better else "slower")
+
+
+def cv_of(values: Sequence[float]) -> float:
+    """Coefficient of variation (sample stdev / mean) of a few repeated figures."""
+    if len(values) < 2:
+        raise ValueError(f"CV needs at least 2 values, got {len(values)}")
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / abs(mean) if mean else 0.0

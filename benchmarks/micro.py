@@ -1,0 +1,174 @@
+"""Microbenchmarks: matmul throughput with a shape search, device memory bandwidth, host<->device copy.
+
+Each is a callable ``fn(ctx, **params) -> list[row]`` named by a suite config's ``_target_``.
+
+- :func:`matmul` follows mamf-finder (v2): ``torch.mm(A, B, out=C)`` with B transposed
+  (``randn(n, k).t()``), random-normal inputs, the last-level cache flushed and C re-randomised
+  before every timed call, FLOPs = 2*M*N*K. ``mode=quick`` sweeps M over a range with N and K
+  fixed; ``mode=exhaustive`` sweeps all three. The best shape's median is the figure reported,
+  beside the device's peak and best-known achievable (MAMF) figure. ``devices=all`` runs every
+  device of the node at once (one thread each) and reports the slowest.
+- :func:`membw` is BabelStream's copy (``c = a``, 2 arrays moved) and triad (``a = b + s*c``,
+  3 arrays moved) on arrays far larger than the last-level cache.
+- :func:`hostcopy` times pinned host -> device and device -> host copies; skipped on CPU, where
+  there is no separate device memory (a row says so).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ._device import event_factory, flush_bytes, synchronizer, torch_dtype
+from ._measure import Context
+from ._timing import CacheFlusher, Timer
+
+
+def shape_grid(mode: str, m_range: Sequence[int], n_range: Sequence[int], k_range: Sequence[int]) -> list[tuple[int, int, int]]:
+    """The (M, N, K) shapes to try. Ranges are ``[start, stop, step]`` (stop inclusive; a zero
+    start is skipped, as mamf-finder's ``0 20480 256``); ``quick`` uses only the first value of
+    the N and K ranges, ``exhaustive`` the full product."""
+    if mode not in ("quick", "exhaustive"):
+        raise ValueError(f"matmul mode={mode!r}: allowed quick, exhaustive. Fix: mode=quick for a sweep of M only")
+
+    def expand(name: str, r: Sequence[int]) -> list[int]:
+        if len(r) == 1:
+            return [int(r[0])]
+        if len(r) != 3 or int(r[2]) <= 0:
+            raise ValueError(f"{name}_range={list(r)!r}: allowed [value] or [start, stop, step] with step > 0. Fix: e.g. [256, 1024, 256]")
+        start, stop, step = (int(v) for v in r)
+        return [v for v in range(start, stop + 1, step) if v > 0]
+
+    ms, ns, ks = expand("m", m_range), expand("n", n_range), expand("k", k_range)
+    if mode == "quick":
+        ns, ks = ns[:1], ks[:1]
+    shapes = list(itertools.product(ms, ns, ks))
+    if not shapes:
+        raise ValueError(f"matmul shape ranges m={list(m_range)}, n={list(n_range)}, k={list(k_range)} give no shape. Fix: widen them")
+    return shapes
+
+
+def _device_indices(ctx: Context, devices: str | int) -> list[int]:
+    if devices == "all":
+        return list(range(ctx.device.count)) if ctx.device.kind in ("cuda", "rocm", "xpu") else [0]
+    if isinstance(devices, int) and 0 <= devices < max(ctx.device.count, 1):
+        return [devices]
+    raise ValueError(f"devices={devices!r}: allowed 'all' or a device index below {ctx.device.count}. Fix: devices=all")
+
+
+def _timer_for(ctx: Context, index: int) -> Timer:
+    """A timer on device ``index`` (its own events, sync and flush buffer)."""
+    if index == 0 or not ctx.device.is_gpu:
+        return ctx.timer
+    torch = ctx.torch
+    torch.cuda.set_device(index) if ctx.device.kind in ("cuda", "rocm") else torch.xpu.set_device(index)
+    device = f"{ctx.device.torch_device.split(':')[0]}:{index}"
+    flush = CacheFlusher(flush_bytes(ctx.device), device, torch) if ctx.timing.flush_cache else None
+    return Timer(ctx.timing, sync=synchronizer(ctx.device, torch), events=event_factory(ctx.device, torch), flush=flush)
+
+
+def _one_matmul(ctx: Context, index: int, dtype_name: str, m: int, n: int, k: int) -> dict[str, Any]:
+    torch = ctx.torch
+    dtype = torch_dtype(dtype_name, torch)
+    device = ctx.device.torch_device if index == 0 else f"{ctx.device.torch_device.split(':')[0]}:{index}"
+    gen = torch.Generator(device="cpu").manual_seed(1234 + m + n + k)
+    a = torch.randn(m, k, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, k, generator=gen).to(device=device, dtype=dtype).t()
+    c = torch.empty(m, n, device=device, dtype=dtype)
+    c_rand = torch.randn(m, n, generator=gen).to(device=device, dtype=dtype)
+    row = ctx.measure("matmul", f"{dtype_name} {m}x{n}x{k}", lambda: torch.mm(a, b, out=c), work=2.0 * m * n * k / 1e12,
+                      unit="TFLOPS", metric="throughput", params={"dtype": dtype_name, "m": m, "n": n, "k": k, "device_index": index},
+                      setup=lambda: c.copy_(c_rand), reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, index))
+    return row
+
+
+def slowest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the lowest median throughput: the figure a node can be counted on for."""
+    if not rows:
+        raise ValueError("no rows to pick the slowest device from")
+    return min(rows, key=lambda r: r["stats"]["median"])
+
+
+def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quick", m_range: Sequence[int] = (256, 1024, 256),
+           n_range: Sequence[int] = (1024,), k_range: Sequence[int] = (1024,), devices: str | int = 0,
+           tf32: bool = False) -> list[dict[str, Any]]:
+    """Matmul TFLOPS per dtype over a shape search; one row per shape and device, plus a ``best``
+    row per dtype (the best shape's median; with several devices, the slowest device's best)."""
+    shapes = shape_grid(mode, m_range, n_range, k_range)
+    indices = _device_indices(ctx, devices)
+    torch = ctx.torch
+    if ctx.device.kind in ("cuda", "rocm"):
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    rows: list[dict[str, Any]] = []
+    for dtype_name in dtypes:
+        torch_dtype(dtype_name, torch)  # unknown dtype fails here, before anything runs
+        per_device: dict[int, list[dict[str, Any]]] = {i: [] for i in indices}
+        for m, n, k in shapes:
+            if len(indices) == 1:
+                per_device[indices[0]].append(_one_matmul(ctx, indices[0], dtype_name, m, n, k))
+                continue
+            results: dict[int, dict[str, Any]] = {}
+            threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, _one_matmul(ctx, i, dtype_name, m, n, k)))
+                       for i in indices]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for i in indices:
+                per_device[i].append(results[i])
+        best_each = [max(per_device[i], key=lambda r: r["stats"]["median"]) for i in indices]
+        worst = slowest(best_each)
+        rows += [r for i in indices for r in per_device[i]]
+        best = dict(worst, case=f"{dtype_name} best", extra={"best_shape": worst["params"], "devices_measured": len(indices),
+                                                             "slowest_device_index": worst["params"]["device_index"],
+                                                             "per_device_best_median": [r["stats"]["median"] for r in best_each]})
+        rows.append(best)
+    return rows
+
+
+def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", kernels: Sequence[str] = ("copy", "triad")) -> list[dict[str, Any]]:
+    """Device memory bandwidth (GB/s) by BabelStream's copy and triad."""
+    torch = ctx.torch
+    dt = torch_dtype(dtype, torch)
+    elem = torch.empty((), dtype=dt).element_size()
+    llc = ctx.device.llc_bytes or 32 * 2**20
+    nbytes = int(size_mb * 2**20) if size_mb else max(4 * llc, 128 * 2**20)
+    n = nbytes // elem
+    dev = ctx.device.torch_device
+    a = torch.randn(n, device=dev).to(dt)
+    b = torch.randn(n, device=dev).to(dt)
+    c = torch.randn(n, device=dev).to(dt)
+    scalar = 0.4
+    ops = {"copy": (lambda: c.copy_(a), 2), "triad": (lambda: torch.add(b, c, alpha=scalar, out=a), 3)}
+    rows = []
+    for name in kernels:
+        if name not in ops:
+            raise ValueError(f"membw kernels={list(kernels)!r}: {name!r} unknown; allowed {', '.join(ops)}. Fix: kernels=[copy,triad]")
+        fn, arrays = ops[name]
+        rows.append(ctx.measure("membw", f"{name} {nbytes / 2**20:.0f}MiB", fn, work=arrays * n * elem / 1e9, unit="GB/s",
+                                metric="bandwidth", params={"kernel": name, "bytes_per_array": n * elem, "dtype": dtype},
+                                reference_key=f"membw_gbs.{name}", items_per_call=arrays * n * elem))
+    return rows
+
+
+def hostcopy(ctx: Context, *, size_mb: float = 256, pinned: bool = True) -> list[dict[str, Any]]:
+    """Host -> device and device -> host copy bandwidth (GB/s) of one ``size_mb`` buffer."""
+    if not ctx.device.is_gpu:
+        ctx.step("hostcopy skipped")
+        return [{"benchmark": "hostcopy", "case": "skipped", "skipped": f"device {ctx.device.kind}: no separate device memory to copy to"}]
+    torch = ctx.torch
+    nbytes = int(size_mb * 2**20)
+    host = torch.randn(nbytes // 4)
+    if pinned and ctx.device.kind != "mps":
+        host = host.pin_memory()
+    dev = torch.empty_like(host, device=ctx.device.torch_device)
+    back = torch.empty_like(host).pin_memory() if pinned and ctx.device.kind != "mps" else torch.empty_like(host)
+    params = {"bytes": nbytes, "pinned": pinned}
+    return [
+        ctx.measure("hostcopy", f"h2d {size_mb:g}MiB", lambda: dev.copy_(host, non_blocking=True), work=nbytes / 1e9, unit="GB/s",
+                    metric="bandwidth", params=dict(params, direction="h2d"), reference_key="h2d_gbs"),
+        ctx.measure("hostcopy", f"d2h {size_mb:g}MiB", lambda: back.copy_(dev, non_blocking=True), work=nbytes / 1e9, unit="GB/s",
+                    metric="bandwidth", params=dict(params, direction="d2h"), reference_key="d2h_gbs"),
+    ]

@@ -1,0 +1,220 @@
+"""Benchmark results: a versioned document with raw samples and provenance, saved as JSON and Parquet.
+
+A run is one folder, ``<results_dir>/<YYYYmmdd-HHMMSS>-<host>-<6 hex>/``, created with
+``exist_ok=False`` so that no run ever overwrites another; it holds ``results.json`` (the whole
+document), ``results.parquet`` (one row per measurement, raw samples as list columns),
+``table.md`` (what was printed) and ``config.yaml`` (the composed Hydra config).
+
+Document (``schema_version`` 2)::
+
+    {"schema_version": 2, "method_version": int, "run_id": str, "created": ISO-8601 UTC,
+     "provenance": {host, platform, cpu, python, torch, cuda, hip, nccl, driver, device{...},
+                    torch_threads, slurm{job_id, nodelist, ...}, git{commit, dirty}, overrides,
+                    env{...}, loadavg_start, loadavg_end, argv},
+     "config": {...}, "wall_s": float,
+     "rows": [{benchmark, case, params, metric, unit, higher_is_better, work_per_call, times_s[],
+               values[], stats{n, median, q1, q3, iqr, p10, p90, mean, stdev, cv, min, max,
+               unstable, warning}, reference{...}|null, telemetry{...}|null, energy_per_item_j,
+               device, extra{...}} | {benchmark, case, skipped: reason}]}
+
+History of format changes:
+
+- 1 (draft of issue 6, never written by a release): rows held ``times_s`` and ``work_per_call``
+  only; throughput values and their statistics were computed by the reader.
+- 2: rows hold ``values`` (samples in the metric's unit) and ``stats`` computed when measured;
+  ``reference`` and ``telemetry`` added. Version 1 documents are upgraded on load.
+
+:func:`load` reads any listed version; a newer version than this code knows is refused with the
+fix (update aifsdk) rather than misread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._stats import summarize
+from ._timing import METHOD_VERSION
+
+SCHEMA_VERSION = 2
+ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+            "PYTORCH_TUNABLEOP_ENABLED", "NCCL_DEBUG", "NCCL_SOCKET_IFNAME", "NCCL_NET_GDR_LEVEL", "NCCL_NVLS_ENABLE", "FI_PROVIDER")
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and whether the work tree has uncommitted changes (None outside a git tree)."""
+    where = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def provenance(device: dict[str, Any], overrides: list[str], torch_threads: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where, on what and with what the run was measured."""
+    env = dict(os.environ if env is None else env)
+    versions = device.get("versions", {})
+    return {
+        "host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch": versions.get("torch"), "cuda": versions.get("cuda"), "hip": versions.get("hip"), "nccl": versions.get("nccl"),
+        "driver": device.get("driver"), "device": device, "torch_threads": torch_threads,
+        "slurm": {k.removeprefix("SLURM_").lower(): env.get(k) for k in ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_JOB_NUM_NODES",
+                                                                         "SLURM_JOB_PARTITION", "SLURM_CLUSTER_NAME")},
+        "git": git_state(), "overrides": list(overrides), "env": {k: env[k] for k in ENV_KEYS if k in env},
+        "method_version": METHOD_VERSION, "loadavg_start": _loadavg(),
+    }
+
+
+@dataclass
+class Run:
+    """One loaded run: its folder (None if in memory) and its document (always the current schema)."""
+
+    document: dict[str, Any]
+    folder: Path | None = None
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.document["rows"]
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.document["provenance"]
+
+    def frame(self) -> pd.DataFrame:
+        return to_frame(self.document)
+
+
+def new_document(rows: list[dict[str, Any]], prov: dict[str, Any], config: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    prov = dict(prov, loadavg_end=_loadavg())
+    return {"schema_version": SCHEMA_VERSION, "method_version": METHOD_VERSION,
+            "run_id": f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{_safe(prov['host'])}-{secrets.token_hex(3)}",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "provenance": prov, "config": config, "wall_s": wall_s, "rows": rows}
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40]
+
+
+def new_run_folder(results_dir: str | Path, run_id: str) -> Path:
+    """Create ``results_dir/run_id``; never reuses a folder (a clash gets a fresh suffix)."""
+    root = Path(results_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(100):
+        folder = root / (run_id if attempt == 0 else f"{run_id}-{secrets.token_hex(2)}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a new run folder under {root}")
+
+
+def to_frame(document: dict[str, Any]) -> pd.DataFrame:
+    """One row per measurement: identity, statistics, reference, and raw samples as lists."""
+    prov = document["provenance"]
+    records = []
+    for row in document["rows"]:
+        stats = row.get("stats") or {}
+        ref = row.get("reference") or {}
+        records.append({
+            "run_id": document["run_id"], "host": prov.get("host"), "device": prov.get("device", {}).get("name"),
+            "device_kind": prov.get("device", {}).get("kind"), "benchmark": row["benchmark"], "case": row["case"],
+            "metric": row.get("metric"), "unit": row.get("unit"), "skipped": row.get("skipped"),
+            **{k: stats.get(k) for k in ("n", "median", "q1", "q3", "iqr", "p10", "p90", "mean", "cv", "min", "max", "unstable")},
+            "peak": ref.get("peak"), "achievable": ref.get("achievable"), "pct_of_peak": ref.get("pct_of_peak"),
+            "pct_of_achievable": ref.get("pct_of_achievable"), "energy_per_item_j": row.get("energy_per_item_j"),
+            "params": json.dumps(row.get("params", {}), sort_keys=True), "extra": json.dumps(row.get("extra", {}), sort_keys=True, default=str),
+            "values": [float(v) for v in row.get("values", [])], "times_s": [float(v) for v in row.get("times_s", [])],
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def save(document: dict[str, Any], folder: Path, table: str = "", config_yaml: str = "") -> dict[str, Path]:
+    """Write the document as JSON and Parquet (and the table and config) into ``folder``; never
+    replaces an existing file."""
+    paths = {"json": folder / "results.json", "parquet": folder / "results.parquet", "table": folder / "table.md",
+             "config": folder / "config.yaml"}
+    clash = [str(p) for p in paths.values() if p.exists()]
+    if clash:
+        raise FileExistsError(f"refusing to overwrite {clash}; results go to a new run folder (new_run_folder)")
+    paths["json"].write_text(json.dumps(document, indent=1, default=str))
+    to_frame(document).to_parquet(paths["parquet"], index=False)
+    paths["table"].write_text(table)
+    paths["config"].write_text(config_yaml)
+    return paths
+
+
+def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for row in doc["rows"]:
+        if "skipped" not in row and "values" not in row:
+            work = row["work_per_call"]
+            values = [work / t for t in row["times_s"]]
+            row = dict(row, values=values, stats=summarize(values).to_dict(), reference=row.get("reference"),
+                       telemetry=row.get("telemetry"), energy_per_item_j=None, extra=row.get("extra", {}))
+        rows.append(row)
+    return dict(doc, rows=rows, schema_version=2)
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
+
+
+def upgrade(document: dict[str, Any]) -> dict[str, Any]:
+    """Bring a document of any known schema version to :data:`SCHEMA_VERSION`."""
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"schema_version={version!r}: not a benchmark results document. Fix: pass a results.json or its run folder")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema_version={version}: newer than this code reads (<= {SCHEMA_VERSION}). Fix: update aifsdk")
+    while document["schema_version"] < SCHEMA_VERSION:
+        document = UPGRADES[document["schema_version"]](document)
+    return document
+
+
+def load(path: str | Path) -> Run:
+    """A run from its folder, its results.json, or its results.parquet (statistics only)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such results file. Fix: pass a run folder under results/ (python -m benchmarks writes one)")
+    if p.suffix == ".parquet":
+        return Run(_from_frame(pd.read_parquet(p)), p.parent)
+    return Run(upgrade(json.loads(p.read_text())), p.parent)
+
+
+def _from_frame(frame: pd.DataFrame) -> dict[str, Any]:
+    """A minimal document from a Parquet file (no provenance beyond host and device)."""
+    first = frame.iloc[0]
+    rows = []
+    for rec in frame.to_dict("records"):
+        stats = {k: rec[k] for k in ("n", "median", "q1", "q3", "iqr", "p10", "p90", "mean", "cv", "min", "max", "unstable")}
+        rows.append({"benchmark": rec["benchmark"], "case": rec["case"], "metric": rec["metric"], "unit": rec["unit"],
+                     "params": json.loads(rec["params"]), "extra": json.loads(rec["extra"]), "values": list(rec["values"]),
+                     "times_s": list(rec["times_s"]), "stats": stats, "reference": None, "higher_is_better": True})
+    return {"schema_version": SCHEMA_VERSION, "run_id": first["run_id"], "provenance": {"host": first["host"],
+            "device": {"name": first["device"], "kind": first["device_kind"]}}, "rows": rows}

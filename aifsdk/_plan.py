@@ -393,9 +393,11 @@ class _Planner:
                 self.fail("folder", str(folder), "a new or empty folder (aifsdk never reuses a job folder)", "leave folder unset for a fresh one, or pick another path")
         elif profile is not None:
             try:
-                folder = expand_root(profile.job_root) / profile.name / new_folder_name(name)
+                account = self.raw.get("account")  # a site's scratch template takes the project account
+                root = profile.job_root_for(account if isinstance(account, str) else None)
+                folder = expand_root(root) / profile.name / new_folder_name(name)
             except ValueError as exc:
-                self.fail("folder", profile.job_root, "a job_root whose variables are set", f"{exc}; set it or AIFSDK_JOB_ROOT")
+                self.fail("folder", root, "a job_root whose variables are set", f"{exc}; set it or AIFSDK_JOB_ROOT")
                 return None
         else:
             return None

@@ -33,6 +33,11 @@ from ._resources import parse_time
 
 Confidence = Literal["official", "secondary", "press", "unverified"]
 Launcher = Literal["srun-per-gpu", "torchrun-per-node", "srun", "torchrun", "srun-per-task"]
+# How a partition or QoS may be chosen when the request names none: ``general`` classes are
+# picked automatically (the default first, else the smallest that fits), ``debug`` ones only when
+# the request asks for the debug class (partition="debug" or qos="debug"), ``special`` ones
+# (preemptible, free, commercial, interactive, department QoS...) only when named.
+Role = Literal["general", "debug", "special"]
 _PLACEHOLDERS = ("account", "user")
 
 
@@ -42,6 +47,7 @@ class Partition:
 
     description: str = ""
     default: bool = False
+    role: Role = "general"
     min_nodes: int | None = None
     max_nodes: int | None = None
     node_count: int | None = None  # nodes in the partition: no job can have more
@@ -70,6 +76,7 @@ class Qos:
 
     description: str = ""
     default: bool = False  # used for checks (and written, if the site requires a QoS) when none is named
+    role: Role = "general"
     partitions: list[str] = field(default_factory=list)  # where it applies (empty: every partition)
     account_pattern: str | None = None  # accounts it belongs to (regex, whole match)
     min_nodes: int | None = None

@@ -18,35 +18,14 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._cost import Cost, estimate_cost
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
 from ._resources import Resources, format_time, parse_time
 from ._scheduler import ClusterInfo, Slurm, default_slurm
 
 FALLBACK_TIME_MIN = 60
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What the job may consume at its full time limit (an upper bound), in the site's unit.
-
-    ``amount`` is in ``unit`` as the site bills it; ``gpu_hours`` counts GPUs as the site bills
-    them (LUMI: MI250X modules, 2 GCDs each); ``node_hours`` and ``core_hours`` count what the job
-    occupies; ``detail`` says how ``amount`` was reached.
-    """
-
-    unit: str
-    amount: float
-    gpu_hours: float
-    node_hours: float
-    core_hours: float
-    detail: str = ""
-
-    def __str__(self) -> str:
-        counted = f"{self.gpu_hours:.2f} GPU-h, {self.node_hours:.2f} node-h, {self.core_hours:.2f} core-h"
-        if self.detail:
-            return f"{self.amount:.2f} {self.unit} at most: {self.detail} (at the full time limit); {counted}"
-        return f"{self.amount:.2f} {self.unit} at most (the full time limit): {counted}"
+__all__ = ["Cost", "Resolution", "estimate_cost", "resolve"]  # Cost and estimate_cost live in _cost
 
 
 @dataclass
@@ -86,18 +65,19 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     partitions: dict[str, Partition] = dict(info.partitions) if info else {}
     for pname, declared in profile.partitions.items():
         partitions[pname] = _overlay(partitions.get(pname), declared)
-    part_name = req.partition
+    need = _need(req, bad)
+    debug = _debug_intent(self, values, profile, partitions)
+    part_name = req.partition if values["partition"] is not None else None
     if part_name is None:
-        part_name = profile.default_partition or (info.default_partition if info else None)
+        part_name = _choose_partition(self, profile, partitions, info, need, debug)
         if part_name:
             values["partition"] = part_name
-            self.origins["partition"] = "site default partition"
     part = partitions.get(part_name) if part_name else None
     if part_name and partitions and part is None and "partition" not in bad:
         self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
     self.partition = part
     local = profile.executor in ("local", "debug")
-    qos_name, qos = (None, None) if local else _choose_qos(self, profile, values, part_name, part)
+    qos_name, qos = (None, None) if local else _choose_qos(self, profile, values, part_name, part, need, debug)
     self.qos = qos
     _resolve_time(self, req, values, profile, partitions, part_name, part, qos_name, qos)
 
@@ -163,12 +143,22 @@ def _qos_for(profile: SiteProfile, part_name: str | None, part: Partition | None
 
 
 def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], part_name: str | None,
-                part: Partition | None) -> tuple[str | None, Qos | None]:
+                part: Partition | None, need: Need, debug: bool) -> tuple[str | None, Qos | None]:
     """The QoS whose limits apply: the request's, else the site's default for this partition and
-    account (written into the script only where the site requires a QoS)."""
+    account when it fits, else the smallest general QoS that fits (the debug QoS when asked for).
+    The default is written into the script only where the site requires a QoS; any other chosen
+    QoS always is (the scheduler would apply its default otherwise)."""
     here = _qos_for(profile, part_name, part)
     name = values["qos"]
     account = values["account"] if isinstance(values["account"], str) else None
+    if name is None and here:
+        picked = _pick_qos(profile, here, need, debug)
+        if picked is not None and not (profile.qos[picked[0]].default and not debug):
+            chosen, reason = picked
+            values["qos"] = chosen
+            self.origins["qos"] = reason
+            self.notes.append(f"QoS {chosen} chosen: {reason}")
+            return chosen, profile.qos[chosen]
     if name is not None:
         if "qos" in self.bad or not profile.qos:
             return name, None
@@ -192,6 +182,147 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
         self.fail("qos", None, f"a QoS on site {profile.name} (one of {', '.join(here) or ', '.join(profile.qos)})",
                   _with_command(profile, "qos", "pass qos=... matching your account"))
     return None, None
+
+
+@dataclass(frozen=True)
+class Need:
+    """What the request needs, as far as it is known, to choose a partition and QoS."""
+
+    nodes: int
+    gpus: int
+    minutes: int | None
+    account: str | None
+
+
+def _need(req: Resources, bad: set[str]) -> Need:
+    def number(key: str, default: int) -> int:
+        value = getattr(req, key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and key not in bad and value > 0 else default
+
+    minutes = None
+    if req.time is not None and "time" not in bad:
+        try:
+            minutes = parse_time(req.time)
+        except ValueError:
+            minutes = None
+    account = req.account if isinstance(req.account, str) and "account" not in bad else None
+    return Need(number("nodes", 1), number("gpus_per_node", 0), minutes, account)
+
+
+def _debug_intent(self: Resolution, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition]) -> bool:
+    """partition="debug" or qos="debug" on a site without a class of that name asks for the
+    site's debug class (its debug partition, else its debug QoS)."""
+    asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if values[key] == "debug" and "debug" not in names]
+    if not asked or profile.executor != "slurm":
+        return False
+    if not any(p.role == "debug" for p in partitions.values()) and not any(q.role == "debug" for q in profile.qos.values()):
+        self.fail(asked[0], "debug", f"a debug class on site {profile.name} (it declares none)",
+                  f"name a partition ({', '.join(partitions) or 'see sinfo -s'}) or leave {asked[0]} unset")
+        self.bad.add(asked[0])
+        return False
+    for key in asked:
+        values[key] = None
+    return True
+
+
+def _size(limit: int | None) -> float:
+    return float("inf") if limit is None else float(limit)
+
+
+def _partition_misfit(p: Partition, need: Need, total: int | None, node_gpus: int | None) -> str | None:
+    """Why ``need`` does not fit partition ``p`` (None: it fits, as far as the limits are known)."""
+    top = p.max_nodes or total or p.node_count
+    if top is not None and need.nodes > top:
+        return f"at most {top} nodes"
+    if p.min_nodes and need.nodes < p.min_nodes:
+        return f"at least {p.min_nodes} nodes"
+    cap = p.gpus_per_node if p.gpus_per_node is not None else node_gpus
+    if cap is not None and need.gpus > cap:
+        return f"at most {cap} GPUs per node"
+    if p.exclusive and cap and need.gpus and need.gpus != cap:
+        return f"node-exclusive with {cap} GPUs per node (pass gpus_per_node={cap} to use it: the whole node is billed anyway)"
+    if need.minutes and p.max_minutes and need.minutes > p.max_minutes:
+        return f"at most {format_time(p.max_minutes)}"
+    return None
+
+
+def _qos_misfit(q: Qos, need: Need) -> str | None:
+    if q.max_nodes is not None and need.nodes > q.max_nodes:
+        return f"at most {q.max_nodes} nodes"
+    if q.min_nodes is not None and need.nodes < q.min_nodes:
+        return f"at least {q.min_nodes} nodes"
+    if q.max_gpus is not None and need.nodes * need.gpus > q.max_gpus:
+        return f"at most {q.max_gpus} GPUs in all"
+    if need.minutes and q.max_minutes and need.minutes > q.max_minutes:
+        return f"at most {format_time(q.max_minutes)}"
+    if q.account_pattern and not (need.account and re.fullmatch(q.account_pattern, need.account)):
+        return f"only accounts matching {q.account_pattern}"
+    return None
+
+
+def _ordered(pool: dict[str, Any], default: str | None) -> list[str]:
+    """The default class first, then the smallest (fewest nodes, then shortest time) first."""
+    rest = sorted((n for n in pool if n != default),
+                  key=lambda n: (_size(pool[n].max_nodes or getattr(pool[n], "node_count", None)), _size(pool[n].max_minutes)))
+    return ([default] if default in pool else []) + rest
+
+
+def _pick_qos(profile: SiteProfile, here: dict[str, Qos], need: Need, debug: bool) -> tuple[str, str] | None:
+    """The QoS to use when none is named, and why; None to keep the old default rule."""
+    role = "debug" if debug and any(q.role == "debug" for q in here.values()) else "general"
+    pool = {n: q for n, q in here.items() if q.role == role}
+    default = next((n for n, q in pool.items() if q.default), None)
+    misfits = {}
+    for name in _ordered(pool, default):
+        why = _qos_misfit(pool[name], need)
+        if why is None:
+            if role == "debug":
+                return name, "the site's debug QoS (the request asked for debug)"
+            if name == default:
+                return name, "site default QoS"
+            told = f" ({default} does not fit: {misfits[default]})" if default in misfits else ""
+            return name, f"the smallest QoS that fits{told}"
+        misfits[name] = why
+    if role == "debug" and pool:
+        name = next(iter(pool))
+        return name, "the site's debug QoS (the request asked for debug; its limits are checked below)"
+    return None
+
+
+def _choose_partition(self: Resolution, profile: SiteProfile, partitions: dict[str, Partition], info: ClusterInfo | None,
+                      need: Need, debug: bool) -> str | None:
+    """The partition when the request names none: the site's default when it fits, else the
+    smallest general partition that fits (its QoS too), never a debug or special one unless asked.
+    When nothing fits, the default: the checks then say why, with the ways out."""
+    default = profile.default_partition or (info.default_partition if info else None)
+    role = "debug" if debug and any(p.role == "debug" for p in partitions.values()) else "general"
+    pool = {n: p for n, p in partitions.items() if p.role == role}
+    misfits: dict[str, str] = {}
+    for name in _ordered(pool, default if role == "general" else None):
+        p = pool[name]
+        total = info.total_nodes.get(name) if info else None
+        why = _partition_misfit(p, need, total, profile.node.gpus)
+        if why is None and profile.qos:
+            here = _qos_for(profile, name, p)
+            if here and _pick_qos(profile, here, need, debug) is None and not any(q.default for q in here.values()):
+                why = "no QoS of it fits"
+        if why is None:
+            if role == "debug":
+                self.origins["partition"] = "the site's debug partition (the request asked for debug)"
+            elif name == default:
+                self.origins["partition"] = "site default partition"
+            else:
+                told = f"; {default} does not fit: {misfits[default]}" if default in misfits else ""
+                self.origins["partition"] = f"the smallest partition that fits{told}"
+                self.notes.append(f"partition {name} ({p.description or 'no description'}) chosen: the smallest that fits{told}")
+            return name
+        misfits[name] = why
+    if role == "debug" and pool:
+        self.origins["partition"] = "the site's debug partition (the request asked for debug; its limits are checked below)"
+        return next(iter(pool))
+    if default:
+        self.origins["partition"] = "site default partition" + (" (no partition fits the request: see the problems)" if misfits else "")
+    return default
 
 
 def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition],
@@ -225,7 +356,8 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
         alt = f", or use partition {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
-        better = [n for n, q in _qos_for(profile, part_name, part).items() if q.max_minutes is None or q.max_minutes >= minutes]
+        need = _need(self.request, self.bad)
+        better = _by_role({n: q for n, q in _qos_for(profile, part_name, part).items() if n != qos_name and _qos_misfit(q, need) is None})
         alt = f", or use qos {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(qos.max_minutes)} with QoS {qos_name}", f"lower time to {format_time(qos.max_minutes)}{alt}; split longer runs into checkpointed jobs")
 
@@ -242,7 +374,7 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
             self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more{alt}")
             return
     if part and part.min_nodes and nodes < part.min_nodes:
-        smaller = [n for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)]
+        smaller = _by_role({n: p for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)})
         self.fail("nodes", nodes, f"at least {part.min_nodes} on partition {part_name}",
                   f"use nodes>={part.min_nodes}, or partition {' / '.join(smaller)}" if smaller else f"use nodes>={part.min_nodes}")
         return
@@ -250,7 +382,8 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
         return
     others = _qos_for(self.profile, part_name, part)
     if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
-        fits = [n for n, q in others.items() if n != qos_name and (q.min_nodes or 1) <= nodes <= (q.max_nodes or nodes)]
+        need = _need(self.request, self.bad)
+        fits = _by_role({n: q for n, q in others.items() if n != qos_name and _qos_misfit(q, need) is None})
         if qos.min_nodes is not None and qos.max_nodes is not None:
             span = f"{qos.min_nodes}-{qos.max_nodes}"
         else:
@@ -262,9 +395,16 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
                   f"use nodes x gpus_per_node <= {qos.max_gpus}, or another QoS")
 
 
+def _by_role(classes: dict[str, Any]) -> list[str]:
+    """Names to suggest: the general classes; debug and special ones only when no general one fits."""
+    general = [n for n, c in classes.items() if c.role == "general"]
+    return general or list(classes)
+
+
 def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> list[str]:
-    """Partitions that fit; those whose limit is declared (known to fit) first, else the rest."""
-    candidates = [n for n, p in partitions.items() if fits(p)]
+    """Partitions that fit (for more nodes or time: never a debug one); those whose limit is
+    declared (known to fit) first, else the rest; general partitions before special ones."""
+    candidates = _by_role({n: p for n, p in partitions.items() if p.role != "debug" and fits(p)})
     return [n for n in candidates if known(partitions[n])] or [f"{n} (limit not declared: check sinfo)" for n in candidates]
 
 
@@ -354,40 +494,3 @@ def local_gpu_count() -> int:
             if ids:
                 return len(ids)
     return 0
-
-
-# -- cost ---------------------------------------------------------------------------------------
-def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) -> Cost:
-    """Upper bound at the time limit, in the site's unit (see :class:`aifsdk._profile.Billing`)."""
-    hours = parse_time(r.time) / 60 if r.time is not None else 0.0  # type: ignore[arg-type]
-    nodes = r.nodes or 1
-    exclusive = bool(part and part.exclusive)
-    node_gpus = part.gpus_per_node if part and part.gpus_per_node is not None else profile.node.gpus
-    node_cpus = (part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus)
-    node_mem = (part.mem_gb if part and part.mem_gb else profile.node.mem_total_gb or profile.node.mem_gb)
-    gpus = node_gpus if exclusive and node_gpus else (r.gpus_per_node or 0)
-    cores = node_cpus if exclusive and node_cpus else (r.tasks_per_node or 1) * (r.cpus_per_task or 1)
-    b = profile.billing
-    gpu_h, node_h, core_h = nodes * gpus * hours / b.gpus_per_billed_gpu, nodes * hours, nodes * cores * hours
-    where = f" on {r.partition}" + (" (node-exclusive)" if exclusive else "") if r.partition else ""
-    head = f"{nodes} node{'s' if nodes != 1 else ''} x {hours:g}h{where} = {node_h:g} node-h"
-    if b.per_node_hour is None:
-        amount = {"gpu-hours": gpu_h, "node-hours": node_h, "core-hours": core_h}[b.unit]
-        per_billed = f" / {b.gpus_per_billed_gpu} per billed GPU" if b.gpus_per_billed_gpu != 1 else ""
-        times = {"gpu-hours": f" x {gpus} GPUs{per_billed}", "core-hours": f" x {cores} cores", "node-hours": ""}[b.unit]
-        detail = f"{head}{times} = {amount:g} {b.unit}" if times else head
-    else:
-        share, why = 1.0, ""
-        if not exclusive and b.shared_by != "node":
-            shares = {"GPUs": (r.gpus_per_node or 0, node_gpus)}
-            if b.shared_by == "max-share":
-                shares.update({"cores": ((r.tasks_per_node or 1) * (r.cpus_per_task or 1), node_cpus), "memory": (r.mem_gb, node_mem)})
-            parts = {k: used / whole for k, (used, whole) in shares.items() if used and whole}
-            if parts:
-                key = max(parts, key=lambda k: parts[k])
-                share = min(parts[key], 1.0)
-                why = f" x {share:g} of a node (its {key})" if share < 1 else ""
-        amount = node_h * b.per_node_hour * share
-        rate = "" if b.unit == "node-hours" and b.per_node_hour == 1 else f" x {b.per_node_hour:g} {b.unit} per node-h"
-        detail = f"{head}{why}{rate} = {amount:g} {b.unit}" if why or rate else head
-    return Cost(b.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4), detail)

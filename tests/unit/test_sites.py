@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import aifsdk
+from aifsdk._cost import UNIT_LABEL
 from aifsdk._profile import Source, parse_profile, shipped_config_dir
 
 SHIPPED = sorted(p.stem for p in (shipped_config_dir() / "site").glob("*.yaml"))
@@ -107,12 +108,67 @@ def test_typical_two_node_job_plans_cleanly(site: str) -> None:
 
 
 def test_lumi_partial_node_on_exclusive_partition_names_both_fixes() -> None:
-    (problem,) = problems("lumi-g", nodes=2, gpus_per_node=4, account="project_465001926", time="2h")
+    """standard-g named: 4 GPUs per node are refused, naming both ways out (8 GPUs, or small-g)."""
+    (problem,) = problems("lumi-g", nodes=2, gpus_per_node=4, partition="standard-g", account="project_465001926", time="2h")
     assert problem.param == "gpus_per_node" and problem.value == 4
     assert "node-exclusive" in problem.allowed and "standard-g" in problem.allowed
     assert "gpus_per_node=8" in problem.fix and "partition='small-g'" in problem.fix
     p = plan("lumi-g", nodes=2, gpus_per_node=4, partition="small-g", account="project_465001926", time="2h")
     assert p.resources.gpus_per_node == 4 and "#SBATCH --partition=small-g" in p.script
+
+
+def test_lumi_partial_node_moves_to_small_g_and_says_so() -> None:
+    """No partition named: 4 GPUs per node go to small-g (never silently): the plan says which and why."""
+    p = plan("lumi-g", nodes=2, gpus_per_node=4, account="project_465001926", time="2h")
+    assert p.resources.partition == "small-g" and p.resources.gpus_per_node == 4
+    assert "#SBATCH --partition=small-g\n" in p.script and "#SBATCH --gpus-per-node=4\n" in p.script
+    origin = p.origins["partition"]
+    assert "standard-g does not fit: node-exclusive with 8 GPUs per node" in origin and "gpus_per_node=8" in origin
+    assert any(n.startswith("partition small-g") and "standard-g" in n for n in p.notes)
+    assert "small-g" in p.summary() and "gpus_per_node=8" in p.summary()
+    full = plan("lumi-g", nodes=2, gpus_per_node=8, account="project_465001926", time="2h")
+    assert full.resources.partition == "standard-g" and full.origins["partition"] == "site default partition"
+
+
+@pytest.mark.parametrize(("site", "kw", "partition", "qos", "origin"), [
+    ("lumi-g", {"nodes": 1, "gpus_per_node": 8, "time": "2-12:00:00"}, "small-g", None, "standard-g does not fit: at most 2-00:00:00"),
+    ("lumi-g", {"nodes": 8, "gpus_per_node": 8, "time": "1h"}, "standard-g", None, "site default partition"),
+    ("karolina-gpu", {"nodes": 20, "gpus_per_node": 8}, "qgpu_big", None, "qgpu does not fit: at most 16 nodes"),
+    ("lucia", {"nodes": 1, "gpus_per_node": 8}, "ia", None, "gpu does not fit: at most 4 GPUs per node"),
+    ("leonardo-booster", {"nodes": 100, "gpus_per_node": 4}, "boost_usr_prod", "boost_qos_bprod", "normal does not fit: at most 64 nodes"),
+    ("leonardo-booster", {"nodes": 2, "gpus_per_node": 4, "time": "3d"}, "boost_usr_prod", "boost_qos_lprod", "normal does not fit: at most 1-00:00:00"),
+])
+def test_smallest_class_that_fits_is_chosen(site: str, kw: dict, partition: str, qos: str | None, origin: str) -> None:
+    p = plan(site, account=TYPICAL[site][0], **kw)
+    assert p.resources.partition == partition
+    assert p.resources.qos == qos
+    where = p.origins["qos"] if qos else p.origins["partition"]
+    assert origin in where
+    if qos:  # a QoS other than the site's default is always written: Slurm would apply its default
+        assert f"#SBATCH --qos={qos}\n" in p.script and any(n.startswith(f"QoS {qos} chosen") for n in p.notes)
+
+
+@pytest.mark.parametrize(("site", "ask", "partition", "qos"), [
+    ("lumi-g", {"partition": "debug"}, "dev-g", None),
+    ("leonardo-booster", {"qos": "debug"}, "boost_usr_prod", "boost_qos_dbg"),
+    ("mn5-acc", {"qos": "debug"}, "acc", "acc_debug"),
+    ("karolina-gpu", {"partition": "debug"}, "qgpu_exp", None),
+    ("deucalion", {"partition": "debug"}, "dev-a100-40", None),
+])
+def test_debug_class_only_when_asked(site: str, ask: dict, partition: str, qos: str | None) -> None:
+    """A short small job gets the debug class when it asks for it (partition/qos="debug"), never otherwise."""
+    gpus = TYPICAL[site][1]
+    plain = plan(site, account=TYPICAL[site][0], gpus_per_node=gpus, time=20)
+    assert plain.resources.partition != partition or plain.resources.qos != qos
+    p = plan(site, account=TYPICAL[site][0], gpus_per_node=gpus, time=20, **ask)
+    assert (p.resources.partition, p.resources.qos) == (partition, qos)
+    assert "the request asked for debug" in (p.origins["qos"] if qos else p.origins["partition"])
+    assert f"#SBATCH --partition={partition}\n" in p.script
+
+
+def test_debug_on_a_site_without_a_debug_class() -> None:
+    (problem,) = problems("sofia", partition="debug", account="2026_001")
+    assert problem.param == "partition" and "declares none" in problem.allowed and "zen4_h200" in problem.fix
 
 
 def test_jupiter_partial_node_has_no_shared_partition_to_move_to() -> None:
@@ -141,7 +197,7 @@ def test_missing_account_names_the_command_that_lists_them() -> None:
 
 
 @pytest.mark.parametrize(("site", "kw", "limit", "hint"), [
-    ("lumi-g", {"time": "3d"}, "2-00:00:00 on partition standard-g", "small-g"),
+    ("lumi-g", {"time": "3d", "partition": "standard-g"}, "2-00:00:00 on partition standard-g", "small-g"),
     ("jupiter-booster", {"time": "13h"}, "12:00:00 on partition booster", "12:00:00"),
     ("deucalion", {"time": "5h", "partition": "dev-a100-40"}, "04:00:00 on partition dev-a100-40", "normal-a100-40"),
     ("hortense", {"time": "4d"}, "3-00:00:00", "checkpointed"),
@@ -165,7 +221,7 @@ def test_leonardo_debug_qos_limits() -> None:
 
 def test_leonardo_size_classes_by_qos() -> None:
     acc = "EUHPC_D35_189"
-    (big,) = problems("leonardo-booster", nodes=100, gpus_per_node=4, account=acc)
+    (big,) = problems("leonardo-booster", nodes=100, gpus_per_node=4, account=acc, qos="normal")
     assert "QoS normal" in big.allowed and "boost_qos_bprod" in big.fix
     (small,) = problems("leonardo-booster", nodes=10, qos="boost_qos_bprod", account=acc)
     assert "65-256" in small.allowed
@@ -217,29 +273,58 @@ def test_memory_policies() -> None:
     assert "60 GB per GPU" in lucia.allowed
 
 
-@pytest.mark.parametrize(("site", "kw", "unit", "amount", "gpu_hours"), [
-    ("lumi-g", {"nodes": 2, "gpus_per_node": 8, "time": "2h"}, "gpu-hours", 16.0, 16.0),  # 4 node-h x 4
-    ("lumi-g", {"nodes": 2, "gpus_per_node": 8, "time": "4h"}, "gpu-hours", 32.0, 32.0),  # the issue's example
-    ("lumi-g", {"nodes": 1, "gpus_per_node": 2, "partition": "small-g", "time": "4h"}, "gpu-hours", 4.0, 4.0),  # 1/4 node
+# Hand-computed from each site's billing rule: billed node-h = nodes x h x the billed share of a
+# node; GPU-h = node-h x the node's GPUs (LUMI: / 2 GCDs per billed MI250X); core-h = node-h x cores.
+COSTS = [
+    # site, request, unit, amount, node-h, GPU-h, core-h, detail
+    ("lumi-g", {"nodes": 2, "gpus_per_node": 8, "time": "4h"}, "gpu-hours", 32, 8, 32, 512,
+     "2 nodes x 4 h on LUMI-G standard-g (node-exclusive) = 8 node-h x 4 GPU-h per node-h = 32 billed GPU-h"),
+    ("lumi-g", {"nodes": 1, "gpus_per_node": 2, "partition": "small-g", "time": "4h"}, "gpu-hours", 4, 1, 4, 64,
+     "1 node x 4 h on LUMI-G small-g x 2/8 of a node (its GPUs) = 1 node-h x 4 GPU-h per node-h = 4 billed GPU-h"),
     ("lumi-g", {"nodes": 1, "gpus_per_node": 2, "tasks_per_node": 1, "cpus_per_task": 32, "partition": "small-g", "time": "4h"},
-     "gpu-hours", 8.0, 4.0),  # the core share (32/64) is the largest
-    ("leonardo-booster", {"nodes": 2, "gpus_per_node": 4, "time": "2h"}, "core-hours", 128.0, 16.0),
-    ("jupiter-booster", {"nodes": 2, "gpus_per_node": 4, "time": "4h"}, "node-hours", 8.0, 32.0),
-    ("karolina-gpu", {"nodes": 1, "gpus_per_node": 2, "time": "4h"}, "node-hours", 1.0, 8.0),  # GPUs x h / 8
-    ("sofia", {"nodes": 1, "gpus_per_node": 2, "time": "1h"}, "gpu-hours", 2.0, 2.0),
-    ("hortense", {"nodes": 1, "gpus_per_node": 4, "time": "1h"}, "gpu-hours", 4.0, 4.0),
-])
-def test_cost_in_the_site_unit(site: str, kw: dict, unit: str, amount: float, gpu_hours: float) -> None:
+     "gpu-hours", 8, 2, 8, 128,
+     "1 node x 4 h on LUMI-G small-g x 32/64 of a node (its cores) = 2 node-h x 4 GPU-h per node-h = 8 billed GPU-h"),
+    ("leonardo-booster", {"nodes": 2, "gpus_per_node": 4, "time": "2h"}, "core-hours", 128, 4, 16, 128,
+     "2 nodes x 2 h on Leonardo Booster boost_usr_prod = 4 node-h x 32 core-h per node-h = 128 billed core-h"),
+    ("leonardo-booster", {"nodes": 1, "gpus_per_node": 1, "cpus_per_task": 8, "time": "10h"}, "core-hours", 80, 2.5, 10, 80,
+     "1 node x 10 h on Leonardo Booster boost_usr_prod x 1/4 of a node (its GPUs) = 2.5 node-h x 32 core-h per node-h = 80 billed core-h"),
+    ("karolina-gpu", {"nodes": 1, "gpus_per_node": 2, "time": "4h"}, "node-hours", 1, 1, 8, 128,
+     "1 node x 4 h on Karolina GPU qgpu x 2/8 of a node (its GPUs) = 1 node-h = 1 billed node-h"),
+    ("karolina-gpu", {"nodes": 2, "gpus_per_node": 8, "time": "10h"}, "node-hours", 20, 20, 160, 2560,
+     "2 nodes x 10 h on Karolina GPU qgpu = 20 node-h = 20 billed node-h"),
+    ("jupiter-booster", {"nodes": 2, "gpus_per_node": 4, "time": "4h"}, "node-hours", 8, 8, 32, 2304,
+     "2 nodes x 4 h on JUPITER Booster booster (node-exclusive) = 8 node-h = 8 billed node-h"),
+    ("sofia", {"nodes": 1, "gpus_per_node": 2, "time": "1h"}, "gpu-hours", 2, 0.25, 2, 48,
+     "1 node x 1 h on sofia zen4_h200 x 2/8 of a node (its GPUs) = 0.25 node-h x 8 GPU-h per node-h = 2 billed GPU-h"),
+    ("hortense", {"nodes": 1, "gpus_per_node": 4, "time": "1h"}, "gpu-hours", 4, 1, 4, 48,
+     "1 node x 1 h on Hortense gpu_rome_a100_40 = 1 node-h x 4 GPU-h per node-h = 4 billed GPU-h"),
+]
+
+
+@pytest.mark.parametrize(("site", "kw", "unit", "amount", "node_h", "gpu_h", "core_h", "detail"), COSTS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(COSTS)])
+def test_cost_in_the_site_unit(site: str, kw: dict, unit: str, amount: float, node_h: float, gpu_h: float, core_h: float,
+                               detail: str) -> None:
     p = plan(site, account=TYPICAL[site][0], **kw)
-    assert (p.cost.unit, p.cost.amount, p.cost.gpu_hours) == (unit, amount, gpu_hours)
-    assert f"= {amount:g} {unit}" in p.cost.detail or p.cost.detail.endswith(f"{amount:g} node-h")
-    assert p.cost.detail in p.summary()
+    assert (p.cost.unit, p.cost.amount, p.cost.node_hours, p.cost.gpu_hours, p.cost.core_hours) == (unit, amount, node_h, gpu_h, core_h)
+    assert p.cost.detail == detail
+    assert detail in p.summary()
 
 
-def test_lumi_cost_reads_like_the_docs() -> None:
-    p = plan("lumi-g", nodes=2, gpus_per_node=8, account="project_465001926", time="4h")
-    assert p.cost.detail == "2 nodes x 4h on standard-g (node-exclusive) = 8 node-h x 4 gpu-hours per node-h = 32 gpu-hours"
-    assert p.cost.node_hours == 8.0
+@pytest.mark.parametrize("site", REAL)
+def test_every_cost_line_agrees_with_the_billing_rule(site: str) -> None:
+    """The Leonardo bug: 128 core-h billed but 4 core-h shown. Every figure comes from one bill."""
+    account, gpus, cores, _ = TYPICAL[site]
+    p = plan(site, nodes=2, gpus_per_node=gpus, tasks_per_node=gpus, cpus_per_task=cores, account=account, time="3h")
+    profile, c = aifsdk.load_site(site), p.cost
+    node = profile.node
+    assert c.gpu_hours == pytest.approx(c.node_hours * node.gpus / profile.billing.gpus_per_billed_gpu)
+    assert c.core_hours == pytest.approx(c.node_hours * (profile.partitions[p.resources.partition].cpus_per_node or node.cpus))
+    figure = {"gpu-hours": c.gpu_hours, "node-hours": c.node_hours, "core-hours": c.core_hours}[c.unit]
+    per_node = profile.billing.per_node_hour
+    assert c.amount == pytest.approx(c.node_hours * per_node if per_node is not None else figure)
+    assert c.amount == pytest.approx(figure), "the profile's per_node_hour agrees with the node's GPUs or cores"
+    assert c.detail.endswith(f"= {c.amount:g} billed {UNIT_LABEL[c.unit]}")
 
 
 @pytest.mark.parametrize("site", ANNOUNCED)
@@ -267,10 +352,11 @@ def test_user_profile_overrides_the_shipped_one(clean_env: Path) -> None:
 
 
 def test_a_site_never_mixes_with_this_machines_cluster() -> None:
-    """The local test cluster's partition `debug` is not a LUMI partition, discovered or not."""
-    (problem,) = problems("lumi-g", partition="debug", account="project_465001926")
-    assert problem.param == "partition" and "standard-g" in problem.allowed
-    assert "debug" not in problem.allowed.replace("dev-g", "")
+    """The local test cluster's partition `debug` is not a LUMI partition, discovered or not:
+    on LUMI, partition="debug" means LUMI's own debug class."""
+    (problem,) = problems("lumi-g", partition="gpu", account="project_465001926")
+    assert problem.param == "partition" and problem.allowed == "one of dev-g, small-g, standard-g"
+    assert plan("lumi-g", partition="debug", gpus_per_node=8, account="project_465001926").resources.partition == "dev-g"
 
 
 def test_scratch_job_root_takes_the_account() -> None:
@@ -281,48 +367,69 @@ def test_scratch_job_root_takes_the_account() -> None:
 
 
 # -- a table of bad requests across sites -----------------------------------------------------
+# (site, request, the parameter named, a fragment of what is allowed, a fragment of the fix)
 BAD = [
-    ("lumi-g", {"gpus_per_node": 16}, "gpus_per_node", "at most 8 per node"),
-    ("lumi-g", {"gpus_per_node": 4}, "gpus_per_node", "node-exclusive"),
-    ("lumi-g", {"nodes": 1025, "gpus_per_node": 8}, "nodes", "at most 1024"),
-    ("lumi-g", {"nodes": 5, "partition": "small-g", "gpus_per_node": 2}, "nodes", "at most 4"),
-    ("lumi-g", {"partition": "dev-g", "time": "4h"}, "time", "03:00:00"),
-    ("lumi-g", {"partition": "standard"}, "partition", "standard-g"),
-    ("lumi-g", {"tasks_per_node": 8, "cpus_per_task": 8, "gpus_per_node": 8}, "cpus_per_task", "63 CPUs per node"),
-    ("lumi-g", {"mem_gb": 500, "gpus_per_node": 8}, "mem_gb", "480 GB"),
-    ("jupiter-booster", {"gpus_per_node": 8}, "gpus_per_node", "at most 4 per node"),
-    ("jupiter-booster", {"tasks_per_node": 4, "cpus_per_task": 80, "gpus_per_node": 4}, "cpus_per_task", "288 CPUs"),
-    ("jupiter-booster", {"nodes": 6000, "gpus_per_node": 4}, "nodes", "5643"),
-    ("leonardo-booster", {"qos": "boost_qos_dbg", "nodes": 3}, "nodes", "at most 2 nodes"),
-    ("leonardo-booster", {"qos": "boost_qos_dbg", "time": 45}, "time", "00:30:00"),
-    ("leonardo-booster", {"qos": "boost_qos_lprod", "time": "5d"}, "time", "4-00:00:00"),
-    ("leonardo-booster", {"qos": "boost_qos_bprod", "nodes": 300}, "nodes", "65-256"),
-    ("leonardo-booster", {"qos": "debug"}, "qos", "boost_qos_dbg"),
-    ("leonardo-booster", {"time": "25h"}, "time", "QoS normal"),
-    ("mn5-acc", {"qos": "acc_interactive", "nodes": 2}, "nodes", "at most 1 nodes"),
-    ("mn5-acc", {"qos": "acc_debug", "time": "3h"}, "time", "02:00:00"),
-    ("mn5-acc", {"time": "4d"}, "time", "QoS acc_ehpc"),
-    ("mn5-acc", {"nodes": 101}, "nodes", "at most 100 nodes"),
-    ("meluxina-gpu", {"time": "3d"}, "time", "2-00:00:00"),
-    ("meluxina-gpu", {"qos": "fast"}, "qos", "default"),
-    ("karolina-gpu", {"nodes": 20, "gpus_per_node": 8}, "nodes", "at most 16"),
-    ("karolina-gpu", {"nodes": 4, "partition": "qgpu_big"}, "nodes", "at least 17"),
-    ("karolina-gpu", {"gpus_per_node": 9}, "gpus_per_node", "at most 8"),
-    ("vega-gpu", {"partition": "gpu_a100"}, "partition", "gpu"),
-    ("deucalion", {"nodes": 5}, "nodes", "at most 4"),
-    ("deucalion", {"nodes": 2, "partition": "dev-a100-80"}, "nodes", "at most 1"),
-    ("hortense", {"mem_gb": 300, "gpus_per_node": 4}, "mem_gb", "238 GB"),
-    ("hortense", {"nodes": 21, "partition": "gpu_rome_a100_80"}, "nodes", "20 (nodes of partition gpu_rome_a100_80)"),
-    ("sofia", {"mem_gb": 64, "gpus_per_node": 1}, "mem_gb", "memory follows the GPUs"),
-    ("sofia", {"nodes": 23}, "nodes", "22"),
-    ("lucia", {"partition": "ia", "nodes": 3}, "nodes", "at most 2"),
-    ("lucia", {"partition": "ia", "gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 9}, "cpus_per_task", "64 CPUs"),
+    ("lumi-g", {"gpus_per_node": 16}, "gpus_per_node", "at most 8 per node", "gpus_per_node<=8"),
+    ("lumi-g", {"gpus_per_node": 4, "partition": "standard-g"}, "gpus_per_node", "node-exclusive", "partition='small-g'"),
+    ("lumi-g", {"nodes": 1025, "gpus_per_node": 8}, "nodes", "at most 1024", "nodes<=1024"),
+    ("lumi-g", {"nodes": 5, "partition": "small-g", "gpus_per_node": 2}, "nodes", "at most 4", "e.g. standard-g"),
+    ("lumi-g", {"partition": "dev-g", "time": "4h"}, "time", "03:00:00", "use partition standard-g / small-g"),
+    ("lumi-g", {"partition": "standard-g", "time": "3d"}, "time", "2-00:00:00 on partition standard-g", "use partition small-g"),
+    ("lumi-g", {"partition": "standard"}, "partition", "standard-g", "sinfo -s"),
+    ("lumi-g", {"tasks_per_node": 8, "cpus_per_task": 8, "gpus_per_node": 8}, "cpus_per_task", "63 CPUs per node", "cpus_per_task<=7"),
+    ("lumi-g", {"mem_gb": 500, "gpus_per_node": 8}, "mem_gb", "480 GB", "mem_gb<=480"),
+    ("lumi-g", {"account": "465001926"}, "account", "project_[0-9]{9}", "lumi-workspaces"),
+    ("jupiter-booster", {"gpus_per_node": 8}, "gpus_per_node", "at most 4 per node", "gpus_per_node<=4"),
+    ("jupiter-booster", {"gpus_per_node": 2}, "gpus_per_node", "node-exclusive", "no shared partition"),
+    ("jupiter-booster", {"tasks_per_node": 4, "cpus_per_task": 80, "gpus_per_node": 4}, "cpus_per_task", "288 CPUs", "cpus_per_task<=72"),
+    ("jupiter-booster", {"nodes": 6000, "gpus_per_node": 4}, "nodes", "5643", "nodes<=5643"),
+    ("jupiter-booster", {"time": "13h"}, "time", "12:00:00 on partition booster", "lower time to 12:00:00"),
+    ("leonardo-booster", {"qos": "boost_qos_dbg", "nodes": 3}, "nodes", "at most 2 nodes", "use qos normal / boost_qos_lprod"),
+    ("leonardo-booster", {"qos": "boost_qos_dbg", "time": 45}, "time", "00:30:00", "boost_qos_lprod"),
+    ("leonardo-booster", {"qos": "debug", "time": 45}, "time", "00:30:00 with QoS boost_qos_dbg", "lower time to 00:30:00"),
+    ("leonardo-booster", {"qos": "boost_qos_lprod", "time": "5d"}, "time", "4-00:00:00", "checkpointed jobs"),
+    ("leonardo-booster", {"qos": "boost_qos_bprod", "nodes": 300}, "nodes", "65-256", "another QoS"),
+    ("leonardo-booster", {"nodes": 300}, "nodes", "at most 64 nodes with QoS normal", "another QoS"),
+    ("leonardo-booster", {"account": "EHPC-DEV-2025D02-101"}, "account", "EUHPC_D35_189", "saldo -b"),
+    ("mn5-acc", {"qos": "acc_interactive", "nodes": 2}, "nodes", "at most 1 nodes", "use qos acc_ehpc for 2 nodes"),
+    ("mn5-acc", {"qos": "acc_debug", "time": "3h"}, "time", "02:00:00", "or use qos acc_ehpc"),
+    ("mn5-acc", {"time": "4d"}, "time", "QoS acc_ehpc", "3-00:00:00"),
+    ("mn5-acc", {"nodes": 101}, "nodes", "at most 100 nodes", "another QoS"),
+    ("mn5-acc", {"gpus_per_node": 1, "cpus_per_task": 40}, "cpus_per_task", "at most 20 CPU cores per GPU", "cpus_per_task<=20"),
+    ("meluxina-gpu", {"time": "3d"}, "time", "2-00:00:00", "lower time to 2-00:00:00"),
+    ("meluxina-gpu", {"qos": "fast"}, "qos", "default", "QoS the site has"),
+    ("karolina-gpu", {"nodes": 20, "gpus_per_node": 8, "partition": "qgpu"}, "nodes", "at most 16", "e.g. qgpu_big"),
+    ("karolina-gpu", {"nodes": 4, "partition": "qgpu_big"}, "nodes", "at least 17", "partition qgpu"),
+    ("karolina-gpu", {"gpus_per_node": 9}, "gpus_per_node", "at most 8", "gpus_per_node<=8"),
+    ("karolina-gpu", {"account": "EU_25_92"}, "account", "EU-25-92", "it4ifree"),
+    ("vega-gpu", {"partition": "gpu_a100"}, "partition", "one of gpu", "pick a partition"),
+    ("deucalion", {"nodes": 5}, "nodes", "at most 4", "nodes<=4"),
+    ("deucalion", {"nodes": 2, "partition": "dev-a100-80"}, "nodes", "at most 1", "normal-a100-40 / normal-a100-80"),
+    ("deucalion", {"account": "F20240001"}, "account", "F20240001g", "project account"),
+    ("hortense", {"mem_gb": 300, "gpus_per_node": 4}, "mem_gb", "238 GB", "mem_gb<=238"),
+    ("hortense", {"nodes": 21, "partition": "gpu_rome_a100_80"}, "nodes", "20 (nodes of partition gpu_rome_a100_80)", "nodes<=20"),
+    ("sofia", {"mem_gb": 64, "gpus_per_node": 1}, "mem_gb", "memory follows the GPUs", "leave mem_gb unset"),
+    ("sofia", {"nodes": 23}, "nodes", "22", "nodes<=22"),
+    ("sofia", {"gpus_per_node": 1, "cpus_per_task": 32}, "cpus_per_task", "exactly 24 CPU cores per GPU", "cpus_per_task<=24"),
+    ("lucia", {"partition": "ia", "nodes": 3}, "nodes", "at most 2", "e.g. gpu"),
+    ("lucia", {"partition": "ia", "gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 9}, "cpus_per_task", "64 CPUs", "cpus_per_task<=8"),
+    ("lucia", {"gpus_per_node": 1, "mem_gb": 100}, "mem_gb", "60 GB per GPU", "mem_gb<=60"),
 ]
 
 
-@pytest.mark.parametrize(("site", "kw", "param", "fragment"), BAD, ids=[f"{s}-{i}" for i, (s, *_) in enumerate(BAD)])
-def test_bad_request_table(site: str, kw: dict, param: str, fragment: str) -> None:
-    found = problems(site, account=TYPICAL[site][0], **kw)
+@pytest.mark.parametrize(("site", "kw", "param", "allowed", "fix"), BAD, ids=[f"{s}-{i}" for i, (s, *_) in enumerate(BAD)])
+def test_bad_request_table(site: str, kw: dict, param: str, allowed: str, fix: str) -> None:
+    request = {"account": TYPICAL[site][0], **kw}
+    with pytest.raises(aifsdk.RequestError) as info:
+        plan(site, **request)
+    found = info.value.problems
     assert [p.param for p in found] == [param], found
-    assert fragment in found[0].allowed + " " + found[0].fix
-    assert found[0].fix
+    problem = found[0]
+    assert problem.value == request[param], "the problem names the value that was asked for"
+    assert allowed in problem.allowed and fix in problem.fix, problem
+    assert f"{param}={request[param]!r}" in str(info.value) or f"{param}={request[param]}" in str(info.value)
+    assert "nothing was submitted" in str(info.value)
+
+
+def test_the_bad_request_table_covers_every_real_site() -> None:
+    assert len(BAD) >= 30 and {site for site, *_ in BAD} == set(REAL)

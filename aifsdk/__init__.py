@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._array import map
 from ._command import CommandResult
+from ._deps import afterany, afterok
 from ._distributed import distributed
 from ._errors import (
     AifsdkError,
@@ -33,6 +35,7 @@ from ._plan import Cost, Plan, plan
 from ._profile import SiteProfile, load_site
 from ._resources import Resources
 from ._snapshot import SnapshotOptions
+from ._wait import wait
 
 __version__ = "0.1.0"
 
@@ -56,10 +59,14 @@ __all__ = [
     "SiteProfile",
     "SnapshotOptions",
     "__version__",
+    "afterany",
+    "afterok",
     "distributed",
     "load_site",
+    "map",
     "plan",
     "submit",
+    "wait",
 ]
 
 
@@ -69,7 +76,8 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
     Keyword arguments are the fields of :class:`Resources` (``nodes``, ``gpus_per_node``,
     ``tasks_per_node``, ``cpus_per_task``, ``mem_gb``, ``time``, ``partition``, ``account``,
     ``qos``, ``constraint``, ``extra``) plus ``name``, ``folder`` and ``launcher`` ("srun": srun
-    starts every rank; "torchrun": one torchrun per node, for commands). Function keyword
+    starts every rank; "torchrun": one torchrun per node, for commands) and ``after`` (jobs
+    this one waits for: afterok, or :func:`afterany`). Function keyword
     arguments go through ``functools.partial``. The request is checked first, with every
     problem reported at once in a :class:`RequestError`; nothing reaches the scheduler then.
     """

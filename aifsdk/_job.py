@@ -1,8 +1,9 @@
 """Job: follow a submitted job, from the process that submitted it or from any other.
 
 Completion is seen from the job's own result files (checked every 0.1 s, cheap) and confirmed by
-the scheduler at a rate that backs off to one query every 10 s, so waiting returns soon after the
-job ends without hammering slurmctld.
+the scheduler through the process-wide poller of :mod:`aifsdk._wait` (one squeue for every job
+waited on, backing off to one query every 10 s), so waiting returns soon after the job ends
+without hammering slurmctld.
 """
 
 from __future__ import annotations
@@ -19,20 +20,20 @@ from typing import Any
 from submitit.core.utils import JobPaths, pickle_load
 
 from ._command import exit_code_file
+from ._deps import failed_dependency
 from ._errors import (
     JobCancelledError,
     JobFailedError,
     JobNotFoundError,
-    JobTimeoutError,
+    SchedulerError,
 )
 from ._paths import JOB_FILE, lookup
 from ._scheduler import TERMINAL_STATES, default_slurm
+from ._wait import FILE_POLL_S, poller
+from ._wait import wait as _wait_all
 
-FILE_POLL_S = 0.1
-SCHEDULER_POLL_MIN_S = 1.0
-SCHEDULER_POLL_MAX_S = 10.0
-RESULT_GRACE_S = 5.0  # a shared filesystem may show result files a little after the job ends
 CANCEL_MARK = "aifsdk-cancelled"
+NEVER_SATISFIED = "DependencyNeverSatisfied"
 
 
 class Job:
@@ -48,6 +49,7 @@ class Job:
         self._sub = submitit_job
         self._outcomes: dict[int, tuple[str, Any]] = {}
         self._last_state: tuple[float, str] | None = None
+        self._reason = ""  # why the scheduler holds or ended the job (squeue's reason)
 
     @classmethod
     def _from_record(cls, record: dict[str, Any], submitit_job: Any = None) -> Job:
@@ -57,7 +59,8 @@ class Job:
     def attach(cls, ref: str | os.PathLike[str]) -> Job:
         """Reattach to a job by its id (as printed by submit) or by its folder."""
         path = Path(ref).expanduser()
-        candidates = [path] if (path / JOB_FILE).is_file() else lookup(str(ref))
+        array_id, _, index = str(ref).partition("_")
+        candidates = [path] if (path / JOB_FILE).is_file() else lookup(str(ref)) or (lookup(array_id) if index else [])
         for folder in candidates:
             try:
                 record = json.loads((folder / JOB_FILE).read_text())
@@ -65,6 +68,9 @@ class Job:
                 continue
             if str(ref) in (record.get("job_id"), str(folder)) or folder == path:
                 return cls(record)
+            for chunk in record.get("array", {}).get("chunks", []):  # one task of an array (aifsdk.map)
+                if chunk["job_id"] == array_id and index.isdigit() and int(index) < chunk["count"]:
+                    return cls(dict(record, job_id=str(ref), array_index=chunk["start"] + int(index)))
         raise JobNotFoundError(
             f"no aifsdk job with id or folder {str(ref)!r} (looked in the registry under {os.environ.get('AIFSDK_HOME', '~/.aifsdk')}); "
             "pass the job folder path, or check the id with `squeue --me`"
@@ -117,19 +123,44 @@ class Job:
             return set()
         return {t for t in range(self.num_tasks) if self.paths(t).result_pickle.name in names}
 
+    def _complete_in(self, names: set[str] | None) -> bool:
+        """True if every task's result file is among ``names`` (one listing of the job folder)."""
+        return names is not None and all(f"{self.job_id}_{t}_result.pkl" in names for t in range(self.num_tasks))
+
+    def _note_scheduler(self, state: str, reason: str) -> bool:
+        """Take a state from the shared poller; True if it changed. A job whose dependency can never
+        be met is cancelled here (Slurm would keep it pending forever without kill-on-invalid-dep)."""
+        if state == "PENDING" and NEVER_SATISFIED in reason:
+            try:
+                default_slurm().cancel(self.job_id)
+            except SchedulerError:
+                pass
+            state = "CANCELLED"
+        if state == "UNKNOWN" or (state not in TERMINAL_STATES and len(self._finished_tasks()) == self.num_tasks):
+            state = self._state_from_files(state)
+        before = self._last_state[1] if self._last_state else None
+        self._last_state, self._reason = (time.monotonic(), state), reason or self._reason
+        return before != state
+
+    def _state_from_files(self, scheduler_state: str) -> str:
+        if len(self._finished_tasks()) == self.num_tasks:
+            if scheduler_state == "UNKNOWN":  # slurmctld forgot the job and accounting is off: its files tell
+                return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+            return "COMPLETING"  # every task is done; Slurm is still cleaning up
+        if scheduler_state == "UNKNOWN" and (self.folder / f"{self.job_id}.{CANCEL_MARK}").exists():
+            return "CANCELLED"
+        return scheduler_state
+
+    def _cancelled_state(self) -> bool:
+        return bool(self._last_state and self._last_state[1] == "CANCELLED")
+
     def _scheduler_state(self) -> str:
         if self._executor == "debug":
             return "COMPLETED" if self._sub is not None and self._sub.state == "DONE" else "PENDING"
         if self._executor == "local":
             return self._local_state()
-        state = default_slurm().states([self.job_id])[self.job_id]
-        if state in TERMINAL_STATES:
-            return state
-        if len(self._finished_tasks()) == self.num_tasks:
-            if state == "UNKNOWN":  # slurmctld forgot the job and accounting is off: its files tell
-                return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
-            return "COMPLETING"  # every task is done; Slurm is still cleaning up
-        return state
+        self._note_scheduler(*poller().states([self.job_id])[self.job_id])
+        return self._last_state[1]  # type: ignore[index]
 
     def _local_state(self) -> str:
         running = False
@@ -167,41 +198,13 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the job ends. Raises JobTimeoutError after ``timeout`` seconds."""
-        if self._executor == "debug":
-            self._run_debug()
-            return
-        start = time.monotonic()
-        next_query, interval = start, SCHEDULER_POLL_MIN_S
-        while True:
-            now = time.monotonic()
-            if len(self._finished_tasks()) == self.num_tasks:
-                self._let_local_controller_exit()
-                return
-            if now >= next_query:
-                if self.state in TERMINAL_STATES:
-                    self._grace_for_results()
-                    return
-                next_query, interval = now + interval, min(interval * 1.5, SCHEDULER_POLL_MAX_S)
-            if timeout is not None and now - start > timeout:
-                raise JobTimeoutError(
-                    f"job {self.job_id} still {self._last_state[1] if self._last_state else 'running'} after {timeout:.0f} s; "
-                    f"it goes on. Wait again with aifsdk.Job.attach({self.job_id!r}).wait()",
-                    job_id=self.job_id, folder=self.folder,
-                )
-            time.sleep(FILE_POLL_S)
+        _wait_all([self], timeout)
 
     def _let_local_controller_exit(self, limit_s: float = 5.0) -> None:
         """A local job's controller exits just after its tasks; wait so that state reads COMPLETED."""
         deadline = time.monotonic() + limit_s
         while self._executor == "local" and self._local_state() == "RUNNING" and time.monotonic() < deadline:
             time.sleep(FILE_POLL_S / 2)
-
-    def _grace_for_results(self) -> None:
-        deadline = time.monotonic() + RESULT_GRACE_S
-        while time.monotonic() < deadline and len(self._finished_tasks()) < self.num_tasks:
-            if self._last_state and self._last_state[1] == "CANCELLED":
-                return
-            time.sleep(FILE_POLL_S)
 
     # -- results -------------------------------------------------------------------------------
     def _outcome(self, task: int) -> tuple[str, Any]:
@@ -250,6 +253,13 @@ class Job:
                 pass
         if state not in TERMINAL_STATES and (traceback or exit_code):
             state = "FAILED"  # the task failed; the scheduler has not caught up yet
+        why = failed_dependency(self._record) if state == "CANCELLED" and not traceback and exit_code is None else None
+        if why:
+            return JobCancelledError(
+                f"job {self.job_id} ({self.name}, site {self.site}) was cancelled before it started: {why}",
+                job_id=self.job_id, folder=self.folder, state=state, logs=list(self.log_paths(task)),
+                inspect=f"aifsdk status {self.job_id}",
+            )
         stdout, stderr = self.log_paths(task)
         if exit_code is not None and traceback:
             traceback = None  # for a command, the exit code and its stderr say more than our wrapper's traceback
@@ -354,6 +364,7 @@ class Job:
             elif self._local_state() == "RUNNING":
                 os.kill(int(self.job_id), signal.SIGINT)
             return
+        (self.folder / f"{self.job_id}.{CANCEL_MARK}").write_text(f"{time.time()}\n")  # the state, where accounting is off
         default_slurm().cancel(self.job_id)
 
 

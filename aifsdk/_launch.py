@@ -121,7 +121,17 @@ def launch(plan: Plan) -> Job:
             ) from None
         raise
     job_id = str(sub_job.job_id)
-    record = {
+    record = job_record(plan, job_id, snap)
+    # The folder is new and private, and the registry points at it only after this write.
+    (plan.folder / JOB_FILE).write_text(json.dumps(record, default=str))
+    if plan.profile.executor != "debug":
+        register(plan.site, job_id, plan.folder)
+    return Job._from_record(record, submitit_job=sub_job)
+
+
+def job_record(plan: Plan, job_id: str, snap: Any) -> dict[str, Any]:
+    """The manifest (aifsdk-job.json) of a submitted job (also used by aifsdk.map for arrays)."""
+    return {
         "schema": JOB_SCHEMA,
         "job_id": job_id,
         "site": plan.site,
@@ -151,11 +161,6 @@ def launch(plan: Plan) -> Job:
         "payload_sha256": _read_payload_hash(plan.folder),
         "environment": _environment(),
     }
-    # The folder is new and private, and the registry points at it only after this write.
-    (plan.folder / JOB_FILE).write_text(json.dumps(record, default=str))
-    if plan.profile.executor != "debug":
-        register(plan.site, job_id, plan.folder)
-    return Job._from_record(record, submitit_job=sub_job)
 
 
 _ENV_LOCK = threading.Lock()

@@ -27,7 +27,7 @@ from ._snapshot import SnapshotOptions
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after")
 LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
 
 
@@ -162,13 +162,20 @@ def plan(
     launcher: str | None = None,
     snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
     container: str | os.PathLike[str] | None = None,
+    after: Any = None,
     **resources: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
 
     Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
-    (a ``ValueError``) listing every problem at once.
+    (a ``ValueError``) listing every problem at once. ``after`` makes the job wait for others
+    (see :func:`aifsdk.afterok`, :func:`aifsdk.afterany`).
     """
+    if after is not None:
+        from ._deps import dependency_extra
+
+        executor = getattr(_site_or_none(site), "executor", None)
+        resources["extra"] = dependency_extra(after, site, executor, resources.get("extra") or {})
     return _Planner(target, args, site, name, folder, resources, launcher, snapshot, container).build()
 
 
@@ -407,6 +414,13 @@ class _Planner:
         return folder
 
     # -- against the site ---------------------------------------------------------------------
+def _site_or_none(site: str) -> SiteProfile | None:
+    try:
+        return load_site(site)
+    except (SiteNotFoundError, ValueError):  # the planner reports it with the other problems
+        return None
+
+
 def _describe(fn: Any) -> str:
     inner = fn.func if isinstance(fn, functools.partial) else fn
     module = getattr(inner, "__module__", None) or ""

@@ -29,8 +29,10 @@ def sha256_file(path: Path) -> str:
 
 
 def record_hash(payload: Path) -> None:
-    """Write ``payload.sha256`` next to a payload (at submit, and when a checkpoint replaces it)."""
-    (payload.parent / PAYLOAD_HASH_FILE).write_text(f"{sha256_file(payload)}  {payload.name}\n")
+    """Write ``payload.sha256`` next to a payload (at submit, and when a checkpoint replaces it).
+    An array task's payload (aifsdk.map) has its own ``<payload>.sha256``."""
+    own = payload.parent / f"{payload.name}.sha256"
+    (own if own.exists() else payload.parent / PAYLOAD_HASH_FILE).write_text(f"{sha256_file(payload)}  {payload.name}\n")
 
 
 class DelayedSubmission(_submitit_utils.DelayedSubmission):
@@ -52,6 +54,8 @@ def verify(folder: Path, job_id: str, wait_s: float = 60.0) -> str | None:
     while not pickle.exists() and time.monotonic() < deadline:  # submitit renames it after sbatch
         time.sleep(0.2)
     expected_file = folder / PAYLOAD_HASH_FILE
+    if (folder / f"{pickle.name}.sha256").exists():  # an array task (aifsdk.map)
+        expected_file = folder / f"{pickle.name}.sha256"
     if not expected_file.exists():
         return f"{expected_file} is missing: the job folder was tampered with or not made by aifsdk"
     if not pickle.exists():

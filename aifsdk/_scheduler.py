@@ -11,9 +11,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from ._profile import Partition
 from ._resources import parse_time
 
 log = logging.getLogger("aifsdk")
+SACCT_RETRY_S = 300.0  # after sacct fails, use the jobs' files and try it again this much later
+_SACCT_WARNED = False  # one warning per process, not one per poll
 
 TERMINAL_STATES = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED_FINAL", "SPECIAL_EXIT", "REVOKED"}
@@ -110,15 +112,14 @@ class Slurm:
         self.cache_ttl_s = cache_ttl_s
         self.cache_dir = cache_dir
         self._info: tuple[float, ClusterInfo] | None = None
-        self._sacct_broken = False
+        self._sacct_retry_at = 0.0
+        self._config: tuple[float, dict[str, str]] | None = None
         self.calls = 0
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("sbatch") is not None
+        self.counts: Counter[str] = Counter()  # calls per command (squeue, sacct, ...), for benchmarks
 
     def run(self, argv: list[str], timeout: float = 60.0) -> str:
         self.calls += 1
+        self.counts[argv[0]] += 1
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError:
@@ -165,30 +166,88 @@ class Slurm:
         return info
 
     # -- jobs ------------------------------------------------------------------------------
-    def states(self, job_ids: list[str]) -> dict[str, str]:
-        """State of each job. slurmctld first (live, and it keeps ended jobs for MinJobAge), in one
-        squeue call for all of them; sacct only for jobs slurmctld has forgotten; UNKNOWN when
-        neither knows (accounting disabled or down)."""
-        if not job_ids:
+    def queue(self) -> dict[str, tuple[str, str]]:
+        """Every job of this user slurmctld knows (pending, running, or ended within MinJobAge),
+        one line per array task, in ONE squeue call: job id -> (state, reason)."""
+        text = self.run(["squeue", "-h", "-r", "-t", "all", "-u", _user(), "-o", "%i|%T|%r"], timeout=30)
+        out: dict[str, tuple[str, str]] = {}
+        for line in text.splitlines():
+            jid, _, rest = line.partition("|")
+            state, _, reason = rest.partition("|")
+            out[jid.strip()] = (normalise_state(state), reason.strip())
+        return out
+
+    def accounting(self, job_ids: list[str]) -> dict[str, str]:
+        """States from sacct for jobs slurmctld has forgotten. Where accounting fails or is disabled:
+        {} (the caller falls back to the jobs' files), with ONE warning per process, and sacct is
+        tried again only after ``SACCT_RETRY_S``."""
+        global _SACCT_WARNED
+        if not job_ids or time.monotonic() < self._sacct_retry_at:
             return {}
-        out: dict[str, str] = {}
-        text = self.run(["squeue", "-h", "-t", "all", "-u", _user(), "-o", "%i|%T"], timeout=30)
-        wanted = set(job_ids)
+        try:
+            text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)])
+        except SchedulerError as exc:
+            self._sacct_retry_at = time.monotonic() + SACCT_RETRY_S
+            if not _SACCT_WARNED:
+                _SACCT_WARNED = True
+                log.warning("sacct is not usable (%s); states of jobs slurmctld has forgotten come from their files "
+                            "(this warning is shown once)", exc)
+            return {}
+        out = {}
         for line in text.splitlines():
             jid, _, state = line.partition("|")
-            if jid.strip() in wanted:
-                out[jid.strip()] = normalise_state(state)
-        missing = [j for j in job_ids if j not in out]
-        if missing and not self._sacct_broken:
-            try:
-                text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(missing)])
-                for line in text.splitlines():
-                    jid, _, state = line.partition("|")
-                    out[jid.strip()] = normalise_state(state)
-            except SchedulerError as exc:
-                self._sacct_broken = True
-                log.warning("sacct is not usable (%s); states of jobs slurmctld has forgotten come from their files", exc)
+            out[jid.strip()] = normalise_state(state)
+        return out
+
+    def states(self, job_ids: list[str]) -> dict[str, str]:
+        """State of each job: slurmctld first (live, one squeue call for all), sacct only for jobs
+        slurmctld has forgotten; UNKNOWN when neither knows (accounting disabled or down)."""
+        if not job_ids:
+            return {}
+        queue = self.queue()
+        out = {j: queue[j][0] for j in job_ids if j in queue}
+        out.update(self.accounting([j for j in job_ids if j not in out]))
         return {j: out.get(j, "UNKNOWN") for j in job_ids}
+
+    def usage(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
+        """sacct's elapsed time and allocated TRES per job ({} where accounting is not usable)."""
+        if not job_ids or time.monotonic() < self._sacct_retry_at:
+            return {}
+        try:
+            text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,ElapsedRaw,AllocTRES", "-j", ",".join(job_ids)])
+        except SchedulerError:
+            self._sacct_retry_at = time.monotonic() + SACCT_RETRY_S
+            return {}
+        out = {}
+        for line in text.splitlines():
+            jid, state, elapsed, tres = (line.split("|") + ["", "", ""])[:4]
+            out[jid.strip()] = {"state": normalise_state(state), "elapsed_s": elapsed, "tres": tres}
+        return out
+
+    def config_value(self, key: str) -> str | None:
+        """One value of ``scontrol show config`` (read again after ``cache_ttl_s``)."""
+        if self._config is None or time.monotonic() - self._config[0] > self.cache_ttl_s:
+            config = {}
+            for line in self.run(["scontrol", "show", "config"]).splitlines():
+                name, sep, value = line.partition("=")
+                if sep:
+                    config[name.strip()] = value.strip()
+            self._config = (time.monotonic(), config)
+        return self._config[1].get(key)
+
+    def submit_limit(self) -> int | None:
+        """The user's MaxSubmitJobs (the smallest one of their associations), None if unlimited or unknown."""
+        try:
+            text = self.run(["sacctmgr", "-n", "-P", "show", "assoc", f"user={_user()}", "format=MaxSubmit"])
+        except SchedulerError:
+            return None
+        limits = [int(v) for v in text.split() if v.strip().isdigit()]
+        return min(limits) if limits else None
+
+    def sbatch(self, script: Path) -> str:
+        """Submit a batch script file; returns the job id."""
+        out = self.run(["sbatch", "--parsable", str(script)])
+        return out.strip().split(";")[0]
 
     def cancel(self, job_id: str) -> None:
         self.run(["scancel", job_id])

@@ -5,6 +5,7 @@
     aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] | aifsdk cancel JOB
     aifsdk show JOB | aifsdk resubmit JOB
     aifsdk sites
+    aifsdk jobs [--site S] [--limit N] [--json]
 
 JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
 (``wait``, ``submit --wait``: the command's own exit code when it has one); 2 bad usage or a
@@ -81,6 +82,11 @@ def _build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
     st = sub.add_parser("sites", help="list the site profiles", description="list the site profiles")
     st.add_argument("--json", action="store_true")
+    jb = sub.add_parser("jobs", help="list your jobs known to aifsdk", description="list your jobs known to aifsdk (newest first): "
+                        "id, name, site, state, elapsed, GPU-hours from accounting when available")
+    jb.add_argument("--site", help="only this site's jobs")
+    jb.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50; 0: all)")
+    jb.add_argument("--json", action="store_true")
     return parser
 
 
@@ -157,6 +163,12 @@ def run(argv: Sequence[str] | None = None) -> int:
                 width = max(len(r["name"]) for r in rows)
                 for r in rows:
                     print(f"{r['name']:<{width}}  {r['executor']:<6} {r['status']:<10} {r['billing']:<11} {r['title']}")
+            return EXIT_OK
+        if args.verb == "jobs":
+            from ._jobs import rows, table
+
+            listing = rows(args.site, args.limit or None)
+            print(json.dumps(listing, indent=2) if args.json else table(listing))
             return EXIT_OK
         job = Job.attach(args.job)
         if args.verb == "status":

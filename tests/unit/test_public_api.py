@@ -10,7 +10,8 @@ import aifsdk
 EXPECTED = [
     "AifsdkError", "CommandResult", "Cost", "Job", "JobCancelledError", "JobError", "JobFailedError",
     "JobNotFoundError", "JobTimeoutError", "Plan", "Problem", "ProfileError", "RequestError", "Resources",
-    "SchedulerError", "SiteNotFoundError", "SiteProfile", "SnapshotOptions", "__version__", "distributed", "load_site", "plan", "submit",
+    "SchedulerError", "SiteNotFoundError", "SiteProfile", "SnapshotOptions", "__version__", "afterany", "afterok", "distributed",
+    "load_site", "map", "plan", "submit", "wait",
 ]
 
 

@@ -1,0 +1,147 @@
+"""``aifsdk.map``: one function (or command) over many items, as Slurm job arrays.
+
+    jobs = aifsdk.map(score, range(1000), site="slurm", time=5, max_parallel=50)
+    values = [job.result() for job in aifsdk.wait(jobs)]      # in item order
+
+The plan is made once (for the first item) and its script rendered as usual; the array version
+of that script differs only by ``#SBATCH --array=0-<k-1>[%max_parallel]`` and the ``%A_%a`` log
+patterns. Each item is pickled once into the one job folder and hashed (``<payload>.sha256``),
+so the node refuses a payload changed after submission, as for a single job.
+
+An array larger than the cluster's ``MaxArraySize`` (``scontrol show config``) or the user's
+``MaxSubmitJobs`` is split into several arrays, submitted one after the other; the returned jobs
+keep item order across them. On the ``local`` and ``debug`` sites (no scheduler), each item is
+its own job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from submitit.core.utils import DelayedSubmission
+
+from ._errors import Problem, RequestError, SchedulerError
+from ._job import Job
+from ._paths import JOB_FILE, make_private_dir, register
+from ._plan import Plan, plan
+from ._scheduler import default_slurm
+
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
+MAX_NUM_TIMEOUT = 3  # requeues after a time-out, as for single jobs (submitit's default)
+
+
+def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
+    target: Callable[..., Any] | Sequence[str],
+    items: Iterable[Any],
+    *,
+    site: str = "local",
+    max_parallel: int | None = None,
+    **options: Any,
+) -> list[Job]:
+    """Run ``target(item)`` for every item (or, for a command, the command followed by each
+    item's arguments: a string or a list of strings) as a Slurm job array; one Job per item,
+    in item order.
+
+    ``max_parallel`` caps how many of the items run at once (Slurm's ``--array=...%N``). Every
+    other keyword is a :func:`aifsdk.submit` option or resource, applied to each item.
+    """
+    items = list(items)
+    command = isinstance(target, (list, tuple))
+    problems = []
+    if not items:
+        problems.append(Problem("items", items, "at least one item", "pass a non-empty list"))
+    if max_parallel is not None and (not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1):
+        problems.append(Problem("max_parallel", max_parallel, "a whole number >= 1, or None for no cap", "e.g. max_parallel=20"))
+    if command:
+        bad = [i for i in items if not isinstance(i, str) and not (isinstance(i, (list, tuple)) and all(isinstance(a, str) for a in i))]
+        if bad:
+            problems.append(Problem("items", bad[0], "for a command: a string or a list of strings per item (its arguments)",
+                                    "e.g. aifsdk.map(['python', 'train.py'], [['--lr', '0.1'], ['--lr', '0.2']])"))
+    if problems:
+        raise RequestError(problems, site=site)
+    argv = [_args(i) for i in items] if command else []
+    first = plan([*target, *argv[0]], site=site, **options) if command else plan(target, items[0], site=site, **options)  # type: ignore[misc]
+    if first.profile.executor != "slurm":
+        return [first.submit()] + [
+            plan([*target, *a], site=site, **options).submit() if command else plan(target, i, site=site, **options).submit()  # type: ignore[misc]
+            for i, a in zip(items[1:], argv[1:] or [()] * (len(items) - 1))
+        ]
+    payloads = [_payload(first, item, argv[k] if command else None, len(argv[0]) if command else 0) for k, item in enumerate(items)]
+    return submit_array(first, payloads, max_parallel)
+
+
+def _args(item: str | Sequence[str]) -> list[str]:
+    return [item] if isinstance(item, str) else list(item)
+
+
+def _payload(first: Plan, item: Any, args: list[str] | None, first_count: int) -> DelayedSubmission:
+    if args is not None:  # the planned command (paths mapped into the snapshot) with this item's arguments
+        call = first.callable
+        return DelayedSubmission(dataclasses.replace(call, argv=(*call.argv[: len(call.argv) - first_count], *args)))
+    from ._distributed import RankedCall
+
+    return DelayedSubmission(RankedCall.wrap(first.callable), item)
+
+
+def chunk_size() -> int:
+    """How many tasks one array may hold here: MaxArraySize (indices run 0..MaxArraySize-1),
+    and at most the user's MaxSubmitJobs."""
+    slurm = default_slurm()
+    raw = slurm.config_value("MaxArraySize")
+    size = int(raw) if raw and raw.isdigit() else DEFAULT_MAX_ARRAY_SIZE
+    limit = slurm.submit_limit()
+    return max(1, min(size, limit) if limit else size)
+
+
+def array_script(script: str, folder: Path, count: int, max_parallel: int | None) -> str:
+    """The planned script as an array of ``count`` tasks: ``--array`` and per-task log names."""
+    throttle = f"%{max_parallel}" if max_parallel and max_parallel < count else ""
+    text = script.replace(f"{folder}/%j_", f"{folder}/%A_%a_")
+    return re.sub(r"^(#SBATCH --job-name=.*)$", rf"\1\n#SBATCH --array=0-{count - 1}{throttle}", text, count=1, flags=re.M)
+
+
+def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: int | None = None) -> list[Job]:
+    """Pickle every payload into the plan's folder, submit them as one or more arrays, record."""
+    from ._launch import _submission_environment, _take_snapshot, job_record
+
+    folder = first.folder
+    make_private_dir(folder)
+    snap = _take_snapshot(first)
+    pending = []
+    for k, payload in enumerate(payloads):
+        payload.set_timeout(first.time_minutes, MAX_NUM_TIMEOUT)
+        path = folder / f".item-{k}.pkl"
+        payload.dump(path)
+        pending.append((path, hashlib.sha256(path.read_bytes()).hexdigest()))
+    size = chunk_size()
+    chunks: list[dict[str, Any]] = []
+    jobs: list[Job] = []
+    record = job_record(first, "", snap)
+    for start in range(0, len(payloads), size):
+        count = min(size, len(payloads) - start)
+        script = folder / f"array-{len(chunks)}.sh"
+        script.write_text(array_script(first.script, folder, count, max_parallel))
+        try:
+            with _submission_environment(first):
+                array_id = default_slurm().sbatch(script)
+        except SchedulerError as exc:
+            done = f"; items 0-{start - 1} were submitted as arrays {[c['job_id'] for c in chunks]}" if chunks else "; nothing was queued"
+            raise SchedulerError(f"sbatch refused the array of items {start}-{start + count - 1}: {exc}{done}") from None
+        for index in range(count):
+            path, digest = pending[start + index]
+            name = f"{array_id}_{index}_submitted.pkl"
+            (folder / f"{name}.sha256").write_text(f"{digest}  {name}\n")  # before the payload appears
+            path.rename(folder / name)
+        script.rename(folder / f"{array_id}_submission.sh")
+        chunks.append({"job_id": array_id, "start": start, "count": count})
+        record.update(job_id=chunks[0]["job_id"], array={"items": len(payloads), "chunks": chunks, "max_parallel": max_parallel})
+        (folder / JOB_FILE).write_text(json.dumps(record, default=str))
+        register(first.site, array_id, folder)
+        jobs += [Job._from_record(dict(record, job_id=f"{array_id}_{i}", array_index=start + i)) for i in range(count)]
+    return jobs

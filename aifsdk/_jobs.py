@@ -1,0 +1,101 @@
+"""``aifsdk jobs``: the user's jobs known to aifsdk, read from the registry (works from any process).
+
+State comes from the shared poller (one squeue for all, sacct for jobs slurmctld forgot, the
+job's files where accounting is off); elapsed time and GPU-hours from sacct when accounting
+answers (``-`` otherwise). An array (``aifsdk.map``) is one row: its tasks' states counted, their
+elapsed times and GPU-hours summed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ._errors import SchedulerError
+from ._job import Job
+from ._paths import JOB_FILE, aifsdk_home
+from ._scheduler import default_slurm
+from ._wait import poller
+
+
+def registered(site: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The records of registered jobs, newest first (one per job folder)."""
+    root = aifsdk_home() / "registry"
+    sites = [root / site] if site else [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    links = [entry for folder in sites if folder.is_dir() for entry in os.scandir(folder) if entry.is_symlink()]
+    links.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime, reverse=True)
+    seen, out = set(), []
+    for link in links:
+        folder = Path(os.readlink(link.path))
+        if folder in seen:
+            continue
+        seen.add(folder)
+        try:
+            out.append(json.loads((folder / JOB_FILE).read_text()))
+        except (OSError, ValueError):
+            continue  # a folder removed by the user: nothing to list
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def _task_ids(record: dict[str, Any]) -> list[str]:
+    chunks = record.get("array", {}).get("chunks")
+    if chunks:
+        return [f"{c['job_id']}_{i}" for c in chunks for i in range(c["count"])]
+    return [str(record["job_id"])]
+
+
+def _gpus(tres: str) -> int:
+    match = re.search(r"gres/gpu=(\d+)", tres or "")
+    return int(match.group(1)) if match else 0
+
+
+def rows(site: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
+    """One row per job (an array is one row): id, name, site, state, elapsed, GPU-hours, ..."""
+    records = registered(site, limit)
+    slurm_ids = [j for r in records if r.get("executor") == "slurm" for j in _task_ids(r)]
+    usage: dict[str, dict[str, str]] = {}
+    if slurm_ids:
+        try:
+            poller().states(slurm_ids)  # one squeue (and one sacct) for every job listed
+            usage = default_slurm().usage(sorted({j.split("_")[0] for j in slurm_ids}))
+        except SchedulerError:
+            usage = {}
+    out = []
+    for record in records:
+        ids = _task_ids(record)
+        states: Counter[str] = Counter()
+        for job_id in ids:
+            try:
+                states[Job(dict(record, job_id=job_id)).state] += 1
+            except SchedulerError:
+                states["UNKNOWN"] += 1
+        used = [usage[j] for j in ids if j in usage]
+        elapsed = sum(int(u["elapsed_s"]) for u in used if u["elapsed_s"].isdigit()) if used else None
+        gpu_hours = sum(_gpus(u["tres"]) * int(u["elapsed_s"]) / 3600 for u in used if u["elapsed_s"].isdigit()) if used else None
+        out.append({
+            "job_id": str(record["job_id"]), "name": record.get("name", ""), "site": record.get("site", ""),
+            "state": next(iter(states)) if len(states) == 1 else ", ".join(f"{n} {s}" for s, n in states.most_common()),
+            "tasks": len(ids), "elapsed_s": elapsed, "gpu_hours": None if gpu_hours is None else round(gpu_hours, 3),
+            "submitted_at": record.get("submitted_at"), "folder": record.get("folder"),
+        })
+    return out
+
+
+def table(listing: list[dict[str, Any]]) -> str:
+    head = ("JOB", "NAME", "SITE", "TASKS", "STATE", "ELAPSED", "GPU-H", "SUBMITTED")
+    body = [(r["job_id"], r["name"][:24], r["site"], str(r["tasks"]), r["state"],
+             "-" if r["elapsed_s"] is None else _clock(r["elapsed_s"]),
+             "-" if r["gpu_hours"] is None else f"{r['gpu_hours']:.2f}", (r["submitted_at"] or "")[:19]) for r in listing]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body])
+
+
+def _clock(seconds: int) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"

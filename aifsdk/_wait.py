@@ -1,0 +1,165 @@
+"""Waiting on many jobs: results the moment they land, and a scheduler that is asked gently.
+
+Two sources tell that a job ended:
+
+- its own result files (``<id>_<task>_result.pkl``), checked every 0.1 s with one directory read
+  per job folder whatever the number of jobs in it (a 1,000-task array is one ``listdir``);
+- the scheduler, for jobs that end without a result (cancelled, killed, out of memory, a
+  dependency that can never be met). Every wait in the process shares one :class:`Poller`: one
+  ``squeue`` call for all of the user's jobs, at most one per second, backing off to one every
+  10 s while nothing changes, however many jobs or threads wait.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ._errors import JobTimeoutError, SchedulerError
+from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+FILE_POLL_S = 0.1
+SCHEDULER_POLL_MIN_S = 1.0
+SCHEDULER_POLL_MAX_S = 10.0
+MISS_REFRESH_S = 0.25  # a job missing from a snapshot (just submitted) may refresh it this often
+RESULT_GRACE_S = 5.0  # a shared filesystem may show result files a little after the job ends
+
+
+class Poller:
+    """The process-wide view of the scheduler's queue, refreshed by one squeue call at a time."""
+
+    def __init__(self, slurm: Callable[[], Slurm] = default_slurm) -> None:
+        self._slurm = slurm
+        self._lock = threading.Lock()
+        self._queue: dict[str, tuple[str, str]] = {}
+        self._taken = float("-inf")  # monotonic time of the last squeue
+        self._accounted: dict[str, str] = {}  # ended jobs slurmctld forgot, from sacct (final)
+        self._checked: set[str] = set()  # missing from the current snapshot, accounting already asked
+
+    def states(self, job_ids: list[str], max_age: float = SCHEDULER_POLL_MIN_S) -> dict[str, tuple[str, str]]:
+        """(state, reason) of each job, from a queue snapshot at most ``max_age`` old (never
+        younger than one second between refreshes). UNKNOWN where neither slurmctld nor accounting
+        knows the job (the caller then reads its files)."""
+        max_age = max(max_age, SCHEDULER_POLL_MIN_S)
+        with self._lock:
+            now = time.monotonic()
+            if now - self._taken >= max_age:
+                self._refresh()
+            missing = [j for j in job_ids if j not in self._queue and j not in self._accounted and j not in self._checked]
+            if missing and time.monotonic() - self._taken >= MISS_REFRESH_S:
+                self._refresh()  # submitted after the last snapshot?
+                missing = [j for j in missing if j not in self._queue]
+            if missing:  # forgotten by slurmctld: accounting, once per snapshot
+                found = self._slurm().accounting(missing)
+                self._accounted.update({j: s for j, s in found.items() if s in TERMINAL_STATES})
+                self._checked.update(missing)
+            out = {}
+            for j in job_ids:
+                if j in self._queue:
+                    out[j] = self._queue[j]
+                else:
+                    out[j] = (self._accounted.get(j, "UNKNOWN"), "")
+            return out
+
+    def _refresh(self) -> None:
+        self._queue = self._slurm().queue()
+        self._taken = time.monotonic()
+        self._checked = set()
+
+    def forget(self) -> None:
+        """Drop every snapshot (the next call asks the scheduler)."""
+        with self._lock:
+            self._queue, self._taken, self._accounted, self._checked = {}, float("-inf"), {}, set()
+
+
+_POLLER = Poller()
+
+
+def poller() -> Poller:
+    return _POLLER
+
+
+def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
+    """Block until every job has ended (succeeded, failed or been cancelled); return them.
+
+    Returns within about 0.1 s of each job's result files appearing. Raises
+    :class:`~aifsdk.JobTimeoutError` after ``timeout`` seconds; the jobs go on.
+    """
+    from ._job import Job
+
+    items = [jobs] if isinstance(jobs, Job) else list(jobs)
+    bad = [j for j in items if not isinstance(j, Job)]
+    if bad:
+        raise TypeError(f"wait() takes aifsdk.Job objects (from submit, map or Job.attach); got {bad[0]!r}")
+    for job in items:
+        if job._executor == "debug":
+            job._run_debug()
+    pending = {id(j): j for j in items if j._executor != "debug"}
+    start = time.monotonic()
+    next_query, interval = start, SCHEDULER_POLL_MIN_S
+    ended_at: dict[int, float] = {}  # the scheduler said the job ended; its files may lag
+    while pending:
+        listings: dict[str, set[str] | None] = {}
+        for key, job in list(pending.items()):
+            folder = str(job.folder)
+            if folder not in listings:
+                listings[folder] = _listdir(folder)
+            if job._complete_in(listings[folder]):
+                job._let_local_controller_exit()
+                del pending[key]
+            elif key in ended_at and (time.monotonic() - ended_at[key] > RESULT_GRACE_S or job._cancelled_state()):
+                del pending[key]
+        if not pending:
+            break
+        now = time.monotonic()
+        if now >= next_query:
+            changed = _ask_scheduler(list(pending.values()), interval, ended_at)
+            interval = interval if changed else min(interval * 1.5, SCHEDULER_POLL_MAX_S)  # back off while quiet
+            next_query = now + interval
+        if timeout is not None and now - start > timeout:
+            first = next(iter(pending.values()))
+            state = first._last_state[1] if first._last_state else "running"
+            raise JobTimeoutError(
+                f"{len(pending)} of {len(items)} job(s) still running after {timeout:.0f} s (job {first.job_id} {state}); "
+                f"they go on. Wait again with aifsdk.Job.attach({first.job_id!r}).wait()",
+                job_id=first.job_id, folder=first.folder,
+            )
+        time.sleep(FILE_POLL_S)
+    return items
+
+
+def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> bool:
+    """One batched look at the scheduler for the jobs still pending; True if any state changed."""
+    slurm_jobs = [j for j in jobs if j._executor == "slurm"]
+    changed = False
+    if slurm_jobs:
+        try:
+            states = poller().states([j.job_id for j in slurm_jobs], max_age=interval)
+        except SchedulerError:
+            states = {}  # slurmctld busy or restarting: the files still tell, try again later
+        for job in slurm_jobs:
+            if job.job_id in states:
+                changed |= job._note_scheduler(*states[job.job_id])
+    for job in jobs:
+        if job._executor != "slurm":
+            before = job._last_state
+            job.state  # noqa: B018 - a local job's state is a cheap /proc read
+            changed |= before is None or before[1] != job._last_state[1]  # type: ignore[index]
+    now = time.monotonic()
+    for job in jobs:
+        if job._last_state and job._last_state[1] in TERMINAL_STATES:
+            ended_at.setdefault(id(job), now)
+    return changed
+
+
+def _listdir(folder: str) -> set[str] | None:
+    try:
+        return set(os.listdir(folder))  # one directory read also refreshes NFS caches
+    except OSError:
+        return None

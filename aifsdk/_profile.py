@@ -182,6 +182,7 @@ class SiteProfile:
     scratch_job_root: str | None = None  # job folders on the site's scratch: {account}, {user}
     python: str | None = None
     signal_delay_s: int = 90
+    max_array_size: int | None = None  # Slurm's MaxArraySize (`aifsdk doctor` compares it with the cluster's)
     launcher: Launcher | None = None  # recommended launch pattern (None: aifsdk's default, srun)
     launch_note: str = ""
     node: Node = field(default_factory=Node)

@@ -4,7 +4,8 @@
     aifsdk plan   [same options] -- CMD ARGS...
     aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] | aifsdk cancel JOB
     aifsdk show JOB | aifsdk resubmit JOB
-    aifsdk sites
+    aifsdk sites | aifsdk sites show NAME
+    aifsdk doctor [--site slurm] [-N 1 --gpus-per-node 4 ...]
     aifsdk jobs [--site S] [--limit N] [--json]
 
 JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
@@ -15,6 +16,7 @@ bad request (nothing submitted); 3 the scheduler failed; 4 no such job; 5 waitin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -80,8 +82,11 @@ def _build_parser() -> argparse.ArgumentParser:
     lg.add_argument("job", help="job id or job folder")
     lg.add_argument("--task", type=int, default=0)
     lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
-    st = sub.add_parser("sites", help="list the site profiles", description="list the site profiles")
+    st = sub.add_parser("sites", help="list the site profiles; `sites show NAME` prints one", description="list the site profiles; `sites show NAME` prints one")
+    st.add_argument("show", nargs="*", metavar="show NAME", help="print one profile in full")
     st.add_argument("--json", action="store_true")
+    dr = _request_parser(sub, "doctor", "check a site profile, and a request, against this machine's Slurm cluster (sinfo, scontrol)")
+    dr.set_defaults(site="slurm")
     jb = sub.add_parser("jobs", help="list your jobs known to aifsdk", description="list your jobs known to aifsdk (newest first): "
                         "id, name, site, state, elapsed, GPU-hours from accounting when available")
     jb.add_argument("--site", help="only this site's jobs")
@@ -149,12 +154,29 @@ def run(argv: Sequence[str] | None = None) -> int:
                 print(job.job_id)
                 print(f"submitted {job.name} to {job.site}; folder {job.folder}; follow with `aifsdk logs {job.job_id}`", file=sys.stderr)
             return _wait_exit(job) if args.wait else EXIT_OK
+        if args.verb == "doctor":
+            from ._doctor import doctor
+
+            opts = {k: getattr(args, k) for k in ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time",
+                                                   "partition", "account", "qos", "constraint") if getattr(args, k) is not None}
+            report = doctor(args.site, opts or None)
+            print(report.text())
+            return EXIT_USAGE if report.problems else EXIT_OK
+        if args.verb == "sites" and args.show:
+            from ._describe import describe
+
+            if len(args.show) != 2 or args.show[0] != "show":
+                raise RequestError([_problem("sites", " ".join(args.show), "`aifsdk sites` or `aifsdk sites show NAME`", "e.g. aifsdk sites show lumi-g")])
+            prof = load_site(args.show[1])
+            print(json.dumps(dataclasses.asdict(prof), indent=2, default=str) if args.json else describe(prof))
+            return EXIT_OK
         if args.verb == "sites":
             rows = []
             for name, path in sorted(site_files().items()):
                 try:
                     prof = load_site(name)
-                    rows.append({"name": name, "executor": prof.executor, "status": prof.status, "billing": prof.billing.unit, "title": prof.title, "file": str(path)})
+                    rows.append({"name": name, "executor": prof.executor, "status": prof.status, "billing": prof.billing.unit, "title": prof.title,
+                                 "hardware": prof.hardware(), "file": str(path)})
                 except AifsdkError as exc:
                     rows.append({"name": name, "executor": "?", "status": "invalid", "billing": "", "title": str(exc).splitlines()[0], "file": str(path)})
             if args.json:

@@ -433,3 +433,54 @@ def test_bad_request_table(site: str, kw: dict, param: str, allowed: str, fix: s
 
 def test_the_bad_request_table_covers_every_real_site() -> None:
     assert len(BAD) >= 30 and {site for site, *_ in BAD} == set(REAL)
+
+
+# -- aifsdk sites / sites show ----------------------------------------------------------------
+@pytest.mark.parametrize("site", REAL)
+def test_sites_show_prints_the_whole_profile(site: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from aifsdk.cli import EXIT_OK, run
+
+    assert run(["sites", "show", site]) == EXIT_OK
+    out = capsys.readouterr().out
+    profile = aifsdk.load_site(site)
+    assert out.startswith(f"{site}: {profile.title}\n") and profile.hardware() in out
+    for name in profile.partitions:
+        assert f"\n  {name}" in out
+    for name in profile.qos:
+        assert f"\n  {name}" in out
+    flag = "--gres=gpu:N" if profile.gpu_request == "gres" else "--gpus-per-node=N"
+    assert f"GPU flag:    {flag}" in out and f"billing:     {profile.billing.unit}" in out
+    assert "account:     required" in out and (profile.account.pattern or "") in out
+    assert all(f"{k}={v}" in out for k, v in profile.env.items())
+    assert all(line in out for line in profile.software.modules + profile.setup)
+    assert all(src.source in out for src in profile.sources if isinstance(src, Source))
+    assert "launch:" in out and "job folders:" in out
+
+
+def test_sites_lists_every_profile_with_its_hardware(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aifsdk.cli import EXIT_OK, EXIT_USAGE, run
+
+    assert run(["sites", "--json"]) == EXIT_OK
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(SHIPPED)
+    assert rows["lumi-g"]["hardware"] == aifsdk.load_site("lumi-g").hardware() != ""
+    assert run(["sites", "show", "lumi"]) == EXIT_USAGE
+    assert "did you mean lumi-g" in capsys.readouterr().err
+    assert run(["sites", "list", "x", "y"]) == EXIT_USAGE
+    assert "aifsdk sites show NAME" in capsys.readouterr().err
+
+
+def test_scratch_job_folder_takes_the_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote site's job folders go under its scratch template with the project substituted."""
+    import getpass
+
+    monkeypatch.delenv("AIFSDK_JOB_ROOT")
+    p = plan("lumi-g", gpus_per_node=8, account="project_465001926")
+    assert str(p.folder).startswith(f"/scratch/project_465001926/{getpass.getuser()}/aifsdk/jobs/lumi-g/")
+    assert f"--output=/scratch/project_465001926/{getpass.getuser()}/aifsdk/jobs/lumi-g/" in p.script
+    leo = plan("leonardo-booster", gpus_per_node=4, account="EUHPC_D35_189")
+    assert str(leo.folder).startswith(f"/leonardo_work/EUHPC_D35_189/{getpass.getuser()}/aifsdk/jobs/")
+    no_scratch = plan("karolina-gpu", gpus_per_node=8, account="EU-25-92")  # no scratch template: job_root
+    assert str(no_scratch.folder).startswith(str(Path("~/.aifsdk/jobs").expanduser()))

@@ -82,6 +82,11 @@ def test_unchanged_tree_is_stored_once(project: Path) -> None:
     ("settings.ini", "pass" + "word = s3cr3t-value\n", "password or secret"),
     ("keys.txt", "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nabc\n", "private key"),
     ("cloud.cfg", "key=AKIA" + "ABCDEFGHIJKLMNOP" + "\n", "AWS access key"),
+    ("ci.yml", "token: gh" + "p_" + "c" * 36 + "\n", "GitHub token"),
+    ("ci2.yml", "token: github" + "_pat_" + "d" * 40 + "\n", "GitHub fine-grained token"),
+    ("maps.js", "const k = 'AI" + "za" + "e" * 35 + "';\n", "Google API key"),
+    ("bot.py", "SLACK = 'xo" + "xb-" + "1234567890-abc'\n", "Slack token"),
+    ("llm.py", "OPENAI = 's" + "k-" + "F" * 40 + "'\n", "API secret key"),
 ])
 def test_secret_guard_refuses_before_anything_is_written(project: Path, name: str, content: str, why: str) -> None:
     path = project / name
@@ -173,3 +178,55 @@ def test_no_snapshot_of_a_folder_that_is_not_a_project(tmp_path: Path, monkeypat
     assert plan.snapshot is None and any("no snapshot" in n for n in plan.notes)
     (junk / "pyproject.toml").write_text("[project]\nname='p'\n")
     assert aifsdk.plan(["true"]).snapshot is not None
+
+
+def test_file_index_remembers_each_file_across_processes(project: Path) -> None:
+    """An unchanged file is not read again by a later process: the per-user index answers for it
+    (shown by planting a finding in the index on disk); a changed file is read and scanned anew."""
+    from aifsdk import _snapshot
+
+    aifsdk.plan(["true"])
+    index_file = Path(os.environ["AIFSDK_HOME"]) / "cache" / "snapshot-index.json"
+    assert oct(index_file.stat().st_mode & 0o777) == "0o600"
+    data = json.loads(index_file.read_text())
+    key = str(project / "projmod.py")
+    import hashlib
+
+    assert data["files"][key][2] == hashlib.sha256((project / "projmod.py").read_bytes()).hexdigest()
+    assert data["files"][key][3] == []  # scanned, clean
+    data["files"][key][3] = ["a planted finding", "planted"]
+    index_file.write_text(json.dumps(data))
+    _snapshot._INDEX = None  # what a new process starts from
+    with pytest.raises(aifsdk.RequestError, match="a planted finding"):
+        aifsdk.plan(["true"])
+    (project / "projmod.py").write_text("def which():\n    return 'v2'  # changed size and mtime\n")
+    assert aifsdk.plan(["true"]).snapshot is not None  # stale entry: read and scanned again, clean
+
+
+def test_same_content_keeps_each_files_mode(project: Path) -> None:
+    """Objects carry their mode on the shared inode, so an executable and a plain file with the same
+    bytes are stored as two objects and each job copy keeps its own mode."""
+    (project / "run.sh").write_text("echo same\n")
+    (project / "notes.sh").write_text("echo same\n")
+    os.chmod(project / "run.sh", 0o755)
+    job = aifsdk.submit(["true"])
+    job.result(timeout=60)
+    code = job.folder / "code"
+    assert os.access(code / "run.sh", os.X_OK) and not os.stat(code / "notes.sh").st_mode & 0o111
+    assert os.stat(code / "run.sh").st_ino != os.stat(code / "notes.sh").st_ino
+
+
+def test_store_objects_are_named_by_the_hash_of_their_bytes(project: Path) -> None:
+    import hashlib
+
+    (project / "dup_a.txt").write_text("identical\n")
+    (project / "dup_b.txt").write_text("identical\n")
+    job = aifsdk.submit(["true"])
+    job.result(timeout=60)
+    code = job.folder / "code"
+    assert os.stat(code / "dup_a.txt").st_ino == os.stat(code / "dup_b.txt").st_ino  # stored once
+    objects = [p for p in (Path(os.environ["AIFSDK_JOB_ROOT"]) / ".snapshots" / "objects").rglob("*") if p.is_file()]
+    assert len(objects) >= 5
+    for obj in objects:
+        assert obj.name.removesuffix(".x") == hashlib.sha256(obj.read_bytes()).hexdigest()
+        assert not obj.stat().st_mode & 0o222  # read-only: a job cannot change what another job runs

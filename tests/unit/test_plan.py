@@ -8,6 +8,8 @@ and review the diff.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,7 @@ def train(cfg: dict) -> float:
 
 def _check_expected(name: str, text: str) -> None:
     text = text.replace(f"aifsdk {aifsdk.__version__}", "aifsdk VERSION").replace(str(Path(__file__).parent), "TESTDIR")
+    text = text.replace(shlex.quote(sys.executable), "PYTHON")
     path = EXPECTED / name
     if os.environ.get("AIFSDK_REFRESH_EXPECTED") == "1":
         path.write_text(text)
@@ -189,3 +192,27 @@ def test_site_srun_args_reach_the_launch_line(clean_env: Path) -> None:
     (folder / "bind.yaml").write_text("executor: slurm\ndiscover: false\nsrun_args: ['--cpu-bind=verbose,cores']\nsources: [t]\n")
     run_line = aifsdk.plan(["true"], site="bind").script.strip().splitlines()[-1]
     assert run_line.startswith("srun --unbuffered --kill-on-bad-exit=1 --cpu-bind=verbose,cores --output")
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+@pytest.mark.parametrize("site", ["lumi-g", "jupiter-booster", "leonardo-booster", "mn5-acc", "meluxina-gpu", "karolina-gpu",
+                                  "vega-gpu", "deucalion", "sofia", "hortense", "lucia", "local"])
+def test_typical_request_renders_the_stored_script(site: str, nodes: int) -> None:
+    """A typical 1-node and 2-node request on every shipped site that runs jobs (one task per GPU,
+    the site's account format), through plan: partition, QoS, account, GPU flag, environment,
+    setup and launch line, against tests/unit/expected/typical-<site>-<n>node.sbatch. (`slurm`
+    takes its limits from this machine's cluster, `debug` runs in-process, announced sites
+    refuse: see test_sites.py.)"""
+    from test_sites import TYPICAL
+
+    if site == "local":
+        if nodes == 2:
+            pytest.skip("site local is one machine")
+        request: dict = {"tasks_per_node": 2, "time": "1h"}
+    else:
+        account, gpus, cores, _ = TYPICAL[site]
+        request = {"gpus_per_node": gpus, "tasks_per_node": gpus, "cpus_per_task": cores, "account": account, "time": f"{nodes}h"}
+    p = aifsdk.plan(["python3", "-m", "mymodel.train", "--epochs", "3"], site=site, nodes=nodes, name="train", folder="/jobs/train-1",
+                    snapshot=False, **request)
+    _check_expected(f"typical-{site}-{nodes}node.sbatch", p.script)
+    assert f"#SBATCH --nodes={nodes}\n" in p.script or site == "local"

@@ -1,0 +1,118 @@
+"""Results documents: JSON/Parquet/DataFrame round trip, old versions, no overwrite; the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import report
+from benchmarks._stats import summarize
+from benchmarks.results import SCHEMA_VERSION, load, new_document, new_run_folder, provenance, save, to_frame
+
+
+def _row(case: str, values: list[float]) -> dict:
+    return {"benchmark": "matmul", "case": case, "params": {"m": 64}, "metric": "throughput", "unit": "TFLOPS", "higher_is_better": True,
+            "work_per_call": 1.0, "times_s": [1 / v for v in values], "values": values, "stats": summarize(values).to_dict(),
+            "reference": None, "telemetry": None, "energy_per_item_j": None, "device": "cpu", "extra": {"k": 1}}
+
+
+def _doc(values: list[float], name: str = "AMD EPYC", kind: str = "cpu") -> dict:
+    device = {"kind": kind, "name": name, "count": 1, "versions": {"torch": "2.13.0"}}
+    prov = provenance(device, ["suite=quick"], 2, env={"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "n[1-2]", "OMP_NUM_THREADS": "2"})
+    rows = [_row("fp32 best", values), {"benchmark": "hostcopy", "case": "skipped", "skipped": "device cpu"}]
+    return new_document(rows, prov, {"suite": {"name": "quick"}}, 1.5)
+
+
+def test_provenance_records_where_and_with_what() -> None:
+    prov = _doc([1.0, 1.1, 0.9])["provenance"]
+    assert prov["slurm"]["job_id"] == "42" and prov["slurm"]["job_nodelist"] == "n[1-2]"
+    assert prov["overrides"] == ["suite=quick"] and prov["torch_threads"] == 2 and prov["torch"] == "2.13.0"
+    assert len(prov["git"]["commit"]) == 40  # this repository's commit
+    assert prov["env"] == {"OMP_NUM_THREADS": "2"} and prov["method_version"] >= 1 and prov["loadavg_end"]
+
+
+def test_round_trip_json_parquet_dataframe(tmp_path: Path) -> None:
+    doc = _doc([1.0, 1.2, 1.1, 0.9])
+    folder = new_run_folder(tmp_path, doc["run_id"])
+    paths = save(doc, folder, "table", "cfg: 1")
+    run = load(folder)
+    assert run.document == json.loads(json.dumps(doc, default=str))
+    frame = run.frame()
+    assert list(frame["case"]) == ["fp32 best", "skipped"]
+    assert frame.loc[0, "median"] == pytest.approx(1.05) and list(frame.loc[0, "values"]) == [1.0, 1.2, 1.1, 0.9]
+    parquet = pd.read_parquet(paths["parquet"])
+    pd.testing.assert_frame_equal(parquet.drop(columns=["values", "times_s"]), to_frame(doc).drop(columns=["values", "times_s"]))
+    assert list(parquet.loc[0, "values"]) == [1.0, 1.2, 1.1, 0.9]
+    from_parquet = load(paths["parquet"])
+    assert from_parquet.rows[0]["stats"]["median"] == pytest.approx(1.05)
+
+
+def test_runs_are_never_overwritten(tmp_path: Path) -> None:
+    doc = _doc([1.0, 1.1])
+    first = new_run_folder(tmp_path, doc["run_id"])
+    second = new_run_folder(tmp_path, doc["run_id"])  # same id: a fresh folder, not the same one
+    assert first != second and first.exists() and second.exists()
+    save(doc, first)
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        save(doc, first)
+
+
+def test_version_1_documents_still_load(tmp_path: Path) -> None:
+    """Version 1 rows had times and work only; the loader computes values and statistics."""
+    v1 = {"schema_version": 1, "run_id": "old", "created": "2026-11-01T00:00:00+00:00", "provenance": {"host": "h", "device": {"kind": "cpu"}},
+          "config": {}, "rows": [{"benchmark": "matmul", "case": "fp32 best", "metric": "throughput", "unit": "TFLOPS",
+                                  "work_per_call": 2.0, "times_s": [1.0, 2.0, 4.0]}]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(v1))
+    run = load(path)
+    assert run.document["schema_version"] == SCHEMA_VERSION
+    assert run.rows[0]["values"] == [2.0, 1.0, 0.5] and run.rows[0]["stats"]["median"] == 1.0
+    newer = dict(v1, schema_version=SCHEMA_VERSION + 1)
+    path.write_text(json.dumps(newer))
+    with pytest.raises(ValueError, match="newer than this code reads.*update aifsdk"):
+        load(path)
+    with pytest.raises(FileNotFoundError, match="no such results file"):
+        load(tmp_path / "nothing")
+
+
+def _saved(tmp_path: Path, doc: dict) -> Path:
+    folder = new_run_folder(tmp_path, doc["run_id"])
+    save(doc, folder)
+    return folder
+
+
+def test_report_refuses_mismatched_hardware_unless_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cpu = _saved(tmp_path, _doc([1.0, 1.1, 1.2]))
+    gpu = _saved(tmp_path, _doc([100.0, 101.0, 99.0], name="NVIDIA H100 80GB HBM3", kind="cuda"))
+    assert report.main([str(cpu), str(gpu), "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to compare runs from different hardware" in err and "--allow-mismatched-hardware" in err
+    assert not (tmp_path / "r1").exists()
+    assert report.main([str(cpu), str(gpu), "--out", str(tmp_path / "r2"), "--allow-mismatched-hardware"]) == 0
+    md = (tmp_path / "r2" / "report.md").read_text()
+    assert "WARNING: this comparison crosses hardware" in md and "'NVIDIA H100 80GB HBM3'" in md
+    assert (tmp_path / "r2" / "matmul.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_says_not_significant_when_iqrs_overlap(tmp_path: Path) -> None:
+    base = _saved(tmp_path, _doc([10.0, 11.0, 12.0, 13.0, 14.0]))
+    noisy = _saved(tmp_path, _doc([12.0, 12.5, 13.0, 13.5, 14.0]))
+    faster = _saved(tmp_path, _doc([20.0, 21.0, 22.0, 23.0, 24.0]))
+    md = report.render([report.load(base), report.load(noisy), report.load(faster)], tmp_path / "rep", plots=False).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| matmul | fp32 best"))
+    assert "not significant (x1.083, IQRs overlap)" in line and "faster (x1.833)" in line
+    assert "WARNING" not in md
+
+
+def test_report_output_folder_is_new(tmp_path: Path) -> None:
+    run = _saved(tmp_path, _doc([1.0, 1.1]))
+    (tmp_path / "taken").mkdir()
+    assert report.main([str(run), "--out", str(tmp_path / "taken"), "--no-plots"]) == 2
+
+
+def test_frame_keeps_skipped_rows() -> None:
+    frame = to_frame(_doc([1.0, 2.0]))
+    assert frame.loc[1, "skipped"] == "device cpu" and pd.isna(frame.loc[1, "median"])

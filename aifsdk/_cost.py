@@ -44,8 +44,8 @@ class Cost:
 
     def __str__(self) -> str:
         label = UNIT_LABEL.get(self.unit, self.unit)
-        counted = f"{self.node_hours:g} node-h = {self.gpu_hours:g} GPU-h = {self.core_hours:g} core-h"
-        return f"{self.amount:g} {label} at most (at the full time limit): {self.detail}; as billed: {counted}"
+        counted = f"{self.node_hours:.4g} node-h = {self.gpu_hours:.4g} GPU-h = {self.core_hours:.4g} core-h"
+        return f"{self.amount:.4g} {label} at most (at the full time limit): {self.detail}; as billed: {counted}"
 
 
 def _plural(n: float, word: str) -> str:
@@ -98,7 +98,7 @@ def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) ->
         if b.per_node_hour is not None:
             amount = node_h * b.per_node_hour
         counted = {"gpu-hours": f" x {r.gpus_per_node or 0} GPUs", "core-hours": f" x {_plural(cores, 'core')}", "node-hours": ""}[b.unit]
-        detail = (f"{_plural(nodes, 'node')}{counted} x {hours:g} h{where} = {amount:g} {label} "
+        detail = (f"{_plural(nodes, 'node')}{counted} x {hours:.4g} h{where} = {amount:.4g} {label} "
                   "(the node's size is not in the profile: what the job asks for is counted)")
     else:
         node_h = nodes * hours * share
@@ -108,7 +108,7 @@ def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) ->
         if rate is None:
             rate = {"gpu-hours": (node_gpus or 0) / b.gpus_per_billed_gpu, "core-hours": float(node_cpus or 0), "node-hours": 1.0}[b.unit]
         amount = node_h * rate
-        head = f"{_plural(nodes, 'node')} x {hours:g} h{where}{why} = {node_h:g} node-h"
+        head = f"{_plural(nodes, 'node')} x {hours:.4g} h{where}{why} = {node_h:.4g} node-h"
         detail = head if b.unit == "node-hours" and rate == 1 else f"{head} x {rate:g} {label} per node-h"
-        detail += f" = {amount:g} billed {label}"
+        detail += f" = {amount:.4g} billed {label}"
     return Cost(b.unit, round(amount, 4), round(gpu_h, 4), round(node_h, 4), round(core_h, 4), detail)

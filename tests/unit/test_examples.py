@@ -13,3 +13,17 @@ def test_first_job_runs_on_local() -> None:
     out = subprocess.run([sys.executable, str(REPO / "examples" / "first_job.py")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "'sum_of_squares': 332833500" in out.stdout
+
+
+def test_hydra_app_picks_site_and_resources_on_the_command_line(tmp_path: Path) -> None:
+    """examples/hydra_app.py: runs on local by default; `site=lumi-g resources.nodes=2 ...` plans for LUMI-G."""
+    app = str(REPO / "examples" / "hydra_app.py")
+    out = subprocess.run([sys.executable, app], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "'sum_of_squares': 332833500" in out.stdout
+    out = subprocess.run([sys.executable, app, "site=lumi-g", "resources.nodes=2", "resources.gpus_per_node=8",
+                          "resources.account=project_465000001", "dry_run=true"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "#SBATCH --partition=standard-g\n" in out.stdout and "#SBATCH --nodes=2\n" in out.stdout
+    assert "#SBATCH --account=project_465000001\n" in out.stdout and "#SBATCH --time=00:10:00\n" in out.stdout
+    assert list(tmp_path.iterdir()) == [], "the app writes no Hydra output folder"

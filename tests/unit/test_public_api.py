@@ -23,9 +23,15 @@ def test_all_is_frozen() -> None:
 
 def test_nothing_public_is_exported_by_accident() -> None:
     public = {n for n in dir(aifsdk) if not n.startswith("_")}
-    submodules = {"cli"}
+    submodules = {"cli", "hydra"}  # public modules: `aifsdk` command, Hydra support (aifsdk.hydra.__all__)
     typing_helpers = {"Any", "Callable", "Sequence", "annotations"}
     assert public - set(EXPECTED) - submodules - typing_helpers == set()
+
+
+def test_hydra_module_is_small() -> None:
+    import aifsdk.hydra
+
+    assert sorted(aifsdk.hydra.__all__) == ["options", "register"]
 
 
 def test_error_tree() -> None:

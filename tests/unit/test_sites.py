@@ -484,3 +484,58 @@ def test_scratch_job_folder_takes_the_account(monkeypatch: pytest.MonkeyPatch) -
     assert str(leo.folder).startswith(f"/leonardo_work/EUHPC_D35_189/{getpass.getuser()}/aifsdk/jobs/")
     no_scratch = plan("karolina-gpu", gpus_per_node=8, account="EU-25-92")  # no scratch template: job_root
     assert str(no_scratch.folder).startswith(str(Path("~/.aifsdk/jobs").expanduser()))
+
+
+# -- Hydra: site=... and resources.*=... in a user's app ----------------------------------------
+def _compose(*overrides: str):  # type: ignore[no-untyped-def]
+    from hydra import compose, initialize_config_dir
+
+    from aifsdk.hydra import register
+
+    register()
+    conf = Path(__file__).resolve().parents[2] / "examples" / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose(config_name="hydra_app", overrides=list(overrides))
+
+
+def test_hydra_site_and_resources_overrides_select_and_adjust_a_profile() -> None:
+    from aifsdk.hydra import options
+
+    cfg = _compose("site=leonardo-booster", "resources.nodes=2", "resources.gpus_per_node=4", "resources.account=EUHPC_D35_189",
+                   "resources.time=3d")
+    opts = options(cfg)
+    assert opts == {"site": "leonardo-booster", "nodes": 2, "gpus_per_node": 4, "account": "EUHPC_D35_189", "time": "3d"}
+    p = plan(**opts)
+    assert p.resources.qos == "boost_qos_lprod", "3 days on Leonardo: the QoS that fits is chosen"
+    assert options(_compose())["site"] == "local"
+
+
+def test_every_profile_is_a_hydra_choice(clean_env: Path) -> None:
+    from aifsdk.hydra import register
+
+    user = clean_env / "config" / "site"
+    user.mkdir(parents=True)
+    (user / "mine.yaml").write_text("executor: slurm\nsources: [me]\n")
+    (user / "broken.yaml").write_text("executor: pbs\n")
+    stored = register()
+    assert set(stored) == set(SHIPPED) | {"mine"}, "a profile that breaks the schema is left out"
+    assert options_of("site=mine")["site"] == "mine"
+
+
+def options_of(*overrides: str) -> dict:
+    from aifsdk.hydra import options
+
+    return options(_compose(*overrides))
+
+
+@pytest.mark.parametrize(("override", "param", "fix"), [
+    ("resources.gpus=4", "resources.gpus", "Resources field"),
+    ("site.default_time=5", "site.default_time", "change a profile with a file"),
+    ("site.partitions.standard-g.max_nodes=9", "site.partitions", "resources.partition"),
+])
+def test_hydra_overrides_that_aifsdk_refuses(override: str, param: str, fix: str) -> None:
+    prefix = "+" if override.startswith("resources.gpus=") else ""
+    with pytest.raises(aifsdk.RequestError) as info:
+        options_of("site=lumi-g", prefix + override)
+    (problem,) = info.value.problems
+    assert problem.param == param and fix in problem.fix

@@ -331,6 +331,10 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
                 parse_time(value)
             except ValueError as exc:
                 out.append(f"{where}: {exc}")
+    for kind, classes in (("partitions", profile.partitions), ("qos", profile.qos)):
+        for cname, c in classes.items():
+            if c.default and c.role != "general":
+                out.append(f"{kind}.{cname}: the default must have role general (it has {c.role!r}); move default: true to a general one")
     defaults = [n for n, p in profile.partitions.items() if p.default]
     if len(defaults) > 1:
         out.append(f"partitions: several have default: true ({', '.join(defaults)}); keep one")

@@ -213,8 +213,8 @@ def _debug_intent(self: Resolution, values: dict[str, Any], profile: SiteProfile
     """partition="debug" or qos="debug" on a site without a class of that name asks for the
     site's debug class (its debug partition, else its debug QoS)."""
     asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if values[key] == "debug" and "debug" not in names]
-    if not asked or profile.executor != "slurm":
-        return False
+    if not asked or profile.executor != "slurm" or not (profile.partitions or profile.qos):
+        return False  # a site that declares no classes (generic Slurm): the name goes to Slurm as it is
     if not any(p.role == "debug" for p in partitions.values()) and not any(q.role == "debug" for q in profile.qos.values()):
         self.fail(asked[0], "debug", f"a debug class on site {profile.name} (it declares none)",
                   f"name a partition ({', '.join(partitions) or 'see sinfo -s'}) or leave {asked[0]} unset")

@@ -124,3 +124,33 @@ def test_hardware_line_and_structured_sources() -> None:
         "sources: [{fact: nodes, source: docs, confidence: official, date: '2026-10'}, free text]\n", name="s", source="s.yaml")
     assert profile.hardware() == "10 nodes x 4 x A100 (40 GB), 48 cores (46 usable), 480 GB, x86_64"
     assert profile.sources[0].confidence == "official" and profile.sources[1] == "free text"  # type: ignore[union-attr]
+
+
+def test_schema_checks_roles_and_array_size() -> None:
+    """role: general/debug/special; a default class must be general; max_array_size is a number."""
+    text = """
+executor: slurm
+max_array_size: many
+partitions:
+  dev: {role: debug, default: true}
+  big: {role: huge}
+qos:
+  dbg: {role: debug, default: true}
+"""
+    with pytest.raises(aifsdk.ProfileError) as info:
+        parse_profile(text, name="bad", source="bad.yaml")
+    message = str(info.value)
+    assert "partitions.big.role: 'huge' is not one of 'general', 'debug', 'special'" in message
+    assert "max_array_size: expected int, got 'many'" in message
+    with pytest.raises(aifsdk.ProfileError) as info:
+        parse_profile(text.replace("role: huge", "role: special").replace("many", "1001"), name="bad", source="bad.yaml")
+    message = str(info.value)
+    assert "partitions.dev: the default must have role general" in message and "qos.dbg: the default must have role general" in message
+    good = parse_profile(text.replace("role: huge", "role: special").replace("many", "1001").replace(", default: true", ""), name="ok", source="ok.yaml")
+    assert good.max_array_size == 1001 and good.partitions["dev"].role == "debug" and good.partitions["big"].role == "special"
+
+
+def test_generic_slurm_site_passes_partition_debug_through() -> None:
+    """Site slurm declares no classes: partition='debug' is the cluster's partition of that name."""
+    plan = aifsdk.plan(["true"], site="slurm", partition="debug", snapshot=False)
+    assert plan.resources.partition == "debug" and "#SBATCH --partition=debug\n" in plan.script

@@ -1,0 +1,241 @@
+"""Submitting from a laptop: one reused SSH connection to a site's login node.
+
+aifsdk handles no password and no key: it runs the user's own ``ssh`` (their ``~/.ssh/config``,
+agent, ProxyJump, short-lived certificates; 2FA prompts happen in ssh itself), opens one master
+connection (OpenSSH ControlMaster) that every later command and rsync reuses, and says what to do
+when the connection or the cluster-side Python environment is missing.
+
+A site profile names the host in an ``ssh`` block::
+
+    ssh:
+      host: lumi                      # a Host of ~/.ssh/config, or user@host
+      python: /project/project_465000001/venv/bin/python
+      setup: ["module load cray-python"]
+      job_root: /scratch/project_465000001/$USER/aifsdk
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._errors import Problem, RequestError, SchedulerError
+
+# How the cluster side reports its versions (run with the profile's python, after its setup lines).
+_PROBE = (
+    "import json, sys\n"
+    "out = {'python': '%d.%d.%d' % sys.version_info[:3]}\n"
+    "for name in ('aifsdk', 'submitit', 'cloudpickle'):\n"
+    "    try:\n"
+    "        out[name] = __import__(name).__version__\n"
+    "    except Exception as exc:\n"
+    "        out[name] = None\n"
+    "        out[name + '_error'] = '%s: %s' % (type(exc).__name__, exc)\n"
+    "print('AIFSDK-PROBE ' + json.dumps(out))\n"
+)
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """Where and how a site is reached over SSH (the ``ssh`` block of a site profile)."""
+
+    host: str
+    python: str = "python3"
+    setup: tuple[str, ...] = ()
+    job_root: str = "~/aifsdk/jobs"
+    config: str | None = None  # an ssh_config file to use instead of the user's own (ssh -F)
+    options: tuple[str, ...] = field(default_factory=tuple)  # extra `-o Key=Value` options
+
+    @classmethod
+    def from_profile(cls, block: dict[str, Any]) -> RemoteSpec:
+        return cls(host=str(block["host"]), python=str(block.get("python", "python3")),
+                   setup=tuple(block.get("setup", ())), job_root=str(block.get("job_root", "~/aifsdk/jobs")),
+                   config=block.get("config"), options=tuple(block.get("options", ())))
+
+
+def _control_dir() -> Path:
+    """A short private folder for the master connection's socket (Unix sockets allow ~100 bytes)."""
+    path = Path(tempfile.gettempdir()) / f"aifsdk-ssh-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.lstat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or path.is_symlink():
+        raise SchedulerError(f"{path} is not a private folder of this user; remove it and try again")
+    return path
+
+
+class SSH:
+    """Runs commands and copies files over one reused connection to ``spec.host``.
+
+    ``retries``: how many times a command whose connection failed (ssh's exit code 255: network
+    drop, stale master, login node restarted) is tried again, each after re-opening the master.
+    """
+
+    def __init__(self, spec: RemoteSpec, retries: int = 2, connect_timeout_s: int = 20) -> None:
+        self.spec = spec
+        self.retries = retries
+        self.connect_timeout_s = connect_timeout_s
+        self.calls = 0
+        self._expanded: dict[str, str] = {}
+        self._environment: dict[str, Any] | None = None
+
+    # -- the ssh command ------------------------------------------------------------------
+    def options(self) -> list[str]:
+        opts = [
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={_control_dir()}/%C",
+            "-o", "ControlPersist=600",
+            "-o", f"ConnectTimeout={self.connect_timeout_s}",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=3",
+        ]
+        if not sys.stdin.isatty():  # nobody to answer a prompt: fail at once instead of hanging
+            opts += ["-o", "BatchMode=yes"]
+        for option in self.spec.options:
+            opts += ["-o", option]
+        if self.spec.config:
+            opts = ["-F", os.path.expanduser(self.spec.config), *opts]
+        return opts
+
+    def argv(self, command: str) -> list[str]:
+        return ["ssh", *self.options(), self.spec.host, command]
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, command: str | list[str], timeout: float = 120.0, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command on the login node (a list is quoted for the remote shell)."""
+        text = command if isinstance(command, str) else shlex.join(command)
+        if shutil.which("ssh") is None:
+            raise SchedulerError("ssh is not installed on this machine; install OpenSSH's client (package openssh-client)")
+        proc: subprocess.CompletedProcess[str] | None = None
+        for attempt in range(self.retries + 1):
+            self.calls += 1
+            try:
+                proc = subprocess.run(self.argv(text), capture_output=True, text=True, timeout=timeout, input=input,
+                                      stdin=None if input is not None else subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise SchedulerError(f"`{text}` on {self.spec.host} did not answer within {timeout:.0f} s") from None
+            if proc.returncode != 255:
+                break
+            self.close()  # a dead master would fail every later command: open a new one
+            if attempt < self.retries:
+                time.sleep(min(2.0 * (attempt + 1), 5.0))
+        if proc.returncode == 255:
+            raise SchedulerError(
+                f"cannot reach {self.spec.host} over SSH: {proc.stderr.strip() or 'connection failed'}\n"
+                f"Check that `ssh {self.spec.host}` works from this shell (keys loaded in your agent, ProxyJump, "
+                "a valid certificate); aifsdk uses your own SSH configuration and stores no password."
+            )
+        if check and proc.returncode != 0:
+            raise SchedulerError(f"`{text}` failed on {self.spec.host} with exit code {proc.returncode}: {proc.stderr.strip()}")
+        return proc
+
+    def close(self) -> None:
+        """Close the master connection (later commands open a new one)."""
+        subprocess.run(["ssh", *self.options(), "-O", "exit", self.spec.host], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+
+    # -- paths and files ----------------------------------------------------------------------
+    def expand(self, template: str) -> str:
+        """A cluster-side path with ``~`` and ``$VARS`` expanded by the login node's shell (once)."""
+        if template not in self._expanded:
+            if any(c in template for c in '"`\\\n'):
+                raise RequestError([Problem("ssh.job_root", template, "a path with ~ and $VARS only",
+                                            "remove quotes, backquotes and backslashes from the path")])
+            text = "$HOME" + template[1:] if template.startswith("~") else template
+            proc = self.run(f'set -u; printf "%s\\n" "{text}"', timeout=60, check=False)
+            out = proc.stdout.strip()
+            if proc.returncode != 0:  # set -u: an unset variable is an error, not an empty string
+                raise RequestError([Problem("ssh.job_root", template, f"variables that are set on {self.spec.host}",
+                                            f"{proc.stderr.strip()}; use a variable defined in a non-interactive shell there, or an absolute path")])
+            if not out.startswith("/"):
+                raise RequestError([Problem("ssh.job_root", template, "an absolute path on the cluster once expanded",
+                                            f"it expands to {out!r} on {self.spec.host}; set a variable that is defined there, or an absolute path")])
+            self._expanded[template] = out
+        return self._expanded[template]
+
+    def _rsync(self, args: list[str], what: str) -> None:
+        if shutil.which("rsync") is None:
+            raise SchedulerError("rsync is not installed on this machine; install it (package rsync) to submit over SSH")
+        ssh_cmd = shlex.join(["ssh", *self.options()])
+        for attempt in range(self.retries + 1):
+            self.calls += 1
+            proc = subprocess.run(["rsync", "-e", ssh_cmd, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if proc.returncode == 0:
+                return
+            if "command not found" in proc.stderr or proc.returncode == 127:
+                raise SchedulerError(f"rsync is missing on {self.spec.host}; ask the site to install it, or load its module")
+            if proc.returncode not in (12, 30, 35, 255):  # 12/30/35/255: the connection, not the files
+                break
+            self.close()
+            if attempt < self.retries:
+                time.sleep(min(2.0 * (attempt + 1), 5.0))
+        raise SchedulerError(f"copying {what} over SSH to/from {self.spec.host} failed (rsync exit {proc.returncode}): {proc.stderr.strip()}")
+
+    def push(self, local: Path, remote: str, link_dest: str | None = None) -> None:
+        """Copy a local folder to the cluster (files unchanged since ``link_dest`` become hard links there)."""
+        args = ["-a", "--mkpath"]
+        if link_dest:
+            args.append(f"--link-dest={link_dest}")
+        self._rsync([*args, f"{local}/", f"{self.spec.host}:{remote}/"], f"{local}")
+
+    def pull(self, remote: str, local: Path, exclude: tuple[str, ...] = ()) -> None:
+        """Copy what is new in a cluster folder back (results, logs); never deletes local files."""
+        local.mkdir(parents=True, exist_ok=True)
+        args = ["-a", *(f"--exclude={pattern}" for pattern in exclude)]
+        self._rsync([*args, f"{self.spec.host}:{remote}/", f"{local}/"], f"{remote}")
+
+    # -- the cluster-side Python ---------------------------------------------------------------
+    def environment(self) -> dict[str, Any]:
+        """Versions of Python, aifsdk, submitit and cloudpickle on the cluster side (cached)."""
+        if self._environment is None:
+            lines = [*self.spec.setup, f"{self.spec.python} -c {shlex.quote(_PROBE)}"]
+            proc = self.run(" && ".join(lines), check=False, timeout=180)
+            found = next((ln for ln in proc.stdout.splitlines() if ln.startswith("AIFSDK-PROBE ")), None)
+            if found is None:
+                raise RequestError([Problem(
+                    "ssh.python", self.spec.python, f"a Python interpreter on {self.spec.host}",
+                    f"running it failed (exit {proc.returncode}: {proc.stderr.strip()[-300:]}); point ssh.python in the site "
+                    "profile at the cluster's environment (a venv's bin/python), or add the module line that provides it to ssh.setup")])
+            self._environment = json.loads(found.removeprefix("AIFSDK-PROBE "))
+        return self._environment
+
+    def check_environment(self, kind: str) -> list[Problem]:
+        """What does not match between this machine and the cluster side, each with the fix.
+
+        A function job is pickled here and unpickled there: Python's major.minor and the exact
+        cloudpickle and aifsdk versions must match. A command job only needs aifsdk and submitit there.
+        """
+        import cloudpickle
+
+        from . import __version__
+
+        there = self.environment()
+        here = {"python": "%d.%d.%d" % sys.version_info[:3], "aifsdk": __version__, "cloudpickle": cloudpickle.__version__}
+        where = f"{self.spec.python} on {self.spec.host}"
+        problems = []
+        for name in ("aifsdk", "submitit", "cloudpickle"):
+            if there.get(name) is None:
+                pin = f"=={here[name]}" if name in here else ""
+                problems.append(Problem("ssh.python", where, f"{name} importable there",
+                                        f"{there.get(name + '_error', 'not importable')}; install it there: "
+                                        f"ssh {self.spec.host} {shlex.quote(f'{self.spec.python} -m pip install {name}{pin}')}"))
+        if problems or kind != "function":
+            return problems
+        if there["python"].split(".")[:2] != here["python"].split(".")[:2]:
+            problems.append(Problem("ssh.python", where, f"Python {'.'.join(here['python'].split('.')[:2])} (as here: functions are pickled by value)",
+                                    f"it has Python {there['python']}; use a cluster environment with the same Python minor version, "
+                                    "or submit a command instead of a function"))
+        for name in ("aifsdk", "cloudpickle"):
+            if there[name] != here[name]:
+                problems.append(Problem("ssh.python", where, f"{name}=={here[name]} (as here)",
+                                        f"it has {name} {there[name]}; run: ssh {self.spec.host} "
+                                        f"{shlex.quote(f'{self.spec.python} -m pip install {name}=={here[name]}')}"))
+        return problems

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -104,6 +105,7 @@ def test_status_is_right_with_slurmdbd_stopped(accounting_down: None, caplog: py
 
 
 # -- arrays ---------------------------------------------------------------------------------------
+@pytest.mark.timeout(1500)  # about 7 minutes on the 2-core VM: 4 task slots, about 1 s of Python start per task
 def test_a_thousand_task_array_returns_every_result_in_order() -> None:
     n = 1000
     jobs = aifsdk.map(double, range(n), site="slurm", time=5)
@@ -189,3 +191,17 @@ def test_jobs_lists_what_a_dead_process_submitted() -> None:
     assert rows[array]["tasks"] == 2 and rows[array]["name"] == "dead-array"
     text = subprocess.run([sys.executable, "-m", "aifsdk", "jobs"], capture_output=True, text=True, timeout=60).stdout
     assert single in text and "from-dead" in text
+
+
+# -- Hydra ----------------------------------------------------------------------------------------
+def test_hydra_sweep_is_one_array_and_can_return_at_submission(tmp_path: Path) -> None:
+    app = REPO / "examples" / "hydra_sweep" / "my_app.py"
+    out = subprocess.run([sys.executable, str(app), "--multirun", "hydra/launcher=aifsdk", "site=slurm", "hydra.launcher.wait=false",
+                          f"hydra.sweep.dir={tmp_path}", "x=1,2,3"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    ids = re.findall(r"\t#\d+ (\d+_\d+): ", out.stdout + out.stderr)
+    assert len(ids) == 3 and len({i.split("_")[0] for i in ids}) == 1, ids  # one array of three
+    jobs = [aifsdk.Job.attach(i) for i in ids]  # the launcher process has exited
+    aifsdk.wait(jobs, timeout=300)
+    assert [r.return_value for r in (j.result() for j in jobs)] == [1, 4, 9]
+    assert all(" on n" in (tmp_path / str(i) / "result.txt").read_text() for i in range(3))

@@ -1,0 +1,95 @@
+"""Acceptance check: the harness's matmul fp32 figure against an independent plain torch.mm loop.
+
+    .venv/bin/python -m benchmarks.check_matmul [--threads 2] [--shapes 256x1024x1024,...] [--seconds 2]
+
+For each shape, the independent loop is the simplest honest measurement: random-normal inputs,
+``torch.mm(a, b)`` called back to back for ``--seconds`` (after one warm-up second), wall time /
+calls. The harness figure is ``benchmarks.micro.matmul`` (quick mode, cache flush and output
+re-randomisation between calls, median over samples) on the same shape. The two alternate for
+``--rounds`` rounds per shape and each keeps its best round, so that both see the same
+background load on a shared machine. Prints both best-over-shapes figures and their ratio (issue 6 target: the harness
+within 10 % of the loop), with the load average before and after, since the machine is shared.
+Writes a JSON report under results/ (never overwriting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks import micro  # noqa: E402
+from benchmarks._device import detect  # noqa: E402
+from benchmarks._measure import Context  # noqa: E402
+from benchmarks._timing import TimingConfig  # noqa: E402
+
+
+def plain_loop(m: int, n: int, k: int, seconds: float, rounds: int) -> float:
+    """Best TFLOPS of back-to-back torch.mm over ``rounds`` rounds of ``seconds``."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        torch.mm(a, b)
+    best = 0.0
+    for _ in range(rounds):
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.mm(a, b)
+            calls += 1
+        best = max(best, 2.0 * m * n * k * calls / (time.perf_counter() - start) / 1e12)
+    return best
+
+
+def save_json(out: str, name: str, report: dict) -> Path:
+    """Write ``report`` to a new file ``<out>/<name>-<time>-<pid>.json`` (exclusive create)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+    with path.open("x") as fh:
+        json.dump(report, fh, indent=2)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shapes", default="256x1024x1024,512x1024x1024,768x1024x1024,1024x1024x1024")
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    load_before = os.getloadavg()
+    ctx = Context(detect("cpu"), TimingConfig(min_time_s=args.seconds, max_samples=1000))
+    loop: dict[str, float] = {}
+    harness: dict[str, float] = {}
+    for m, n, k in shapes:  # interleaved rounds: both methods see the same background load
+        key = f"{m}x{n}x{k}"
+        for _ in range(args.rounds):
+            loop[key] = max(loop.get(key, 0.0), plain_loop(m, n, k, args.seconds, 1))
+            row = micro.matmul(ctx, dtypes=["fp32"], m_range=[m], n_range=[n], k_range=[k])[0]
+            harness[key] = max(harness.get(key, 0.0), row["stats"]["median"])
+    best_loop, best_harness = max(loop.values()), max(harness.values())
+    report = {"threads": args.threads, "torch": torch.__version__, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+              "loop_tflops": loop, "harness_median_tflops": harness, "best_loop": best_loop, "best_harness": best_harness,
+              "ratio": best_harness / best_loop}
+    for shape in loop:
+        print(f"{shape:>16}  loop {loop[shape] * 1e3:8.1f} GFLOPS   harness median {harness[shape] * 1e3:8.1f} GFLOPS")
+    print(f"best: loop {best_loop * 1e3:.1f} GFLOPS, harness {best_harness * 1e3:.1f} GFLOPS, ratio {report['ratio']:.3f} "
+          f"(threads {args.threads}; load {load_before[0]:.2f} -> {report['loadavg_after'][0]:.2f})")
+    print(f"report: {save_json(args.out, 'check_matmul', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

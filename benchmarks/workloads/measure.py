@@ -80,11 +80,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--preset", default="small", choices=["small", "full"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the rows (with raw step times) to this new file")
     args = parser.parse_args(argv)
     if args.json is not None and args.json.exists():
         parser.error(f"--json {args.json}: the file exists and would be overwritten. Fix: choose a new file name")
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, load(1 min) {load_before:.2f}")
     print(f"{'workload':10} {'dtype':8} {'step ms':>9} {'p10-p90 ms':>15} {'items/s':>10} {'unit':7} {'GFLOP/s':>8} {'params':>9}")

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._choose import Need, by_role, choose_partition, debug_intent, need_of, pick_qos, qos_for, qos_misfit
 from ._cost import Cost, estimate_cost
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
@@ -65,11 +66,14 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     partitions: dict[str, Partition] = dict(info.partitions) if info else {}
     for pname, declared in profile.partitions.items():
         partitions[pname] = _overlay(partitions.get(pname), declared)
-    need = _need(req, bad)
-    debug = _debug_intent(self, values, profile, partitions)
+    need = need_of(req, bad)
+    debug = debug_intent(self, values, profile, partitions)
     part_name = req.partition if values["partition"] is not None else None
     if part_name is None:
-        part_name = _choose_partition(self, profile, partitions, info, need, debug)
+        part_name = choose_partition(self, profile, partitions, info, need, debug, values["qos"])
+        bound = profile.qos.get(values["qos"]) if isinstance(values["qos"], str) else None
+        if bound is not None and bound.partitions and part_name in bound.partitions and profile.default_partition not in bound.partitions:
+            self.origins["partition"] = f"the partition of QoS {values['qos']}"
         if part_name:
             values["partition"] = part_name
     part = partitions.get(part_name) if part_name else None
@@ -136,23 +140,17 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
 
 
 # -- partition, QoS and time --------------------------------------------------------------------
-def _qos_for(profile: SiteProfile, part_name: str | None, part: Partition | None) -> dict[str, Qos]:
-    """The site's QoS usable on this partition."""
-    allowed = set(part.qos) if part and part.qos else None
-    return {n: q for n, q in profile.qos.items() if (allowed is None or n in allowed) and (not q.partitions or part_name in q.partitions)}
-
-
 def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], part_name: str | None,
                 part: Partition | None, need: Need, debug: bool) -> tuple[str | None, Qos | None]:
     """The QoS whose limits apply: the request's, else the site's default for this partition and
     account when it fits, else the smallest general QoS that fits (the debug QoS when asked for).
     The default is written into the script only where the site requires a QoS; any other chosen
     QoS always is (the scheduler would apply its default otherwise)."""
-    here = _qos_for(profile, part_name, part)
+    here = qos_for(profile, part_name, part)
     name = values["qos"]
     account = values["account"] if isinstance(values["account"], str) else None
     if name is None and here:
-        picked = _pick_qos(profile, here, need, debug)
+        picked = pick_qos(profile, here, need, debug)
         if picked is not None and not (profile.qos[picked[0]].default and not debug):
             chosen, reason = picked
             values["qos"] = chosen
@@ -182,147 +180,6 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
         self.fail("qos", None, f"a QoS on site {profile.name} (one of {', '.join(here) or ', '.join(profile.qos)})",
                   _with_command(profile, "qos", "pass qos=... matching your account"))
     return None, None
-
-
-@dataclass(frozen=True)
-class Need:
-    """What the request needs, as far as it is known, to choose a partition and QoS."""
-
-    nodes: int
-    gpus: int
-    minutes: int | None
-    account: str | None
-
-
-def _need(req: Resources, bad: set[str]) -> Need:
-    def number(key: str, default: int) -> int:
-        value = getattr(req, key)
-        return value if isinstance(value, int) and not isinstance(value, bool) and key not in bad and value > 0 else default
-
-    minutes = None
-    if req.time is not None and "time" not in bad:
-        try:
-            minutes = parse_time(req.time)
-        except ValueError:
-            minutes = None
-    account = req.account if isinstance(req.account, str) and "account" not in bad else None
-    return Need(number("nodes", 1), number("gpus_per_node", 0), minutes, account)
-
-
-def _debug_intent(self: Resolution, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition]) -> bool:
-    """partition="debug" or qos="debug" on a site without a class of that name asks for the
-    site's debug class (its debug partition, else its debug QoS)."""
-    asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if values[key] == "debug" and "debug" not in names]
-    if not asked or profile.executor != "slurm" or not (profile.partitions or profile.qos):
-        return False  # a site that declares no classes (generic Slurm): the name goes to Slurm as it is
-    if not any(p.role == "debug" for p in partitions.values()) and not any(q.role == "debug" for q in profile.qos.values()):
-        self.fail(asked[0], "debug", f"a debug class on site {profile.name} (it declares none)",
-                  f"name a partition ({', '.join(partitions) or 'see sinfo -s'}) or leave {asked[0]} unset")
-        self.bad.add(asked[0])
-        return False
-    for key in asked:
-        values[key] = None
-    return True
-
-
-def _size(limit: int | None) -> float:
-    return float("inf") if limit is None else float(limit)
-
-
-def _partition_misfit(p: Partition, need: Need, total: int | None, node_gpus: int | None) -> str | None:
-    """Why ``need`` does not fit partition ``p`` (None: it fits, as far as the limits are known)."""
-    top = p.max_nodes or total or p.node_count
-    if top is not None and need.nodes > top:
-        return f"at most {top} nodes"
-    if p.min_nodes and need.nodes < p.min_nodes:
-        return f"at least {p.min_nodes} nodes"
-    cap = p.gpus_per_node if p.gpus_per_node is not None else node_gpus
-    if cap is not None and need.gpus > cap:
-        return f"at most {cap} GPUs per node"
-    if p.exclusive and cap and need.gpus and need.gpus != cap:
-        return f"node-exclusive with {cap} GPUs per node (pass gpus_per_node={cap} to use it: the whole node is billed anyway)"
-    if need.minutes and p.max_minutes and need.minutes > p.max_minutes:
-        return f"at most {format_time(p.max_minutes)}"
-    return None
-
-
-def _qos_misfit(q: Qos, need: Need) -> str | None:
-    if q.max_nodes is not None and need.nodes > q.max_nodes:
-        return f"at most {q.max_nodes} nodes"
-    if q.min_nodes is not None and need.nodes < q.min_nodes:
-        return f"at least {q.min_nodes} nodes"
-    if q.max_gpus is not None and need.nodes * need.gpus > q.max_gpus:
-        return f"at most {q.max_gpus} GPUs in all"
-    if need.minutes and q.max_minutes and need.minutes > q.max_minutes:
-        return f"at most {format_time(q.max_minutes)}"
-    if q.account_pattern and not (need.account and re.fullmatch(q.account_pattern, need.account)):
-        return f"only accounts matching {q.account_pattern}"
-    return None
-
-
-def _ordered(pool: dict[str, Any], default: str | None) -> list[str]:
-    """The default class first, then the smallest (fewest nodes, then shortest time) first."""
-    rest = sorted((n for n in pool if n != default),
-                  key=lambda n: (_size(pool[n].max_nodes or getattr(pool[n], "node_count", None)), _size(pool[n].max_minutes)))
-    return ([default] if default in pool else []) + rest
-
-
-def _pick_qos(profile: SiteProfile, here: dict[str, Qos], need: Need, debug: bool) -> tuple[str, str] | None:
-    """The QoS to use when none is named, and why; None to keep the old default rule."""
-    role = "debug" if debug and any(q.role == "debug" for q in here.values()) else "general"
-    pool = {n: q for n, q in here.items() if q.role == role}
-    default = next((n for n, q in pool.items() if q.default), None)
-    misfits = {}
-    for name in _ordered(pool, default):
-        why = _qos_misfit(pool[name], need)
-        if why is None:
-            if role == "debug":
-                return name, "the site's debug QoS (the request asked for debug)"
-            if name == default:
-                return name, "site default QoS"
-            told = f" ({default} does not fit: {misfits[default]})" if default in misfits else ""
-            return name, f"the smallest QoS that fits{told}"
-        misfits[name] = why
-    if role == "debug" and pool:
-        name = next(iter(pool))
-        return name, "the site's debug QoS (the request asked for debug; its limits are checked below)"
-    return None
-
-
-def _choose_partition(self: Resolution, profile: SiteProfile, partitions: dict[str, Partition], info: ClusterInfo | None,
-                      need: Need, debug: bool) -> str | None:
-    """The partition when the request names none: the site's default when it fits, else the
-    smallest general partition that fits (its QoS too), never a debug or special one unless asked.
-    When nothing fits, the default: the checks then say why, with the ways out."""
-    default = profile.default_partition or (info.default_partition if info else None)
-    role = "debug" if debug and any(p.role == "debug" for p in partitions.values()) else "general"
-    pool = {n: p for n, p in partitions.items() if p.role == role}
-    misfits: dict[str, str] = {}
-    for name in _ordered(pool, default if role == "general" else None):
-        p = pool[name]
-        total = info.total_nodes.get(name) if info else None
-        why = _partition_misfit(p, need, total, profile.node.gpus)
-        if why is None and profile.qos:
-            here = _qos_for(profile, name, p)
-            if here and _pick_qos(profile, here, need, debug) is None and not any(q.default for q in here.values()):
-                why = "no QoS of it fits"
-        if why is None:
-            if role == "debug":
-                self.origins["partition"] = "the site's debug partition (the request asked for debug)"
-            elif name == default:
-                self.origins["partition"] = "site default partition"
-            else:
-                told = f"; {default} does not fit: {misfits[default]}" if default in misfits else ""
-                self.origins["partition"] = f"the smallest partition that fits{told}"
-                self.notes.append(f"partition {name} ({p.description or 'no description'}) chosen: the smallest that fits{told}")
-            return name
-        misfits[name] = why
-    if role == "debug" and pool:
-        self.origins["partition"] = "the site's debug partition (the request asked for debug; its limits are checked below)"
-        return next(iter(pool))
-    if default:
-        self.origins["partition"] = "site default partition" + (" (no partition fits the request: see the problems)" if misfits else "")
-    return default
 
 
 def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition],
@@ -356,8 +213,8 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
         alt = f", or use partition {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
-        need = _need(self.request, self.bad)
-        better = _by_role({n: q for n, q in _qos_for(profile, part_name, part).items() if n != qos_name and _qos_misfit(q, need) is None})
+        need = need_of(self.request, self.bad)
+        better = by_role({n: q for n, q in qos_for(profile, part_name, part).items() if n != qos_name and qos_misfit(q, need) is None})
         alt = f", or use qos {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(qos.max_minutes)} with QoS {qos_name}", f"lower time to {format_time(qos.max_minutes)}{alt}; split longer runs into checkpointed jobs")
 
@@ -374,16 +231,16 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
             self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more{alt}")
             return
     if part and part.min_nodes and nodes < part.min_nodes:
-        smaller = _by_role({n: p for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)})
+        smaller = by_role({n: p for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)})
         self.fail("nodes", nodes, f"at least {part.min_nodes} on partition {part_name}",
                   f"use nodes>={part.min_nodes}, or partition {' / '.join(smaller)}" if smaller else f"use nodes>={part.min_nodes}")
         return
     if qos is None:
         return
-    others = _qos_for(self.profile, part_name, part)
+    others = qos_for(self.profile, part_name, part)
     if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
-        need = _need(self.request, self.bad)
-        fits = _by_role({n: q for n, q in others.items() if n != qos_name and _qos_misfit(q, need) is None})
+        need = need_of(self.request, self.bad)
+        fits = by_role({n: q for n, q in others.items() if n != qos_name and qos_misfit(q, need) is None})
         if qos.min_nodes is not None and qos.max_nodes is not None:
             span = f"{qos.min_nodes}-{qos.max_nodes}"
         else:
@@ -395,16 +252,10 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
                   f"use nodes x gpus_per_node <= {qos.max_gpus}, or another QoS")
 
 
-def _by_role(classes: dict[str, Any]) -> list[str]:
-    """Names to suggest: the general classes; debug and special ones only when no general one fits."""
-    general = [n for n, c in classes.items() if c.role == "general"]
-    return general or list(classes)
-
-
 def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> list[str]:
     """Partitions that fit (for more nodes or time: never a debug one); those whose limit is
     declared (known to fit) first, else the rest; general partitions before special ones."""
-    candidates = _by_role({n: p for n, p in partitions.items() if p.role != "debug" and fits(p)})
+    candidates = by_role({n: p for n, p in partitions.items() if p.role != "debug" and fits(p)})
     return [n for n in candidates if known(partitions[n])] or [f"{n} (limit not declared: check sinfo)" for n in candidates]
 
 
@@ -470,7 +321,11 @@ def _cluster_info(self: Resolution, profile: SiteProfile) -> ClusterInfo | None:
 
 
 def slurm_for(profile: SiteProfile) -> Slurm:
-    """The scheduler seam for a site (one per process; remote sites will differ)."""
+    """The scheduler seam for a site: this machine's Slurm, or the login node's over SSH."""
+    if profile.ssh is not None:
+        from ._remote import slurm
+
+        return slurm(profile)
     return default_slurm()
 
 

@@ -539,3 +539,17 @@ def test_hydra_overrides_that_aifsdk_refuses(override: str, param: str, fix: str
         options_of("site=lumi-g", prefix + override)
     (problem,) = info.value.problems
     assert problem.param == param and fix in problem.fix
+
+
+def test_a_named_qos_picks_its_own_partition(clean_env: Path) -> None:
+    """A QoS bound to another partition than the default: the partition follows the QoS."""
+    user = clean_env / "config" / "site"
+    user.mkdir(parents=True)
+    (user / "q2.yaml").write_text("executor: slurm\nnode: {gpus: 4}\n"
+                                  "partitions: {main: {default: true}, inter: {role: special, max_nodes: 1}}\n"
+                                  "qos: {normal: {default: true, partitions: [main]}, interactive: {partitions: [inter], max_time: 60}}\n"
+                                  "sources: [t]\n")
+    p = plan("q2", qos="interactive")
+    assert (p.resources.partition, p.resources.qos) == ("inter", "interactive")
+    assert p.origins["partition"] == "the partition of QoS interactive"
+    assert plan("q2").resources.partition == "main"

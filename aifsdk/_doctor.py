@@ -117,6 +117,9 @@ def compare(profile: SiteProfile, info: ClusterInfo, nodes: list[Node], max_arra
     out: list[str] = []
     notes: list[str] = []
     fix = f"update {profile.source_file or 'the profile'} (or your copy in the user config folder)"
+    if profile.partitions and not set(profile.partitions) & set(info.partitions):
+        notes.append(f"none of site {profile.name}'s partitions is on this cluster: this machine's Slurm is probably not {profile.name} "
+                     "(run the doctor on the site's login node)")
     if not profile.partitions:
         notes.append(f"profile {profile.name} declares no partitions: every limit is read from the cluster (discover: {profile.discover})")
     for name, declared in profile.partitions.items():

@@ -99,3 +99,10 @@ def test_profile_and_cluster_disagreements_are_reported(clean_env: Path, capsys:
 def test_doctor_refuses_a_site_that_is_not_slurm() -> None:
     with pytest.raises(aifsdk.SchedulerError, match="does not run on Slurm"):
         doctor("local")
+
+
+def test_another_sites_profile_is_not_this_cluster() -> None:
+    """Run against LUMI-G's profile here: every LUMI partition is named as missing, and the note says why."""
+    report = doctor("lumi-g")
+    assert {d.split(":")[0] for d in report.disagreements} >= {"partition standard-g", "partition small-g", "partition dev-g"}
+    assert any("probably not lumi-g" in n for n in report.notes)

@@ -81,6 +81,15 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _try(fn: Callable[[], Any]) -> float | None:
+    """The number ``fn`` reads, or None when the device does not support that field ("N/A", error)."""
+    try:
+        value = fn()
+        return None if value is None or value == "N/A" else float(value)
+    except Exception:  # noqa: BLE001 - an unsupported field is left out of the sample
+        return None
+
+
 class NvmlSampler:
     """One NVIDIA GPU through NVML. ``library`` is the pynvml module (or a fake with its names)."""
 
@@ -93,31 +102,30 @@ class NvmlSampler:
         self.nvml.nvmlInit()
         self.handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
 
-    def _try(self, fn: Callable[[], float]) -> float | None:
-        try:
-            return float(fn())
-        except Exception:  # noqa: BLE001 - a field the device does not support is left out
-            return None
-
     def read(self) -> dict[str, float]:
         n, h = self.nvml, self.handle
         fields: dict[str, float | None] = {
-            "power_w": self._try(lambda: n.nvmlDeviceGetPowerUsage(h) / 1e3),
-            "gpu_util_pct": self._try(lambda: n.nvmlDeviceGetUtilizationRates(h).gpu),
-            "mem_util_pct": self._try(lambda: n.nvmlDeviceGetUtilizationRates(h).memory),
-            "mem_used_bytes": self._try(lambda: n.nvmlDeviceGetMemoryInfo(h).used),
-            "sm_clock_mhz": self._try(lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
-            "mem_clock_mhz": self._try(lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
-            "temp_c": self._try(lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
-            "throttle_reasons": self._try(lambda: n.nvmlDeviceGetCurrentClocksThrottleReasons(h)),
+            "power_w": _try(lambda: n.nvmlDeviceGetPowerUsage(h) / 1e3),
+            "gpu_util_pct": _try(lambda: n.nvmlDeviceGetUtilizationRates(h).gpu),
+            "mem_util_pct": _try(lambda: n.nvmlDeviceGetUtilizationRates(h).memory),
+            "mem_used_bytes": _try(lambda: n.nvmlDeviceGetMemoryInfo(h).used),
+            "sm_clock_mhz": _try(lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+            "mem_clock_mhz": _try(lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+            "temp_c": _try(lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
+            "throttle_reasons": _try(lambda: _throttle_call(n)(h)),  # bit mask of nvmlClocksEventReason*
             "energy_j": self.energy_j(),
         }
         return {k: v for k, v in fields.items() if v is not None}
 
     def energy_j(self) -> float | None:
         """Total energy since the driver loaded (NVML counts mJ; Volta and newer)."""
-        value = self._try(lambda: self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        value = _try(lambda: self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
         return None if value is None else value / 1e3
+
+
+def _throttle_call(nvml: Any) -> Callable[[Any], int]:
+    """NVML's current clock-event (throttle) reasons call, by its new name or its older one."""
+    return getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
 
 
 class AmdSmiSampler:
@@ -132,13 +140,6 @@ class AmdSmiSampler:
         self.smi.amdsmi_init()
         self.handle = self.smi.amdsmi_get_processor_handles()[index]
 
-    def _try(self, fn: Callable[[], Any]) -> float | None:
-        try:
-            value = fn()
-            return None if value in (None, "N/A") else float(value)
-        except Exception:  # noqa: BLE001 - unsupported field, left out
-            return None
-
     def read(self) -> dict[str, float]:
         s, h = self.smi, self.handle
 
@@ -147,12 +148,12 @@ class AmdSmiSampler:
             return next((info[k] for k in ("current_socket_power", "average_socket_power") if info.get(k) not in (None, "N/A")), None)
 
         fields: dict[str, float | None] = {
-            "power_w": self._try(power),
-            "gpu_util_pct": self._try(lambda: s.amdsmi_get_gpu_activity(h)["gfx_activity"]),
-            "mem_util_pct": self._try(lambda: s.amdsmi_get_gpu_activity(h)["umc_activity"]),
-            "mem_used_bytes": self._try(lambda: s.amdsmi_get_gpu_vram_usage(h)["vram_used"] * 2**20),
-            "sm_clock_mhz": self._try(lambda: s.amdsmi_get_clock_info(h, s.AmdSmiClkType.GFX)["clk"]),
-            "temp_c": self._try(lambda: s.amdsmi_get_temp_metric(h, s.AmdSmiTemperatureType.EDGE, s.AmdSmiTemperatureMetric.CURRENT)),
+            "power_w": _try(power),
+            "gpu_util_pct": _try(lambda: s.amdsmi_get_gpu_activity(h)["gfx_activity"]),
+            "mem_util_pct": _try(lambda: s.amdsmi_get_gpu_activity(h)["umc_activity"]),
+            "mem_used_bytes": _try(lambda: s.amdsmi_get_gpu_vram_usage(h)["vram_used"] * 2**20),
+            "sm_clock_mhz": _try(lambda: s.amdsmi_get_clock_info(h, s.AmdSmiClkType.GFX)["clk"]),
+            "temp_c": _try(lambda: s.amdsmi_get_temp_metric(h, s.AmdSmiTemperatureType.EDGE, s.AmdSmiTemperatureMetric.CURRENT)),
             "energy_j": self.energy_j(),
         }
         return {k: v for k, v in fields.items() if v is not None}
@@ -164,7 +165,7 @@ class AmdSmiSampler:
             acc = e.get("energy_accumulator", e.get("power"))
             return float(acc) * float(e["counter_resolution"]) / 1e6
 
-        return self._try(joules)
+        return _try(joules)
 
 
 def default_samplers(device_kind: str, index: int = 0) -> list[Sampler]:

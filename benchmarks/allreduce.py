@@ -72,7 +72,7 @@ def rank_main(cfg: dict[str, Any]) -> dict[str, Any]:
                 sync()
                 times.append(time.perf_counter() - start)
             gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, {"times": times, "host": socket.gethostname(), "wrong": wrong})
+            dist.all_gather_object(gathered, {"times": times, "host": os.environ.get("SLURMD_NODENAME") or socket.gethostname(), "wrong": wrong})
             slowest = [max(g["times"][i] for g in gathered) for i in range(len(times))]
             rows.append({"bytes": numel * 4, "times_s": slowest, "wrong": sum(g["wrong"] for g in gathered),
                          "hosts": sorted(g["host"] for g in gathered)})

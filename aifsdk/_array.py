@@ -67,7 +67,7 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
         raise RequestError(problems, site=site)
     argv = [_args(i) for i in items] if command else []
     first = plan([*target, *argv[0]], site=site, **options) if command else plan(target, items[0], site=site, **options)  # type: ignore[misc]
-    if first.profile.executor != "slurm":
+    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH: one job per item, for now
         return [first.submit()] + [
             plan([*target, *a], site=site, **options).submit() if command else plan(target, i, site=site, **options).submit()  # type: ignore[misc]
             for i, a in zip(items[1:], argv[1:] or [()] * (len(items) - 1))

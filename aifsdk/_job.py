@@ -28,8 +28,8 @@ from ._errors import (
     SchedulerError,
 )
 from ._paths import JOB_FILE, lookup
-from ._scheduler import TERMINAL_STATES, default_slurm
-from ._wait import FILE_POLL_S, poller
+from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
+from ._wait import FILE_POLL_S, Poller, poller
 from ._wait import wait as _wait_all
 
 CANCEL_MARK = "aifsdk-cancelled"
@@ -105,6 +105,25 @@ class Job:
     def _executor(self) -> str:
         return str(self._record.get("executor", "slurm"))
 
+    @property
+    def _remote(self) -> dict[str, Any] | None:
+        """For a job submitted over SSH: the host and the cluster-side folder."""
+        return self._record.get("remote")
+
+    def _slurm(self) -> Slurm:
+        if self._remote:
+            from . import _remote
+
+            return _remote.slurm(_remote.profile_of(self))
+        return default_slurm()
+
+    def _poller(self) -> Poller:
+        if self._remote:
+            from . import _remote
+
+            return _remote.poller(_remote.profile_of(self))
+        return poller()
+
     def paths(self, task: int = 0) -> JobPaths:
         return JobPaths(self.folder, self.job_id, task)
 
@@ -117,6 +136,10 @@ class Job:
 
     # -- state ---------------------------------------------------------------------------------
     def _finished_tasks(self) -> set[int]:
+        if self._remote:
+            from . import _remote
+
+            _remote.pull([self])  # at most once a second
         try:
             names = set(os.listdir(self.folder))  # one directory read also refreshes NFS caches
         except OSError:
@@ -132,7 +155,7 @@ class Job:
         be met is cancelled here (Slurm would keep it pending forever without kill-on-invalid-dep)."""
         if state == "PENDING" and NEVER_SATISFIED in reason:
             try:
-                default_slurm().cancel(self.job_id)
+                self._slurm().cancel(self.job_id)
             except SchedulerError:
                 pass
             state = "CANCELLED"
@@ -159,7 +182,7 @@ class Job:
             return "COMPLETED" if self._sub is not None and self._sub.state == "DONE" else "PENDING"
         if self._executor == "local":
             return self._local_state()
-        self._note_scheduler(*poller().states([self.job_id])[self.job_id])
+        self._note_scheduler(*self._poller().states([self.job_id])[self.job_id])
         return self._last_state[1]  # type: ignore[index]
 
     def _local_state(self) -> str:
@@ -345,9 +368,11 @@ class Job:
     # -- logs and control ----------------------------------------------------------------------
     def stdout(self, task: int = 0) -> str | None:
         """The task's standard output so far (None before it starts)."""
+        self._finished_tasks()  # a remote job's logs are pulled on the way
         return _read(self.log_paths(task)[0])
 
     def stderr(self, task: int = 0) -> str | None:
+        self._finished_tasks()
         return _read(self.log_paths(task)[1])
 
     def cancel(self) -> None:
@@ -365,7 +390,7 @@ class Job:
                 os.kill(int(self.job_id), signal.SIGINT)
             return
         (self.folder / f"{self.job_id}.{CANCEL_MARK}").write_text(f"{time.time()}\n")  # the state, where accounting is off
-        default_slurm().cancel(self.job_id)
+        self._slurm().cancel(self.job_id)
 
 
 def _read(path: Path) -> str | None:

@@ -97,9 +97,15 @@ def _executor(plan: Plan) -> Any:
 
 def launch(plan: Plan) -> Job:
     """Create the job folder, submit, and record the job. Errors name the folder kept."""
-    make_private_dir(plan.folder)
-    snap = _take_snapshot(plan)
-    executor = _executor(plan)
+    stage = None
+    if plan.profile.ssh is not None:  # a remote site: staged here, pushed over SSH, run there
+        from . import _remote
+
+        stage = _remote.Stage.for_plan(plan)
+    local = stage.local if stage else plan.folder
+    make_private_dir(local)
+    snap = _take_snapshot(plan, local)
+    executor = _remote.executor(stage, plan) if stage else _executor(plan)
     target = plan.callable
     if plan.kind == "function":
         from ._distributed import RankedCall
@@ -121,16 +127,22 @@ def launch(plan: Plan) -> Job:
             ) from None
         raise
     job_id = str(sub_job.job_id)
-    record = job_record(plan, job_id, snap)
+    record = job_record(plan, job_id, snap, folder=local)
+    if stage is not None:
+        record["remote"] = stage.record()
     # The folder is new and private, and the registry points at it only after this write.
-    (plan.folder / JOB_FILE).write_text(json.dumps(record, default=str))
+    (local / JOB_FILE).write_text(json.dumps(record, default=str))
+    if stage is not None:
+        stage.push(code=False)  # the payload under its job id, and the manifest
     if plan.profile.executor != "debug":
-        register(plan.site, job_id, plan.folder)
+        register(plan.site, job_id, local)
     return Job._from_record(record, submitit_job=sub_job)
 
 
-def job_record(plan: Plan, job_id: str, snap: Any) -> dict[str, Any]:
-    """The manifest (aifsdk-job.json) of a submitted job (also used by aifsdk.map for arrays)."""
+def job_record(plan: Plan, job_id: str, snap: Any, folder: Path | None = None) -> dict[str, Any]:
+    """The manifest (aifsdk-job.json) of a submitted job (also used by aifsdk.map for arrays).
+    ``folder``: where the job's files are on this machine (a remote job's local copy)."""
+    folder = plan.folder if folder is None else folder
     return {
         "schema": JOB_SCHEMA,
         "job_id": job_id,
@@ -139,7 +151,7 @@ def job_record(plan: Plan, job_id: str, snap: Any) -> dict[str, Any]:
         "kind": plan.kind,
         "name": plan.name,
         "target": plan.target,
-        "folder": str(plan.folder),
+        "folder": str(folder),
         "tasks": plan.num_tasks,
         "resources": plan.resources.as_dict(),
         "cost": plan.cost.__dict__,
@@ -158,7 +170,7 @@ def job_record(plan: Plan, job_id: str, snap: Any) -> dict[str, Any]:
         "container": None if plan.container is None else {"image": plan.container.image, "runtime": plan.container.runtime,
                                                           "sha256": _image_hash(plan.container.image)},
         "site_env": dict(plan.profile.env),
-        "payload_sha256": _read_payload_hash(plan.folder),
+        "payload_sha256": _read_payload_hash(folder),
         "environment": _environment(),
     }
 
@@ -249,19 +261,23 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _take_snapshot(plan: Plan) -> Any:
+def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
     """Copy the planned files into <folder>/code (hard links into a content-addressed store)."""
     if plan.snapshot is None:
         return None
+    folder = plan.folder if folder is None else folder
     from ._paths import expand_root
     from ._snapshot import take
 
-    try:
-        root = expand_root(plan.profile.job_root)
-    except ValueError:
-        root = plan.folder.parent
-    store = (root if root in plan.folder.parents else plan.folder.parent) / ".snapshots"
-    return take(plan.snapshot.root, store, plan.snapshot.files, plan.folder / "code")
+    if folder != plan.folder:  # a remote job's local copy: the store of remote sites, here
+        store = folder.parent.parent / ".snapshots"
+    else:
+        try:
+            root = expand_root(plan.profile.job_root)
+        except ValueError:
+            root = plan.folder.parent
+        store = (root if root in plan.folder.parents else plan.folder.parent) / ".snapshots"
+    return take(plan.snapshot.root, store, plan.snapshot.files, folder / "code")
 
 
 def _raised_while_pickling(exc: BaseException) -> bool:

@@ -227,6 +227,10 @@ class _Planner:
             torchrun = launcher == "torchrun"
             call = CommandTarget(tuple(argv), cwd, launcher, resolved.nodes or 1, (resolved.tasks_per_node or 1) if torchrun else 1)
         self.container = self._container(profile) if profile else None
+        if profile is not None and profile.ssh is not None and not self.problems:
+            from ._remote import connection  # what is pickled here must unpickle there
+
+            self.problems += connection(profile).check_environment(kind)
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
@@ -402,7 +406,16 @@ class _Planner:
             try:
                 account = self.raw.get("account")  # a site's scratch template takes the project account
                 root = profile.job_root_for(account if isinstance(account, str) else None)
-                folder = expand_root(root) / profile.name / new_folder_name(name)
+                if profile.ssh is not None:  # the cluster's path, expanded by its login node's shell
+                    from . import _remote
+
+                    root = _remote.job_root(profile, account if isinstance(account, str) else None)
+                    folder = Path(root) / profile.name / new_folder_name(name)
+                else:
+                    folder = expand_root(root) / profile.name / new_folder_name(name)
+            except RequestError as exc:
+                self.problems += exc.problems
+                return None
             except ValueError as exc:
                 self.fail("folder", root, "a job_root whose variables are set", f"{exc}; set it or AIFSDK_JOB_ROOT")
                 return None
@@ -463,6 +476,10 @@ def signal_delay(profile: SiteProfile, minutes: int) -> int:
 
 
 def python_command(profile: SiteProfile) -> str:
+    if profile.ssh is not None:
+        from ._remote import cluster_python
+
+        return cluster_python(profile)
     return profile.python or shlex.quote(sys.executable)
 
 

@@ -154,6 +154,19 @@ class Software:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Ssh:
+    """How a laptop reaches the site: aifsdk runs your own ssh (config, agent, ProxyJump,
+    certificates; 2FA prompts happen in ssh) and stores no password."""
+
+    host: str  # a Host of ~/.ssh/config, or user@host
+    python: str | None = None  # the cluster-side Python with aifsdk, submitit, cloudpickle (default: the profile's python, else python3)
+    setup: list[str] = field(default_factory=list)  # shell lines run before it on the login node (module load ...)
+    job_root: str | None = None  # cluster-side job folders; default: the profile's scratch_job_root or job_root, expanded there
+    config: str | None = None  # an ssh_config file to use instead of ~/.ssh/config (ssh -F)
+    options: list[str] = field(default_factory=list)  # extra `ssh -o` options, e.g. ["ProxyJump=gateway.example"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Source:
     """Where one fact (or one section of the profile) comes from, and how sure we are of it."""
 
@@ -200,6 +213,7 @@ class SiteProfile:
     commands: dict[str, str] = field(default_factory=dict)  # site tools: accounts, qos, budget, ...
     notes: list[str] = field(default_factory=list)
     sources: list[str | Source] = field(default_factory=list)
+    ssh: Ssh | None = None  # set in a user's copy of a profile to submit from a laptop
     source_file: str = ""
 
     @property

@@ -24,11 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import Problem, RequestError, SchedulerError
+from ._profile import Ssh
 
 # How the cluster side reports its versions (run with the profile's python, after its setup lines).
 _PROBE = (
@@ -42,24 +42,6 @@ _PROBE = (
     "        out[name + '_error'] = '%s: %s' % (type(exc).__name__, exc)\n"
     "print('AIFSDK-PROBE ' + json.dumps(out))\n"
 )
-
-
-@dataclass(frozen=True)
-class RemoteSpec:
-    """Where and how a site is reached over SSH (the ``ssh`` block of a site profile)."""
-
-    host: str
-    python: str = "python3"
-    setup: tuple[str, ...] = ()
-    job_root: str = "~/aifsdk/jobs"
-    config: str | None = None  # an ssh_config file to use instead of the user's own (ssh -F)
-    options: tuple[str, ...] = field(default_factory=tuple)  # extra `-o Key=Value` options
-
-    @classmethod
-    def from_profile(cls, block: dict[str, Any]) -> RemoteSpec:
-        return cls(host=str(block["host"]), python=str(block.get("python", "python3")),
-                   setup=tuple(block.get("setup", ())), job_root=str(block.get("job_root", "~/aifsdk/jobs")),
-                   config=block.get("config"), options=tuple(block.get("options", ())))
 
 
 def _control_dir() -> Path:
@@ -79,13 +61,18 @@ class SSH:
     drop, stale master, login node restarted) is tried again, each after re-opening the master.
     """
 
-    def __init__(self, spec: RemoteSpec, retries: int = 2, connect_timeout_s: int = 20) -> None:
+    def __init__(self, spec: Ssh, retries: int = 2, connect_timeout_s: int = 20, probe_setup: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.retries = retries
         self.connect_timeout_s = connect_timeout_s
+        self.probe_setup = probe_setup  # the site's own setup lines (module loads), run before the version probe
         self.calls = 0
         self._expanded: dict[str, str] = {}
         self._environment: dict[str, Any] | None = None
+
+    @property
+    def python(self) -> str:
+        return self.spec.python or "python3"
 
     # -- the ssh command ------------------------------------------------------------------
     def options(self) -> list[str]:
@@ -179,29 +166,33 @@ class SSH:
                 time.sleep(min(2.0 * (attempt + 1), 5.0))
         raise SchedulerError(f"copying {what} over SSH to/from {self.spec.host} failed (rsync exit {proc.returncode}): {proc.stderr.strip()}")
 
-    def push(self, local: Path, remote: str, link_dest: str | None = None) -> None:
-        """Copy a local folder to the cluster (files unchanged since ``link_dest`` become hard links there)."""
-        args = ["-a", "--mkpath"]
+    def push(self, local: Path, remote: str, link_dest: str | None = None, exclude: tuple[str, ...] = ()) -> None:
+        """Copy a local folder to the cluster. With ``link_dest`` (a folder there), files equal to
+        theirs in size and mtime (to the nanosecond) become hard links to them instead of copies."""
+        args = ["-a", "--mkpath", "--modify-window=-1", *(f"--exclude={pattern}" for pattern in exclude)]
         if link_dest:
             args.append(f"--link-dest={link_dest}")
         self._rsync([*args, f"{local}/", f"{self.spec.host}:{remote}/"], f"{local}")
 
     def pull(self, remote: str, local: Path, exclude: tuple[str, ...] = ()) -> None:
         """Copy what is new in a cluster folder back (results, logs); never deletes local files."""
+        self.pull_filtered(remote, local, tuple(f"--exclude={pattern}" for pattern in exclude))
+
+    def pull_filtered(self, remote: str, local: Path, rules: tuple[str, ...]) -> None:
+        """``pull`` with rsync filter rules (``--include=...``/``--exclude=...``, first match wins)."""
         local.mkdir(parents=True, exist_ok=True)
-        args = ["-a", *(f"--exclude={pattern}" for pattern in exclude)]
-        self._rsync([*args, f"{self.spec.host}:{remote}/", f"{local}/"], f"{remote}")
+        self._rsync(["-a", "--modify-window=-1", *rules, f"{self.spec.host}:{remote}/", f"{local}/"], f"{remote}")
 
     # -- the cluster-side Python ---------------------------------------------------------------
     def environment(self) -> dict[str, Any]:
         """Versions of Python, aifsdk, submitit and cloudpickle on the cluster side (cached)."""
         if self._environment is None:
-            lines = [*self.spec.setup, f"{self.spec.python} -c {shlex.quote(_PROBE)}"]
+            lines = [*self.probe_setup, *self.spec.setup, f"{self.python} -c {shlex.quote(_PROBE)}"]
             proc = self.run(" && ".join(lines), check=False, timeout=180)
             found = next((ln for ln in proc.stdout.splitlines() if ln.startswith("AIFSDK-PROBE ")), None)
             if found is None:
                 raise RequestError([Problem(
-                    "ssh.python", self.spec.python, f"a Python interpreter on {self.spec.host}",
+                    "ssh.python", self.python, f"a Python interpreter on {self.spec.host}",
                     f"running it failed (exit {proc.returncode}: {proc.stderr.strip()[-300:]}); point ssh.python in the site "
                     "profile at the cluster's environment (a venv's bin/python), or add the module line that provides it to ssh.setup")])
             self._environment = json.loads(found.removeprefix("AIFSDK-PROBE "))
@@ -219,14 +210,14 @@ class SSH:
 
         there = self.environment()
         here = {"python": "%d.%d.%d" % sys.version_info[:3], "aifsdk": __version__, "cloudpickle": cloudpickle.__version__}
-        where = f"{self.spec.python} on {self.spec.host}"
+        where = f"{self.python} on {self.spec.host}"
         problems = []
         for name in ("aifsdk", "submitit", "cloudpickle"):
             if there.get(name) is None:
                 pin = f"=={here[name]}" if name in here else ""
                 problems.append(Problem("ssh.python", where, f"{name} importable there",
                                         f"{there.get(name + '_error', 'not importable')}; install it there: "
-                                        f"ssh {self.spec.host} {shlex.quote(f'{self.spec.python} -m pip install {name}{pin}')}"))
+                                        f"ssh {self.spec.host} {shlex.quote(f'{self.python} -m pip install {name}{pin}')}"))
         if problems or kind != "function":
             return problems
         if there["python"].split(".")[:2] != here["python"].split(".")[:2]:
@@ -237,5 +228,5 @@ class SSH:
             if there[name] != here[name]:
                 problems.append(Problem("ssh.python", where, f"{name}=={here[name]} (as here)",
                                         f"it has {name} {there[name]}; run: ssh {self.spec.host} "
-                                        f"{shlex.quote(f'{self.spec.python} -m pip install {name}=={here[name]}')}"))
+                                        f"{shlex.quote(f'{self.python} -m pip install {name}=={here[name]}')}"))
         return problems

@@ -105,6 +105,14 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
     next_query, interval = start, SCHEDULER_POLL_MIN_S
     ended_at: dict[int, float] = {}  # the scheduler said the job ended; its files may lag
     while pending:
+        remote = [j for j in pending.values() if j._remote]
+        if remote:  # results and logs of jobs run over SSH: one rsync per site, at most once a second
+            from . import _remote
+
+            try:
+                _remote.pull(remote)
+            except SchedulerError:
+                pass  # the connection dropped: the next round reconnects
         listings: dict[str, set[str] | None] = {}
         for key, job in list(pending.items()):
             folder = str(job.folder)
@@ -136,13 +144,17 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
 
 def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> bool:
     """One batched look at the scheduler for the jobs still pending; True if any state changed."""
-    slurm_jobs = [j for j in jobs if j._executor == "slurm"]
+    by_poller: dict[int, tuple[Poller, list[Job]]] = {}  # this cluster, and each site reached over SSH
+    for job in jobs:
+        if job._executor == "slurm":
+            shared = job._poller()
+            by_poller.setdefault(id(shared), (shared, []))[1].append(job)
     changed = False
-    if slurm_jobs:
+    for shared, slurm_jobs in by_poller.values():
         try:
-            states = poller().states([j.job_id for j in slurm_jobs], max_age=interval)
+            states = shared.states([j.job_id for j in slurm_jobs], max_age=interval)
         except SchedulerError:
-            states = {}  # slurmctld busy or restarting: the files still tell, try again later
+            states = {}  # slurmctld busy or restarting, or the SSH link down: the files still tell, try again later
         for job in slurm_jobs:
             if job.job_id in states:
                 changed |= job._note_scheduler(*states[job.job_id])

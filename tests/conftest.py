@@ -72,3 +72,36 @@ def sacct_ids(name: str) -> set[str]:
     out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1day", "--name", name],
                          capture_output=True, text=True, check=True)
     return set(out.stdout.split())
+
+
+# -- the SSH login node in front of the cluster (tests/cluster/ssh-remote) ------------------------
+SSH_SCRIPT = REPO / "tests" / "cluster" / "ssh-remote"
+REMOTE_USER = "aifsdk-remote"
+REMOTE_HOME = Path("/home") / REMOTE_USER
+REMOTE_PYTHON = str(REMOTE_HOME / "venv" / "bin" / "python")
+
+
+def write_ssh_config(folder: Path, key: Path) -> Path:
+    config = folder / "ssh_config"
+    config.write_text(
+        "Host aifsdk-test\n"
+        "  HostName 127.0.0.1\n  Port 2222\n"
+        f"  User {REMOTE_USER}\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+        f"  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {folder / 'known_hosts'}\n"
+    )
+    return config
+
+
+@pytest.fixture(scope="session")
+def ssh_host(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Path:
+    """The remote login node is up and this session's own key is the one authorized; returns the ssh config."""
+    up = subprocess.run(["bash", str(SSH_SCRIPT), "up"], capture_output=True, text=True)  # idempotent; refreshes its aifsdk copy
+    if up.returncode != 0:
+        message = f"ssh test host could not start: {up.stderr.strip()[-500:]}"
+        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+    folder = tmp_path_factory.mktemp("ssh")
+    os.chmod(folder, 0o700)
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
+    subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
+    return write_ssh_config(folder, key)

@@ -10,49 +10,17 @@ from pathlib import Path
 import pytest
 
 from aifsdk import RequestError, SchedulerError
-from aifsdk._ssh import SSH, RemoteSpec
+from aifsdk._profile import Ssh
+from aifsdk._ssh import SSH
 
-from conftest import REPO
-
-SCRIPT = REPO / "tests" / "cluster" / "ssh-remote"
-REMOTE_USER = "aifsdk-remote"
-REMOTE_HOME = Path("/home") / REMOTE_USER
-REMOTE_PYTHON = str(REMOTE_HOME / "venv" / "bin" / "python")
+from conftest import REMOTE_HOME, REMOTE_PYTHON, REMOTE_USER, SSH_SCRIPT, write_ssh_config
 
 pytestmark = pytest.mark.cluster
 
 
-def write_ssh_config(folder: Path, key: Path) -> Path:
-    config = folder / "ssh_config"
-    config.write_text(
-        "Host aifsdk-test\n"
-        "  HostName 127.0.0.1\n  Port 2222\n"
-        f"  User {REMOTE_USER}\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
-        f"  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {folder / 'known_hosts'}\n"
-    )
-    return config
-
-
-@pytest.fixture(scope="session")
-def ssh_host(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Path:
-    """The remote login node is up and this session's own key is the one authorized; returns the ssh config."""
-    status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True)
-    if status.returncode != 0:
-        up = subprocess.run(["bash", str(SCRIPT), "up"], capture_output=True, text=True)
-        if up.returncode != 0:
-            message = f"ssh test host could not start: {up.stderr.strip()[-500:]}"
-            pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
-    folder = tmp_path_factory.mktemp("ssh")
-    os.chmod(folder, 0o700)
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
-    subprocess.run(["bash", str(SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
-    return write_ssh_config(folder, key)
-
-
 @pytest.fixture
 def ssh(ssh_host: Path) -> SSH:
-    conn = SSH(RemoteSpec(host="aifsdk-test", config=str(ssh_host), python=REMOTE_PYTHON))
+    conn = SSH(Ssh(host="aifsdk-test", config=str(ssh_host), python=REMOTE_PYTHON))
     yield conn
     conn.close()
 
@@ -99,7 +67,7 @@ def test_push_and_pull_files(ssh: SSH, tmp_path: Path) -> None:
 
 def test_a_dropped_connection_is_recovered(ssh: SSH) -> None:
     assert ssh.run(["true"]).returncode == 0 and master_alive(ssh)
-    subprocess.run(["bash", str(SCRIPT), "drop"], check=True, capture_output=True)  # the server cuts every connection
+    subprocess.run(["bash", str(SSH_SCRIPT), "drop"], check=True, capture_output=True)  # the server cuts every connection
     assert ssh.run(["echo", "back"]).stdout.strip() == "back"
     assert master_alive(ssh)
 
@@ -108,7 +76,7 @@ def test_unauthorized_key_fails_with_what_to_check(ssh_host: Path, tmp_path: Pat
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     config = write_ssh_config(tmp_path, other)
-    conn = SSH(RemoteSpec(host="aifsdk-test", config=str(config)), retries=0)
+    conn = SSH(Ssh(host="aifsdk-test", config=str(config)), retries=0)
     with pytest.raises(SchedulerError) as info:
         conn.run(["true"])
     text = str(info.value)
@@ -124,11 +92,11 @@ def test_remote_environment_versions_are_checked(ssh: SSH, ssh_host: Path) -> No
     assert env["aifsdk"] == aifsdk.__version__ and env["cloudpickle"] == cloudpickle.__version__
     assert env["python"].startswith("3.")
     assert ssh.check_environment("function") == []  # the test venv matches this one
-    bare = SSH(RemoteSpec(host="aifsdk-test", config=str(ssh_host), python="/usr/bin/python3"))
+    bare = SSH(Ssh(host="aifsdk-test", config=str(ssh_host), python="/usr/bin/python3"))
     problems = bare.check_environment("command")
     named = {p.allowed: p.fix for p in problems}
     assert "aifsdk importable there" in named and "pip install aifsdk==" in named["aifsdk importable there"]
-    missing = SSH(RemoteSpec(host="aifsdk-test", config=str(ssh_host), python="/nonexistent/bin/python"))
+    missing = SSH(Ssh(host="aifsdk-test", config=str(ssh_host), python="/nonexistent/bin/python"))
     with pytest.raises(RequestError, match="ssh.python") as info:
         missing.environment()
     assert "/nonexistent/bin/python" in str(info.value)

@@ -152,6 +152,22 @@ def test_build_does_not_touch_the_global_rng() -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_full_preset_is_valid_and_its_shapes_fit(name: str) -> None:
+    """The realistic sizes pass the checks and a whole forward+backward runs on the meta device
+    (shapes only: no memory, no compute), which is also how their FLOPs are counted."""
+    from benchmarks.workloads._base import count_flops, resolve_config
+    from benchmarks.workloads._registry import SPECS
+
+    spec = SPECS[name]
+    cfg = resolve_config(spec, {"preset": "full"})
+    assert spec.full and all(cfg[k] >= spec.defaults[k] for k in spec.full), "full sizes are never below the defaults"
+    assert resolve_config(spec, {"preset": "full", "batch_size": 3})["batch_size"] == 3, "explicit params win over the preset"
+    flops = count_flops(spec, cfg)
+    small = count_flops(spec, resolve_config(spec, {}))
+    assert flops is not None and small is not None and flops > 5 * small, f"{name}: full {flops:.3g} vs small {small:.3g} FLOPs"
+
+
 def test_full_preset_resolves_realistic_sizes_before_building() -> None:
     """preset='full' selects the documented sizes; explicit params still win. An invalid param
     with it fails before the 128^3 volumes and the 31M-parameter model would be built."""

@@ -161,7 +161,7 @@ def plan(
     folder: str | os.PathLike[str] | None = None,
     launcher: str | None = None,
     snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
-    container: str | os.PathLike[str] | None = None,
+    container: str | os.PathLike[str] | bool | None = None,
     after: Any = None,
     **resources: Any,
 ) -> Plan:
@@ -360,22 +360,27 @@ class _Planner:
         return SnapshotPlan(root=root, files=names, options=opt)
 
     def _container(self, profile: SiteProfile) -> Container | None:
-        image = self.container_arg if self.container_arg is not None else getattr(profile, "container", None)
+        """The image: ``container=`` of submit, else the site's default (``container:`` in its
+        profile); ``container=False`` runs a site with a default image without one."""
+        image = self.container_arg if self.container_arg is not None else profile.container
         if not image:
             return None
         if profile.executor == "debug":
             self.fail("container", image, "no container on site debug (it runs in this process)", "use site='local' or a Slurm site")
             return None
         image = str(image)
-        if "://" not in image and not os.path.exists(os.path.expanduser(image)):
+        remote = profile.ssh is not None  # the image is a path on the cluster, not here
+        if "://" not in image and not remote and not os.path.exists(os.path.expanduser(image)):
             self.fail("container", image, "an existing .sif image (or a docker:// / oras:// reference)",
                       "build or pull it first, e.g. `apptainer pull image.sif docker://...`, and pass its path")
             return None
-        runtime = next((r for r in ("apptainer", "singularity") if shutil.which(r)), None)
+        declared = profile.software.container_runtime
+        runtime = declared if declared in ("apptainer", "singularity") else None
+        runtime = runtime or (None if remote else next((r for r in ("apptainer", "singularity") if shutil.which(r)), None))
         if runtime is None:
             runtime = "apptainer"
             self.notes.append("apptainer/singularity is not on this machine's PATH; the job assumes `apptainer` on the nodes")
-        path = os.path.abspath(os.path.expanduser(image)) if "://" not in image else image
+        path = os.path.abspath(os.path.expanduser(image)) if "://" not in image and not remote else image
         return Container(image=path, runtime=runtime)
 
     def _python(self, profile: SiteProfile, r: Resources, folder: Path) -> str:

@@ -214,6 +214,7 @@ class SiteProfile:
     notes: list[str] = field(default_factory=list)
     sources: list[str | Source] = field(default_factory=list)
     ssh: Ssh | None = None  # set in a user's copy of a profile to submit from a laptop
+    container: str | None = None  # an Apptainer/Singularity image every job runs in (submit(container=...) overrides)
     source_file: str = ""
 
     @property

@@ -156,6 +156,24 @@ def test_container_command_is_exact(sites: None, tmp_path: Path) -> None:
         aifsdk.plan(["true"], site="testc", account="proj_1", container=str(tmp_path / "missing.sif"))
 
 
+def test_site_default_container(clean_env: Path, tmp_path: Path) -> None:
+    """A profile's `container:` is every job's image unless submit names another or container=False;
+    the profile's declared runtime (software.container_runtime) is the one used."""
+    image, other = tmp_path / "site.sif", tmp_path / "mine.sif"
+    image.write_bytes(b"x")
+    other.write_bytes(b"y")
+    folder = clean_env / "config" / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "withimg.yaml").write_text(f"executor: slurm\ndiscover: false\ncontainer: {image}\n"
+                                         "software: {container_runtime: singularity}\nsources: [t]\n")
+    p = aifsdk.plan(["true"], site="withimg")
+    assert p.container is not None and p.container.image == str(image) and p.container.runtime == "singularity"
+    assert "singularity exec --bind" in p.script and str(image) in p.script
+    assert str(other) in aifsdk.plan(["true"], site="withimg", container=str(other)).script
+    off = aifsdk.plan(["true"], site="withimg", container=False)
+    assert off.container is None and "exec --bind" not in off.script
+
+
 def test_amd_gpus_get_rocm_flag(clean_env: Path, tmp_path: Path) -> None:
     folder = clean_env / "config" / "site"
     folder.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,13 @@ def test_cluster_environment_without_aifsdk_is_refused_before_submitting(ssh_hos
     assert "nothing was submitted" in text and "aifsdk importable there" in text and "pip install aifsdk==" in text
     after = subprocess.run(["squeue", "-h", "-t", "all", "-u", REMOTE_USER, "-o", "%i"], capture_output=True, text=True).stdout.split()
     assert set(after) == set(before)
+
+
+def test_cancel_over_ssh(ssh_host: Path) -> None:
+    site = remote_site(ssh_host)
+    job = aifsdk.submit(jobfns.sleep_then, 120, "never", site=site, time=5)
+    job.cancel()
+    with pytest.raises(aifsdk.JobCancelledError):
+        job.result(timeout=120)
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job.job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    assert out in ("CANCELLED", "")  # scancel ran on the login node (the job may already have been purged)

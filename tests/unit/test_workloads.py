@@ -1,8 +1,8 @@
 """The domain workloads (benchmarks.workloads): real models, real torch training steps on CPU.
 
-Nothing is faked. bf16 and fp16 run through torch's real CPU autocast. On this AVX2-only CPU,
-bf16/fp16 convolutions have no native kernels and run 10-60x slower than fp32 (a default-size
-bf16 unet3d step takes seconds), so the mixed-precision steps, like the loss and gradient checks,
+Nothing is faked. bf16 and fp16 run through torch's real CPU autocast. On this AVX2-only CPU
+(no native bf16), default-size bf16 steps measured 18-67x slower than fp32 (unet3d: seconds per
+step), so the mixed-precision steps, like the loss and gradient checks,
 use the small TINY sizes: the code path is the same at every size. Default sizes run in fp32
 here, and in every dtype in `python -m benchmarks.workloads.measure`. torch runs one thread:
 these tests check correctness, and one thread does not spin-wait when the shared CPU is busy.

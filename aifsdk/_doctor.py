@@ -51,9 +51,10 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     request: Resources | None = None
+    where: str = "this machine's Slurm cluster"
 
     def text(self) -> str:
-        lines = [f"site {self.site} against this machine's Slurm cluster:"]
+        lines = [f"site {self.site} against {self.where}:"]
         for name, part in self.cluster.partitions.items():
             total = self.cluster.total_nodes.get(name)
             lines.append(f"  partition {name}{' (default)' if part.default else ''}: {total} nodes, MaxTime {_t(part.max_minutes)}, "
@@ -193,7 +194,8 @@ def check_request(request: Resources, info: ClusterInfo, nodes: list[Node], defa
 
 
 def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Slurm | None = None) -> Report:
-    """Check ``site``'s profile, and ``request`` if given, against this machine's Slurm cluster.
+    """Check ``site``'s profile, and ``request`` if given, against its Slurm cluster (this
+    machine's, or the login node's over SSH for a profile with an ``ssh`` block).
 
     Raises :class:`~aifsdk.SchedulerError` when Slurm does not answer, and
     :class:`~aifsdk.SiteNotFoundError` for an unknown site.
@@ -208,6 +210,8 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
     info, nodes, max_array = read_cluster(slurm)
     disagreements, notes = compare(profile, info, nodes, max_array)
     report = Report(site, info, nodes, max_array, disagreements, notes=notes)
+    if profile.ssh is not None:
+        report.where = f"the Slurm cluster of {profile.ssh.host} (over SSH)"
     if request is not None:
         req = Resources(**request)
         report.request = req

@@ -114,3 +114,11 @@ def test_cancel_over_ssh(ssh_host: Path) -> None:
         job.result(timeout=120)
     out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job.job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
     assert out in ("CANCELLED", "")  # scancel ran on the login node (the job may already have been purged)
+
+
+def test_doctor_reads_the_remote_cluster(ssh_host: Path) -> None:
+    site = remote_site(ssh_host)
+    argv = [sys.executable, "-m", "aifsdk", "doctor", "--site", site, "-N", "1", "--gpus-per-node", "4"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "aifsdk-test (over SSH)" in out.stdout and "2 GPUs (gpu:fake:2)" in out.stdout

@@ -16,6 +16,7 @@ Each is a callable ``fn(ctx, **params) -> list[row]`` named by a suite config's 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Sequence
@@ -50,38 +51,53 @@ def shape_grid(mode: str, m_range: Sequence[int], n_range: Sequence[int], k_rang
     return shapes
 
 
-def _device_indices(ctx: Context, devices: str | int) -> list[int]:
+def _devices(ctx: Context, devices: str | None) -> list[str]:
+    """The torch devices to run on: the suite's device (None), or every device of the node ("all")."""
+    if devices is None:
+        return [ctx.device.torch_device]
     if devices == "all":
-        return list(range(ctx.device.count)) if ctx.device.kind in ("cuda", "rocm", "xpu") else [0]
-    if isinstance(devices, int) and 0 <= devices < max(ctx.device.count, 1):
-        return [devices]
-    raise ValueError(f"devices={devices!r}: allowed 'all' or a device index below {ctx.device.count}. Fix: devices=all")
+        if ctx.device.kind in ("cuda", "rocm", "xpu"):
+            prefix = ctx.device.torch_device.split(":")[0]
+            return [f"{prefix}:{i}" for i in range(ctx.device.count)]
+        return [ctx.device.torch_device]
+    raise ValueError(f"devices={devices!r}: allowed null (the suite's device) or 'all' (every device of the node, slowest reported). "
+                     "Fix: devices=all, or pick one device with device_index=N")
 
 
-def _timer_for(ctx: Context, index: int) -> Timer:
-    """A timer on device ``index`` (its own events, sync and flush buffer)."""
-    if index == 0 or not ctx.device.is_gpu:
+def _device_scope(ctx: Context, device: str) -> contextlib.AbstractContextManager[Any]:
+    """Make ``device`` current in this thread: events record on the current device's stream, and
+    the current device is per thread."""
+    if ctx.device.kind in ("cuda", "rocm"):
+        return ctx.torch.cuda.device(ctx.torch.device(device))
+    if ctx.device.kind == "xpu":
+        return ctx.torch.xpu.device(ctx.torch.device(device))
+    return contextlib.nullcontext()
+
+
+def _timer_for(ctx: Context, device: str) -> Timer:
+    """A timer on ``device`` (its own events, sync and flush buffer), made once per device."""
+    if device == ctx.device.torch_device:
         return ctx.timer
-    torch = ctx.torch
-    torch.cuda.set_device(index) if ctx.device.kind in ("cuda", "rocm") else torch.xpu.set_device(index)
-    device = f"{ctx.device.torch_device.split(':')[0]}:{index}"
-    flush = CacheFlusher(flush_bytes(ctx.device), device, torch) if ctx.timing.flush_cache else None
-    return Timer(ctx.timing, sync=synchronizer(ctx.device, torch), events=event_factory(ctx.device, torch), flush=flush)
+    timers: dict[str, Timer] = ctx.__dict__.setdefault("device_timers", {})
+    if device not in timers:
+        torch = ctx.torch
+        flush = CacheFlusher(flush_bytes(ctx.device), device, torch) if ctx.timing.flush_cache else None
+        timers[device] = Timer(ctx.timing, sync=synchronizer(ctx.device, torch), events=event_factory(ctx.device, torch), flush=flush)
+    return timers[device]
 
 
-def _one_matmul(ctx: Context, index: int, dtype_name: str, m: int, n: int, k: int) -> dict[str, Any]:
+def _one_matmul(ctx: Context, device: str, dtype_name: str, m: int, n: int, k: int) -> dict[str, Any]:
     torch = ctx.torch
     dtype = torch_dtype(dtype_name, torch)
-    device = ctx.device.torch_device if index == 0 else f"{ctx.device.torch_device.split(':')[0]}:{index}"
     gen = torch.Generator(device="cpu").manual_seed(1234 + m + n + k)
     a = torch.randn(m, k, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(n, k, generator=gen).to(device=device, dtype=dtype).t()
     c = torch.empty(m, n, device=device, dtype=dtype)
     c_rand = torch.randn(m, n, generator=gen).to(device=device, dtype=dtype)
-    row = ctx.measure("matmul", f"{dtype_name} {m}x{n}x{k}", lambda: torch.mm(a, b, out=c), work=2.0 * m * n * k / 1e12,
-                      unit="TFLOPS", metric="throughput", params={"dtype": dtype_name, "m": m, "n": n, "k": k, "device_index": index},
-                      setup=lambda: c.copy_(c_rand), reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, index))
-    return row
+    with _device_scope(ctx, device):
+        return ctx.measure("matmul", f"{dtype_name} {m}x{n}x{k}", lambda: torch.mm(a, b, out=c), work=2.0 * m * n * k / 1e12,
+                           unit="TFLOPS", metric="throughput", params={"dtype": dtype_name, "m": m, "n": n, "k": k, "device": device},
+                           setup=lambda: c.copy_(c_rand), reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, device))
 
 
 def slowest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -92,24 +108,24 @@ def slowest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quick", m_range: Sequence[int] = (256, 1024, 256),
-           n_range: Sequence[int] = (1024,), k_range: Sequence[int] = (1024,), devices: str | int = 0,
+           n_range: Sequence[int] = (1024,), k_range: Sequence[int] = (1024,), devices: str | None = None,
            tf32: bool = False) -> list[dict[str, Any]]:
     """Matmul TFLOPS per dtype over a shape search; one row per shape and device, plus a ``best``
     row per dtype (the best shape's median; with several devices, the slowest device's best)."""
     shapes = shape_grid(mode, m_range, n_range, k_range)
-    indices = _device_indices(ctx, devices)
+    indices = _devices(ctx, devices)
     torch = ctx.torch
     if ctx.device.kind in ("cuda", "rocm"):
         torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     rows: list[dict[str, Any]] = []
     for dtype_name in dtypes:
         torch_dtype(dtype_name, torch)  # unknown dtype fails here, before anything runs
-        per_device: dict[int, list[dict[str, Any]]] = {i: [] for i in indices}
+        per_device: dict[str, list[dict[str, Any]]] = {i: [] for i in indices}
         for m, n, k in shapes:
             if len(indices) == 1:
                 per_device[indices[0]].append(_one_matmul(ctx, indices[0], dtype_name, m, n, k))
                 continue
-            results: dict[int, dict[str, Any]] = {}
+            results: dict[str, dict[str, Any]] = {}
             threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, _one_matmul(ctx, i, dtype_name, m, n, k)))
                        for i in indices]
             for t in threads:
@@ -122,7 +138,7 @@ def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quic
         worst = slowest(best_each)
         rows += [r for i in indices for r in per_device[i]]
         best = dict(worst, case=f"{dtype_name} best", extra={"best_shape": worst["params"], "devices_measured": len(indices),
-                                                             "slowest_device_index": worst["params"]["device_index"],
+                                                             "slowest_device": worst["params"]["device"],
                                                              "per_device_best_median": [r["stats"]["median"] for r in best_each]})
         rows.append(best)
     return rows

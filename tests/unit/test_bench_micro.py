@@ -172,3 +172,10 @@ def test_allreduce_rank_code_runs_in_one_process() -> None:
     assert result["world_size"] == 1 and result["backend"] == "gloo"
     assert [r["bytes"] for r in result["rows"]] == [1024, 4096]
     assert all(len(r["times_s"]) == 3 and r["wrong"] == 0 for r in result["rows"])
+
+
+def test_matmul_devices_choice_is_checked(ctx: Context) -> None:
+    with pytest.raises(ValueError, match="devices=3: allowed null.*'all'.*Fix"):
+        micro.matmul(ctx, devices=3, m_range=[8], n_range=[8], k_range=[8])
+    rows = micro.matmul(ctx, devices="all", m_range=[8], n_range=[8], k_range=[8])  # one CPU: the same single device
+    assert rows[-1]["extra"]["devices_measured"] == 1 and rows[-1]["extra"]["slowest_device"] == "cpu"

@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.check_matmul [--threads 2] [--shapes 256x1024x1024,...] [--seconds 2]
 
 For each shape, the independent loop is the simplest honest measurement: random-normal inputs,
-``torch.mm(a, b)`` called back to back for ``--seconds`` (after one warm-up second), wall time /
-calls. The harness figure is ``benchmarks.micro.matmul`` (quick mode, cache flush and output
+``torch.mm(a, b, out=c)`` called back to back for ``--seconds`` (after a half-second warm-up),
+wall time / calls, with B contiguous and with B transposed (best of the two). The harness figure is ``benchmarks.micro.matmul`` (quick mode, cache flush and output
 re-randomisation between calls, median over samples) on the same shape. The two alternate for
 ``--rounds`` rounds per shape and each keeps its best round, so that both see the same
 background load on a shared machine. Prints both best-over-shapes figures and their ratio (issue 6 target: the harness
@@ -34,18 +34,20 @@ from benchmarks._timing import TimingConfig  # noqa: E402
 
 
 def plain_loop(m: int, n: int, k: int, seconds: float, rounds: int) -> float:
-    """Best TFLOPS of back-to-back torch.mm over ``rounds`` rounds of ``seconds``."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    end = time.perf_counter() + 1.0
-    while time.perf_counter() < end:
-        torch.mm(a, b)
+    """Best TFLOPS of back-to-back ``torch.mm(a, b, out=c)`` over ``rounds`` rounds of ``seconds``,
+    with B both contiguous and transposed (the layout the harness uses), best of the two."""
+    a, c = torch.randn(m, k), torch.empty(m, n)
     best = 0.0
-    for _ in range(rounds):
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            torch.mm(a, b)
-            calls += 1
-        best = max(best, 2.0 * m * n * k * calls / (time.perf_counter() - start) / 1e12)
+    for b in (torch.randn(k, n), torch.randn(n, k).t()):
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            torch.mm(a, b, out=c)
+        for _ in range(rounds):
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                torch.mm(a, b, out=c)
+                calls += 1
+            best = max(best, 2.0 * m * n * k * calls / (time.perf_counter() - start) / 1e12)
     return best
 
 

@@ -34,6 +34,7 @@ from ._job import Job
 from ._plan import Cost, Plan, plan
 from ._profile import SiteProfile, load_site
 from ._resources import Resources
+from ._sizing import Measurement, Sizing, size
 from ._snapshot import SnapshotOptions
 from ._wait import wait
 
@@ -49,6 +50,7 @@ __all__ = [
     "JobFailedError",
     "JobNotFoundError",
     "JobTimeoutError",
+    "Measurement",
     "Plan",
     "Problem",
     "ProfileError",
@@ -57,6 +59,7 @@ __all__ = [
     "SchedulerError",
     "SiteNotFoundError",
     "SiteProfile",
+    "Sizing",
     "SnapshotOptions",
     "__version__",
     "afterany",
@@ -65,6 +68,7 @@ __all__ = [
     "load_site",
     "map",
     "plan",
+    "size",
     "submit",
     "wait",
 ]

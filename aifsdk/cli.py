@@ -7,6 +7,7 @@
     aifsdk sites | aifsdk sites show NAME
     aifsdk doctor [--site slurm] [-N 1 --gpus-per-node 4 ...]
     aifsdk jobs [--site S] [--limit N] [--json]
+    aifsdk size --site S --measure DEVICES:ITEMS_PER_S [--measure ...] --work N [--runs R] [--json]
 
 JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
 (``wait``, ``submit --wait``: the command's own exit code when it has one); 2 bad usage or a
@@ -92,6 +93,24 @@ def _build_parser() -> argparse.ArgumentParser:
     jb.add_argument("--site", help="only this site's jobs")
     jb.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50; 0: all)")
     jb.add_argument("--json", action="store_true")
+    sz = sub.add_parser("size", help="how much to ask for on a site, from measured throughput",
+                        description="GPU-, node- and billed hours for RUNS runs of WORK samples (or tokens) on a site, from the "
+                                    "throughput measured at one or more job sizes; the job size, chained jobs, a P10-P90 range and the "
+                                    "access calls the total fits")
+    sz.add_argument("--site", required=True, help="target site profile (e.g. lumi-g)")
+    sz.add_argument("--measure", action="append", required=True, metavar="DEVICES:ITEMS_PER_S[:P10:P90]",
+                    help="the whole job's throughput at one size (repeat for each size measured)")
+    sz.add_argument("--device", default="", help="the accelerator it was measured on (torch's device name)")
+    sz.add_argument("--measured-on", default="", help="the site it was measured on (no projection to that site)")
+    sz.add_argument("--unit", default="samples", choices=["samples", "tokens"])
+    sz.add_argument("--work", type=float, required=True, help="samples (or tokens) one run processes, e.g. epochs x dataset size")
+    sz.add_argument("--runs", type=int, default=1, help="seeds x configurations")
+    sz.add_argument("--overhead", action="append", default=[], metavar="NAME=FRACTION", help="eval, checkpoint, io or startup")
+    sz.add_argument("--availability", type=float, default=0.9)
+    sz.add_argument("--min-efficiency", type=float, default=0.7)
+    sz.add_argument("--partition")
+    sz.add_argument("--energy-j-per-item", type=float)
+    sz.add_argument("--json", action="store_true")
     return parser
 
 
@@ -185,6 +204,12 @@ def run(argv: Sequence[str] | None = None) -> int:
                 width = max(len(r["name"]) for r in rows)
                 for r in rows:
                     print(f"{r['name']:<{width}}  {r['executor']:<6} {r['status']:<10} {r['billing']:<11} {r['title']}")
+            return EXIT_OK
+        if args.verb == "size":
+            from ._sizing import size_from_args
+
+            result = size_from_args(args)
+            print(json.dumps(dataclasses.asdict(result), indent=2, default=str) if args.json else f"{result.text()}\n\n{result.table()}")
             return EXIT_OK
         if args.verb == "jobs":
             from ._jobs import rows, table

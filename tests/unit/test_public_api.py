@@ -9,9 +9,9 @@ import aifsdk
 
 EXPECTED = [
     "AifsdkError", "CommandResult", "Cost", "Job", "JobCancelledError", "JobError", "JobFailedError",
-    "JobNotFoundError", "JobTimeoutError", "Plan", "Problem", "ProfileError", "RequestError", "Resources",
-    "SchedulerError", "SiteNotFoundError", "SiteProfile", "SnapshotOptions", "__version__", "afterany", "afterok", "distributed",
-    "load_site", "map", "plan", "submit", "wait",
+    "JobNotFoundError", "JobTimeoutError", "Measurement", "Plan", "Problem", "ProfileError", "RequestError", "Resources",
+    "SchedulerError", "SiteNotFoundError", "SiteProfile", "Sizing", "SnapshotOptions", "__version__", "afterany", "afterok", "distributed",
+    "load_site", "map", "plan", "size", "submit", "wait",
 ]
 
 

@@ -27,3 +27,11 @@ def test_hydra_app_picks_site_and_resources_on_the_command_line(tmp_path: Path) 
     assert "#SBATCH --partition=standard-g\n" in out.stdout and "#SBATCH --nodes=2\n" in out.stdout
     assert "#SBATCH --account=project_465000001\n" in out.stdout and "#SBATCH --time=00:10:00\n" in out.stdout
     assert list(tmp_path.iterdir()) == [], "the app writes no Hydra output folder"
+
+
+def test_size_request_example() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "size_request.py")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # 16 devices (95% efficient) = 2 nodes; 1.08e8 samples / 1900 per s x 1.12 overheads = 17.7 h per run
+    assert "2 node(s) x 8 GPU(s) = 16 devices (parallel efficiency 95%)" in out.stdout
+    assert "in 17.7 h" in out.stdout and "| 16 | 1,900.0 samples/s" in out.stdout

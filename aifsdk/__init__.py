@@ -31,6 +31,7 @@ from ._errors import (
     SiteNotFoundError,
 )
 from ._job import Job
+from ._measure import measure
 from ._plan import Cost, Plan, plan
 from ._profile import SiteProfile, load_site
 from ._resources import Resources
@@ -67,6 +68,7 @@ __all__ = [
     "distributed",
     "load_site",
     "map",
+    "measure",
     "plan",
     "size",
     "submit",

@@ -11,7 +11,7 @@ EXPECTED = [
     "AifsdkError", "CommandResult", "Cost", "Job", "JobCancelledError", "JobError", "JobFailedError",
     "JobNotFoundError", "JobTimeoutError", "Measurement", "Plan", "Problem", "ProfileError", "RequestError", "Resources",
     "SchedulerError", "SiteNotFoundError", "SiteProfile", "Sizing", "SnapshotOptions", "__version__", "afterany", "afterok", "distributed",
-    "load_site", "map", "plan", "size", "submit", "wait",
+    "load_site", "map", "measure", "plan", "size", "submit", "wait",
 ]
 
 

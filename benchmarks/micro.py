@@ -115,11 +115,12 @@ def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quic
     shapes = shape_grid(mode, m_range, n_range, k_range)
     indices = _devices(ctx, devices)
     torch = ctx.torch
-    if ctx.device.kind in ("cuda", "rocm"):
-        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    for dtype_name in dtypes:
+        torch_dtype(dtype_name, torch)  # an unknown dtype fails here, before anything runs
     rows: list[dict[str, Any]] = []
     for dtype_name in dtypes:
-        torch_dtype(dtype_name, torch)  # unknown dtype fails here, before anything runs
+        if ctx.device.kind in ("cuda", "rocm"):  # "tf32" is fp32 storage on TF32 tensor cores
+            torch.backends.cuda.matmul.allow_tf32 = bool(tf32) or dtype_name == "tf32"
         per_device: dict[str, list[dict[str, Any]]] = {i: [] for i in indices}
         for m, n, k in shapes:
             if len(indices) == 1:

@@ -66,6 +66,13 @@ def _check(name: str, target: str | None, node: dict[str, Any]) -> list[str]:
             micro.shape_grid(node.get("mode", "quick"), node.get("m_range", (1,)), node.get("n_range", (1,)), node.get("k_range", (1,)))
         except ValueError as exc:
             problems.append(f"suite.benchmarks.{name}: {exc}")
+    if target == "benchmarks.allreduce.allreduce":
+        import aifsdk
+
+        try:
+            aifsdk.load_site(str(node.get("site", "slurm")))
+        except aifsdk.AifsdkError as exc:
+            problems.append(f"suite.benchmarks.{name}.site: {str(exc).splitlines()[-1].strip()}")
     if target == "benchmarks.domain.workloads":
         from benchmarks.workloads import WORKLOADS
 

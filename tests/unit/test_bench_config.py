@@ -113,3 +113,28 @@ def test_device_detection_order_and_errors() -> None:
         detect("cuda", torch_module=_fake_torch())
     with pytest.raises(ValueError, match="device='tpu'.*allowed"):
         detect("tpu", torch_module=_fake_torch())
+
+
+def test_a_failing_benchmark_is_recorded_and_the_run_goes_on() -> None:
+    """A failure while running (the workload builder refusing batch_size=0) becomes an error row
+    with the builder's message; the benchmarks before and after it still run and are kept."""
+    import io
+
+    from benchmarks._suite import run_suite
+
+    cfg = _compose("suite=healthcare", "workload=sar", "workload.batch_size=0", "suite.benchmarks.matmul.m_range=[16]",
+                   "suite.benchmarks.matmul.n_range=[16]", "suite.benchmarks.matmul.k_range=[16]", "timing.min_samples=2",
+                   "timing.max_samples=2", "timing.min_time_s=0", "timing.flush_cache=false", "device=cpu")
+    stream = io.StringIO()
+    document, failed = run_suite(cfg, ["workload.batch_size=0"], progress_stream=stream)
+    assert failed == 1
+    assert [r["case"] for r in document["rows"]] == ["fp32 16x16x16", "fp32 best", "error"]
+    error = document["rows"][-1]
+    assert error["benchmark"] == "workloads" and "batch_size" in error["skipped"]
+    assert "error: benchmark workloads failed" in stream.getvalue()
+
+
+def test_an_unknown_site_for_the_allreduce_fails_before_running() -> None:
+    cfg = _compose("suite=allreduce", "suite.benchmarks.allreduce.site=no-such-site")
+    with pytest.raises(ValueError, match="suite.benchmarks.allreduce.site: - site='no-such-site': allowed one of .*slurm"):
+        benchmark_calls(cfg, CPU)

@@ -179,3 +179,18 @@ def test_matmul_devices_choice_is_checked(ctx: Context) -> None:
         micro.matmul(ctx, devices=3, m_range=[8], n_range=[8], k_range=[8])
     rows = micro.matmul(ctx, devices="all", m_range=[8], n_range=[8], k_range=[8])  # one CPU: the same single device
     assert rows[-1]["extra"]["devices_measured"] == 1 and rows[-1]["extra"]["slowest_device"] == "cpu"
+
+
+TINY = {"unet3d": {"patch_size": 16}, "satseg": {"tile_size": 32}, "detector": {"image_size": 64}, "sar": {"frame_length": 256},
+        "logformer": {"seq_len": 32}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_domain_workload_runs_through_the_harness(ctx: Context, name: str) -> None:
+    one = TimingConfig(warmup_iters=1, min_samples=1, max_samples=1, min_time_s=0.0)
+    row = workloads(Context(ctx.device, one, telemetry_interval_s=0.05), names=[name], params={name: {"batch_size": 1, **TINY[name]}})[0]
+    unit = "tokens/s" if name == "logformer" else "samples/s"
+    assert row["unit"] == unit and row["stats"]["median"] > 0
+    assert row["extra"]["model_params"] > 1000 and row["extra"]["domain"] in ("healthcare", "space", "defence", "security")
+    assert row["values"][0] == pytest.approx(row["extra"]["items_per_step"] / row["times_s"][0])

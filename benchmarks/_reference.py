@@ -1,19 +1,17 @@
-"""Vendor peaks and best-known achievable figures, read from configs/reference/accelerators.yaml."""
+"""Vendor peaks and best-known achievable figures beside each measurement.
+
+The figures are data (``configs/reference/accelerators.yaml``, each with its source), read by
+:mod:`aifsdk._reference` so that the benchmark suite and the sizing (``aifsdk size``) use the same
+reader and the same numbers.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from aifsdk._profile import shipped_config_dir
-
-
-def reference_file() -> Path:
-    return shipped_config_dir() / "reference" / "accelerators.yaml"
+from aifsdk._reference import device_entry, figure, reference_file
 
 
 @dataclass(frozen=True)
@@ -35,41 +33,21 @@ class Reference:
         return out
 
 
-def _get(tree: dict[str, Any], key: str) -> float | None:
-    """``matmul_tflops.bf16`` in ``tree``; a scalar at ``membw_gbs`` answers ``membw_gbs.triad``."""
-    node: Any = tree
-    for part in key.split("."):
-        if isinstance(node, (int, float)):
-            return float(node)
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node) if isinstance(node, (int, float)) else None
-
-
 class ReferenceTable:
     """Lookup of reference figures by torch device name and figure key."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or reference_file()
-        data = yaml.safe_load(self.path.read_text())
-        self.devices: list[dict[str, Any]] = data.get("devices", [])
-
-    def device_entry(self, device_name: str) -> dict[str, Any] | None:
-        for entry in self.devices:
-            if any(re.search(pattern, device_name, re.IGNORECASE) for pattern in entry.get("match", [])):
-                return entry
-        return None
 
     def lookup(self, device_name: str, key: str) -> Reference:
         """The peak and achievable figures for ``key`` (e.g. ``matmul_tflops.bf16``) on that device."""
-        entry = self.device_entry(device_name)
+        entry = device_entry(device_name, self.path)
         if entry is None:
             return Reference()
         family = key.split(".")[0].split("_")[0]
         family = {"d2h": "h2d"}.get(family, family)
         sources = entry.get("sources", {})
-        peak = _get(entry.get("peak", {}), key)
-        achievable = _get(entry.get("achievable", {}), key)
+        peak = figure(entry.get("peak", {}), key)
+        achievable = figure(entry.get("achievable", {}), key)
         return Reference(entry["name"], peak, achievable, sources.get("peak") if peak else None,
                          sources.get(family) if achievable else None)

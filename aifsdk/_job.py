@@ -66,6 +66,13 @@ class Job:
                 record = json.loads((folder / JOB_FILE).read_text())
             except (OSError, ValueError):
                 continue
+            chunks = record.get("array", {}).get("chunks", [])
+            if chunks and not index and array_id in [c["job_id"] for c in chunks]:
+                count = next(c["count"] for c in chunks if c["job_id"] == array_id)
+                raise JobNotFoundError(
+                    f"{ref} is a job array of {count} task(s) (aifsdk.map, folder {folder}); attach one task by its id, "
+                    f"{array_id}_0 .. {array_id}_{count - 1}, or list them with `aifsdk jobs`"
+                )
             if str(ref) in (record.get("job_id"), str(folder)) or folder == path:
                 return cls(record)
             for chunk in record.get("array", {}).get("chunks", []):  # one task of an array (aifsdk.map)

@@ -191,6 +191,10 @@ def test_jobs_lists_what_a_dead_process_submitted() -> None:
     assert rows[array]["tasks"] == 2 and rows[array]["name"] == "dead-array"
     text = subprocess.run([sys.executable, "-m", "aifsdk", "jobs"], capture_output=True, text=True, timeout=60).stdout
     assert single in text and "from-dead" in text
+    whole = subprocess.run([sys.executable, "-m", "aifsdk", "status", array], capture_output=True, text=True, timeout=60)
+    assert whole.returncode == 4 and f"{array}_0 .. {array}_1" in whole.stderr  # an array: attach one task
+    task = subprocess.run([sys.executable, "-m", "aifsdk", "status", f"{array}_1"], capture_output=True, text=True, timeout=60)
+    assert task.stdout.split() == [f"{array}_1", "COMPLETED"], task.stderr
 
 
 # -- Hydra ----------------------------------------------------------------------------------------

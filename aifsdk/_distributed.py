@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import socket
 import sys
 from collections.abc import Iterator, Mapping
@@ -72,14 +73,8 @@ def master_lines(python: str) -> list[str]:
     )
     return [
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
-        f'export MASTER_PORT="$({python} -c {_sh_quote(probe)} "$SLURM_JOB_ID")"',
+        f'export MASTER_PORT="$({python} -c {shlex.quote(probe)} "$SLURM_JOB_ID")"',
     ]
-
-
-def _sh_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def _visible(env: Mapping[str, str], name: str) -> list[str]:

@@ -8,12 +8,10 @@ unique per submission, created private to the user (0700), never reused.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any
 
 JOB_FILE = "aifsdk-job.json"
 JOB_SCHEMA = 2  # 1: first release; 2: + launcher, pythonpath, workdir, module_lines, site_env, payload_sha256, environment
@@ -45,12 +43,6 @@ def make_private_dir(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.mkdir(mode=0o700, exist_ok=False)
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
 
 
 def registry_file(site: str, job_id: str) -> Path:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import write_report  # noqa: E402
 
 
 def payload(x: int) -> int:
@@ -132,11 +136,7 @@ def main() -> None:
         print(f"aifsdk / submitit median: {s['overhead_ratio']:.3f} (target <= 1.10)")
     else:
         print("no Slurm cluster answered: submit rows skipped (tests/cluster/slurm-cluster up)")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench_submit-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"written {path}")
+    print(f"written {write_report(args.out, 'bench_submit', report)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ One :class:`Timer` per device. For each call of :meth:`Timer.measure`:
    sync; their host time estimates the cost of one call;
 2. the number of samples is fixed from that estimate: enough to fill ``min_time_s``, between
    ``min_samples`` and ``max_samples`` (Triton do_bench's rule, so that event timing needs one
-   sync only);
+   sync only), and no more than fit in ``max_time_s`` when that is set (but at least 3), so that
+   a slow training step cannot stretch a quick suite;
 3. before every timed call: the cache flush (a buffer twice the last-level cache, zeroed) and the
    caller's ``setup`` (e.g. re-randomise the output), both outside the timed region;
 4. device events where they exist (CUDA, ROCm, XPU): all start/end events recorded, one
@@ -36,6 +37,7 @@ class TimingConfig:
     min_samples: int = 10
     max_samples: int = 200
     min_time_s: float = 0.5      # aim for this much timed work per measurement
+    max_time_s: float | None = None  # cap on timed work: fewer samples (never below 3) for slow calls
     device_warmup_s: float = 0.0  # whole-device warm-up once per suite (mamf-finder: 30 s on GPUs)
     flush_cache: bool = True
 
@@ -45,6 +47,8 @@ class TimingConfig:
             problems.append(f"warmup_iters={self.warmup_iters}: allowed >= 0")
         if self.min_samples < 1 or self.max_samples < self.min_samples:
             problems.append(f"min_samples={self.min_samples}, max_samples={self.max_samples}: allowed 1 <= min_samples <= max_samples")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            problems.append(f"max_time_s={self.max_time_s}: allowed > 0 or null")
         if self.min_time_s < 0 or self.device_warmup_s < 0:
             problems.append(f"min_time_s={self.min_time_s}, device_warmup_s={self.device_warmup_s}: allowed >= 0")
         if problems:
@@ -80,7 +84,10 @@ class Timer:
         if per_call_s <= 0:
             return cfg.max_samples
         wanted = int(cfg.min_time_s / per_call_s) + 1
-        return max(cfg.min_samples, min(cfg.max_samples, wanted))
+        n = max(cfg.min_samples, min(cfg.max_samples, wanted))
+        if cfg.max_time_s is not None:
+            n = min(n, max(3, int(cfg.max_time_s / per_call_s)))
+        return n
 
     def estimate(self, fn: Callable[[], Any]) -> float:
         """Run the warm-up calls; return the host time per call (at least one call is made)."""

@@ -23,6 +23,10 @@ def test_sample_count_fills_min_time_within_bounds() -> None:
     assert t.sample_count(1.0) == 5       # at least min_samples
     assert t.sample_count(0.001) == 50    # at most max_samples
     assert t.sample_count(0.0) == 50
+    capped = Timer(TimingConfig(min_samples=10, max_samples=50, min_time_s=1.0, max_time_s=6.0))
+    assert capped.sample_count(1.0) == 6     # 6 s of 1 s calls, below min_samples on purpose
+    assert capped.sample_count(5.0) == 3     # never fewer than 3
+    assert capped.sample_count(0.01) == 50   # fast calls: the cap does not bind
 
 
 def test_host_clock_path_syncs_around_each_call_and_flushes_outside_the_timed_region() -> None:

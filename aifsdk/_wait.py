@@ -7,7 +7,7 @@ Two sources tell that a job ended:
 - the scheduler, for jobs that end without a result (cancelled, killed, out of memory, a
   dependency that can never be met). Every wait in the process shares one :class:`Poller`: one
   ``squeue`` call for all of the user's jobs, at most one per second, backing off to one every
-  10 s while nothing changes, however many jobs or threads wait.
+  10 s, however many jobs or threads wait.
 """
 
 from __future__ import annotations
@@ -127,8 +127,10 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
             break
         now = time.monotonic()
         if now >= next_query:
-            changed = _ask_scheduler(list(pending.values()), interval, ended_at)
-            interval = interval if changed else min(interval * 1.5, SCHEDULER_POLL_MAX_S)  # back off while quiet
+            _ask_scheduler(list(pending.values()), interval, ended_at)
+            # Results come from the files; the scheduler only catches jobs that end without one
+            # (cancelled, killed), so its queries back off whatever happens: 1 s, 1.5 s, ... 10 s.
+            interval = min(interval * 1.5, SCHEDULER_POLL_MAX_S)
             next_query = now + interval
         if timeout is not None and now - start > timeout:
             first = next(iter(pending.values()))
@@ -142,14 +144,13 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
     return items
 
 
-def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> bool:
-    """One batched look at the scheduler for the jobs still pending; True if any state changed."""
+def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> None:
+    """One batched look at the scheduler for the jobs still pending."""
     by_poller: dict[int, tuple[Poller, list[Job]]] = {}  # this cluster, and each site reached over SSH
     for job in jobs:
         if job._executor == "slurm":
             shared = job._poller()
             by_poller.setdefault(id(shared), (shared, []))[1].append(job)
-    changed = False
     for shared, slurm_jobs in by_poller.values():
         try:
             states = shared.states([j.job_id for j in slurm_jobs], max_age=interval)
@@ -157,17 +158,14 @@ def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float])
             states = {}  # slurmctld busy or restarting, or the SSH link down: the files still tell, try again later
         for job in slurm_jobs:
             if job.job_id in states:
-                changed |= job._note_scheduler(*states[job.job_id])
+                job._note_scheduler(*states[job.job_id])
     for job in jobs:
         if job._executor != "slurm":
-            before = job._last_state
             job.state  # noqa: B018 - a local job's state is a cheap /proc read
-            changed |= before is None or before[1] != job._last_state[1]  # type: ignore[index]
     now = time.monotonic()
     for job in jobs:
         if job._last_state and job._last_state[1] in TERMINAL_STATES:
             ended_at.setdefault(id(job), now)
-    return changed
 
 
 def _listdir(folder: str) -> set[str] | None:

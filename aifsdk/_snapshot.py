@@ -395,7 +395,10 @@ def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
         os.makedirs(f"{dest_dir}/{parent}" if parent else dest_dir, exist_ok=True)
     for name in names:  # sequential: threads were slower here (the loop is mostly Python, under the GIL)
         path = f"{base_dir}/{name}"
-        st = os.stat(path)  # now, not at plan time: what is linked is what the file holds at submit
+        try:
+            st = os.stat(path)  # now, not at plan time: what is linked is what the file holds at submit
+        except FileNotFoundError:
+            continue  # deleted since it was listed: not in the snapshot (the manifest counts what is)
         executable = bool(st.st_mode & stat.S_IXUSR)
         entry = index.get(path, st)
         obj = _object(objects, entry[2], executable) if entry and entry[2] else None
@@ -405,7 +408,10 @@ def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
                 raise FileNotFoundError(path)
             os.link(obj, target)
         except FileNotFoundError:  # never hashed, or not in this store yet
-            obj, size = _store(path, target, objects, executable, index, made)
+            try:
+                obj, size = _store(path, target, objects, executable, index, made)
+            except FileNotFoundError:
+                continue  # deleted while being copied
             copied += size
         except OSError:  # another filesystem than the store, or too many links: copy
             shutil.copy2(obj, target)

@@ -230,3 +230,15 @@ def test_store_objects_are_named_by_the_hash_of_their_bytes(project: Path) -> No
     for obj in objects:
         assert obj.name.removesuffix(".x") == hashlib.sha256(obj.read_bytes()).hexdigest()
         assert not obj.stat().st_mode & 0o222  # read-only: a job cannot change what another job runs
+
+
+def test_a_file_deleted_between_plan_and_submit_is_left_out(project: Path) -> None:
+    """The plan lists the files; one deleted before submit is not in the snapshot, and submit goes on."""
+    (project / "scratch.tmp.py").write_text("x = 1\n")
+    plan = aifsdk.plan(["true"])
+    assert "scratch.tmp.py" in plan.snapshot.files  # type: ignore[union-attr]
+    (project / "scratch.tmp.py").unlink()
+    job = plan.submit()
+    assert job.result(timeout=60).exit_code == 0
+    assert not (job.folder / "code" / "scratch.tmp.py").exists() and (job.folder / "code" / "projmod.py").exists()
+    assert job.manifest()["snapshot"]["files"] == len(plan.snapshot.files) - 1  # type: ignore[union-attr]

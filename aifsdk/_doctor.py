@@ -20,7 +20,7 @@ from typing import Any
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, SiteProfile, load_site
 from ._resources import Resources, format_time, parse_time
-from ._scheduler import ClusterInfo, Slurm, parse_scontrol
+from ._scheduler import ClusterInfo, Slurm, _fields, _gpus_in_gres, parse_scontrol
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,6 @@ def _t(minutes: int | None) -> str:
     return "UNLIMITED" if minutes is None else format_time(minutes)
 
 
-def _fields(line: str) -> dict[str, str]:
-    return dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", line))
-
-
-def _gpus(gres: str) -> int:
-    total = 0
-    for item in re.sub(r"\([^)]*\)", "", gres).split(","):
-        parts = item.split(":")
-        if parts[0] == "gpu":
-            total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
-    return total
-
-
 def parse_nodes(text: str) -> list[Node]:
     nodes = []
     for line in text.splitlines():
@@ -98,7 +85,7 @@ def parse_nodes(text: str) -> list[Node]:
         if "NodeName" not in f:
             continue
         gres = "" if f.get("Gres") in (None, "(null)") else f["Gres"]
-        nodes.append(Node(f["NodeName"], int(f.get("CPUTot", "0") or 0), round(int(f.get("RealMemory", "0") or 0) / 1024, 2), _gpus(gres), gres,
+        nodes.append(Node(f["NodeName"], int(f.get("CPUTot", "0") or 0), round(int(f.get("RealMemory", "0") or 0) / 1024, 2), _gpus_in_gres(gres), gres,
                           tuple(p for p in f.get("Partitions", "").split(",") if p), f.get("State", "?")))
     return nodes
 

@@ -19,8 +19,10 @@ hardware (best-known achievable matmul and memory-bandwidth ratios) is labelled 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -110,6 +112,8 @@ class Sizing:
     availability: float
     calls: list[CallFit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    min_efficiency: float = DEFAULT_MIN_EFFICIENCY
+    measurements: list[Measurement] = field(default_factory=list)
 
     def text(self) -> str:
         label = UNIT_LABEL.get(self.cost.unit, self.cost.unit)
@@ -263,6 +267,20 @@ def access_calls(site: str, node_hours: float, gpu_hours: float) -> list[CallFit
     return out
 
 
+def _discovered_gpus(profile: SiteProfile) -> int:
+    """GPUs per node of a profile that reads its cluster (``discover: true``), from scontrol."""
+    if profile.executor != "slurm" or not profile.discover:
+        return 0
+    from ._resolve import slurm_for
+    from ._scheduler import SchedulerError
+
+    try:
+        info = slurm_for(profile).cluster_info()
+    except SchedulerError:
+        return 0
+    return max((p.gpus_per_node or 0 for p in info.partitions.values()), default=0)
+
+
 def size(
     measurements: Measurement | list[Measurement],
     *,
@@ -283,7 +301,8 @@ def size(
     fractions = {**DEFAULT_OVERHEADS, **(overheads or {})}
     _check(items, work, runs, overheads or {}, availability, min_efficiency)
     profile = load_site(site)
-    if profile.executor != "slurm" or not profile.node.gpus:
+    per_node = profile.node.gpus or _discovered_gpus(profile)
+    if profile.executor != "slurm" or not per_node:
         raise _fail("site", site, "a GPU site with a known node size", "size against a site profile such as lumi-g or leonardo-booster")
     rows = scaling_table(items)
     chosen = max((r for r in rows if r.efficiency >= min_efficiency), key=lambda r: r.devices)
@@ -294,7 +313,6 @@ def size(
     skipped = [r.devices for r in rows if r.devices > chosen.devices]
     if skipped:
         notes.append(f"larger sizes measured ({', '.join(map(str, skipped))} devices) fall below {min_efficiency:.0%} efficiency")
-    per_node = profile.node.gpus
     if chosen.devices > per_node and chosen.devices % per_node:
         raise _fail("measurements", chosen.devices, f"whole nodes of {per_node} GPUs on {site} beyond one node",
                     f"measure multi-node sizes at multiples of {per_node} devices")
@@ -341,14 +359,65 @@ def size(
         runs=runs, hours_per_run=hours, hours_per_run_range=hours_range, jobs_per_run=jobs, job_time_minutes=job_minutes,
         cost=cost, cost_low=cost_low, cost_high=cost_high, energy_kwh=energy, projection=ratio[3] if ratio else None,
         overheads=fractions, availability=availability, calls=access_calls(site, cost.node_hours, cost.gpu_hours), notes=notes,
+        min_efficiency=min_efficiency, measurements=sorted(items, key=lambda m: m.devices),
     )
 
+
+
+RESULTS_SCHEMAS = (2,)
+
+
+def measurements_from_results(path: str | Path, workload: str | None = None) -> list[Measurement]:
+    """The measurements a ``python -m benchmarks`` run holds, for :func:`size`.
+
+    ``path``: a run folder or its ``results.json``. A scaling study's rows give one measurement
+    per job size (measured on the study's site); otherwise the domain-workload rows give one
+    1-device measurement each. ``workload`` picks one when the run measured several.
+    """
+    file = Path(path).expanduser()
+    file = file / "results.json" if file.is_dir() else file
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise _fail("from", str(path), "a run folder of python -m benchmarks (with results.json) or that file",
+                    f"pass the folder that run printed after 'results:' ({exc.__class__.__name__}: {exc})") from None
+    if doc.get("schema_version") not in RESULTS_SCHEMAS:
+        raise _fail("from", str(file), f"results schema {', '.join(map(str, RESULTS_SCHEMAS))}, got {doc.get('schema_version')!r}",
+                    "update aifsdk to read newer results")
+    rows = [r for r in doc.get("rows", []) if "stats" in r and r.get("metric") == "throughput" and r.get("benchmark") in ("scaling", "workload")]
+    scaling = [r for r in rows if r["benchmark"] == "scaling"]
+    rows = scaling or rows
+    names = sorted({r.get("params", {}).get("workload", "") for r in rows})
+    if not rows:
+        raise _fail("from", str(file), "a run with a domain workload or a scaling study",
+                    "python -m benchmarks suite=scaling site=... (or suite=healthcare, space, defence, security)")
+    if workload is not None and workload not in names:
+        raise _fail("workload", workload, f"one measured in that run: {', '.join(names)}", f"--workload {names[0]}")
+    if workload is None and len(names) > 1:
+        raise _fail("workload", None, f"one of the run's workloads: {', '.join(names)}", f"--workload {names[0]}")
+    chosen = workload or names[0]
+    prov = doc.get("provenance", {})
+    out = []
+    for r in rows:
+        if r.get("params", {}).get("workload", "") != chosen:
+            continue
+        extra, st = r.get("extra") or {}, r["stats"]
+        where = f", job {extra['job_id']}" if extra.get("job_id") else ""
+        out.append(Measurement(
+            devices=int(extra.get("devices", 1)), items_per_s=float(st["median"]), p10=st.get("p10"), p90=st.get("p90"),
+            unit="tokens" if str(r.get("unit", "")).startswith("tokens") else "samples", device=str(r.get("device") or ""),
+            energy_j_per_item=r.get("energy_per_item_j"), site=str(extra.get("site", "")),
+            source=f"{file} (run {doc.get('run_id')}, {r['case']}{where}, host {prov.get('host')}, git {(prov.get('git') or {}).get('commit')})"))
+    return out
 
 
 def size_from_args(args: Any) -> Sizing:
     """``aifsdk size``: the command line's options, checked, then :func:`size`."""
     problems = []
-    measurements = []
+    measurements = measurements_from_results(args.results, args.workload) if args.results else []
+    if not measurements and not args.measure:
+        problems.append(Problem("--measure", None, "--measure DEVICES:ITEMS_PER_S (one per job size) or --from RESULTS",
+                                "e.g. --from results/<run> or --measure 8:1250 --measure 16:2400"))
     for text in args.measure:
         parts = text.split(":")
         try:

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,8 +99,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "throughput measured at one or more job sizes; the job size, chained jobs, a P10-P90 range and the "
                                     "access calls the total fits")
     sz.add_argument("--site", required=True, help="target site profile (e.g. lumi-g)")
-    sz.add_argument("--measure", action="append", required=True, metavar="DEVICES:ITEMS_PER_S[:P10:P90]",
+    sz.add_argument("--measure", action="append", default=[], metavar="DEVICES:ITEMS_PER_S[:P10:P90]",
                     help="the whole job's throughput at one size (repeat for each size measured)")
+    sz.add_argument("--from", dest="results", metavar="RESULTS",
+                    help="a python -m benchmarks run folder: its scaling study (or workload rows) as the measurements")
+    sz.add_argument("--workload", help="with --from: the workload to size when the run measured several")
     sz.add_argument("--device", default="", help="the accelerator it was measured on (torch's device name)")
     sz.add_argument("--measured-on", default="", help="the site it was measured on (no projection to that site)")
     sz.add_argument("--unit", default="samples", choices=["samples", "tokens"])
@@ -111,6 +115,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sz.add_argument("--partition")
     sz.add_argument("--energy-j-per-item", type=float)
     sz.add_argument("--json", action="store_true")
+    sz.add_argument("--report", metavar="DIR", help="also write a proposal-ready report (report.md and a PNG) into DIR (a new folder)")
+    sz.add_argument("--name", default="Work package 1", help="the work package's name in the report")
+    pr = sub.add_parser("proposal", help="a proposal-ready request from a file of work packages (markdown and PNG plots)",
+                        description="size every work package of a request file and write report.md with the request table, "
+                                    "scaling evidence, method and provenance; see the file format in aifsdk/_proposal.py")
+    pr.add_argument("file", help="request file (YAML): title, site, packages")
+    pr.add_argument("--out", help="a new folder for the report (default: proposal-<UTC time> here)")
     return parser
 
 
@@ -210,6 +221,19 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             result = size_from_args(args)
             print(json.dumps(dataclasses.asdict(result), indent=2, default=str) if args.json else f"{result.text()}\n\n{result.table()}")
+            if args.report:
+                from ._proposal import WorkPackage, render
+
+                print(f"report: {render(args.name, [WorkPackage(args.name, result)], args.report)}")
+            return EXIT_OK
+        if args.verb == "proposal":
+            from ._proposal import packages_from_file, render
+
+            title, packages = packages_from_file(args.file)
+            for pkg in packages:
+                print(f"== {pkg.name}\n{pkg.sizing.text()}\n")
+            out = args.out or f"proposal-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+            print(f"report: {render(title, packages, out)}")
             return EXIT_OK
         if args.verb == "jobs":
             from ._jobs import rows, table

@@ -22,6 +22,7 @@ from aifsdk._profile import shipped_config_dir
 from benchmarks._suite import run_suite
 from benchmarks._table import format_table
 from benchmarks.results import new_run_folder, save
+from benchmarks.scaling import write_study
 
 CONFIG_DIR = str(shipped_config_dir())
 
@@ -33,8 +34,11 @@ def main(cfg: DictConfig) -> None:
     table = format_table(document)
     folder = new_run_folder(cfg.results_dir, document["run_id"])
     save(document, folder, table, OmegaConf.to_yaml(cfg))
+    study = write_study(document, folder)
     if cfg.print_table:
         print(table)
+        if study:
+            print(study)
     print(f"results: {folder}")
     if failed:
         print(f"{failed} benchmark(s) failed; their errors are in {folder / 'results.json'}", file=sys.stderr)

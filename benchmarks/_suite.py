@@ -25,6 +25,9 @@ from ._measure import Context, Progress
 from ._timing import TimingConfig
 from .results import new_document, provenance
 
+#: benchmarks that submit jobs through aifsdk: their site is the `site=` choice when one is made
+SUBMITTING = ("benchmarks.allreduce.allreduce", "benchmarks.scaling.scaling")
+
 
 def benchmark_calls(cfg: DictConfig, device: DeviceInfo, site_choice: str | None = None) -> list[tuple[str, Callable[..., Any], dict[str, Any]]]:
     """(name, callable, kwargs) for every benchmark of the suite, checked; raises ValueError listing
@@ -45,7 +48,10 @@ def benchmark_calls(cfg: DictConfig, device: DeviceInfo, site_choice: str | None
         if name == "workloads" or target == "benchmarks.domain.workloads":
             wl = {k: v for k, v in OmegaConf.to_container(cfg.workload, resolve=True).items() if v is not None}  # type: ignore[union-attr]
             node["params"] = {wl.pop("name"): wl}
-        if target == "benchmarks.allreduce.allreduce" and site_choice:
+        if target == "benchmarks.scaling.scaling":
+            wl = {k: v for k, v in OmegaConf.to_container(cfg.workload, resolve=True).items() if v is not None}  # type: ignore[union-attr]
+            node["params"] = {k: v for k, v in wl.items() if k != "name"}
+        if target in SUBMITTING and site_choice:
             node["site"] = site_choice
         problems += _check(name, target, node)
         calls.append((name, fn, node))
@@ -66,7 +72,7 @@ def _check(name: str, target: str | None, node: dict[str, Any]) -> list[str]:
             micro.shape_grid(node.get("mode", "quick"), node.get("m_range", (1,)), node.get("n_range", (1,)), node.get("k_range", (1,)))
         except ValueError as exc:
             problems.append(f"suite.benchmarks.{name}: {exc}")
-    if target == "benchmarks.allreduce.allreduce":
+    if target in SUBMITTING:
         import aifsdk
 
         try:
@@ -95,6 +101,8 @@ def count_steps(calls: list[tuple[str, Callable[..., Any], dict[str, Any]]], dev
             total += len(node.get("kernels", ["copy", "triad"]))
         elif fn is micro.hostcopy:
             total += 2 if device.is_gpu else 1
+        elif "nodes" in node and isinstance(node["nodes"], list):
+            total += len(set(node["nodes"])) + (1 if node.get("validate_steps") else 0)
         elif "names" in node:
             total += len(node["names"])
         else:

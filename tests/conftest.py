@@ -75,6 +75,17 @@ def sacct_ids(name: str) -> set[str]:
 
 
 # -- the SSH login node in front of the cluster (tests/cluster/ssh-remote) ------------------------
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
+def xfail_known_teardown_abort(text: str) -> None:
+    """torch 2.13 gloo sometimes aborts a rank at process-group teardown after the work is done
+    (see tests/cluster/test_distributed.py); reported as XFAIL, any other failure fails."""
+    if TEARDOWN_ABORT in text:
+        pytest.xfail("known torch/gloo teardown abort after the run completed")
+    pytest.fail(text)
+
+
 SSH_SCRIPT = REPO / "tests" / "cluster" / "ssh-remote"
 REMOTE_USER = "aifsdk-remote"
 REMOTE_HOME = Path("/home") / REMOTE_USER

@@ -248,8 +248,12 @@ def count_flops(spec: WorkloadSpec, cfg: dict[str, Any]) -> float | None:
         return None
 
 
-def build_from_spec(spec: WorkloadSpec, device: torch.device, dtype: torch.dtype, params: Mapping[str, Any]) -> Workload:
-    """Check params and precision, count FLOPs, then build model, optimizer and data on `device`."""
+def build_from_spec(spec: WorkloadSpec, device: torch.device, dtype: torch.dtype, params: Mapping[str, Any],
+                    wrap: Callable[[nn.Module], nn.Module] | None = None) -> Workload:
+    """Check params and precision, count FLOPs, then build model, optimizer and data on `device`.
+
+    `wrap` (e.g. DistributedDataParallel) wraps the model on the device; the step then runs the
+    wrapped model, the optimizer holds the same parameters and `Workload.model` is the wrapper."""
     device = torch.device(device)
     cfg = resolve_config(spec, params)
     check_precision(spec.name, device, dtype)
@@ -258,6 +262,8 @@ def build_from_spec(spec: WorkloadSpec, device: torch.device, dtype: torch.dtype
         torch.manual_seed(cfg["seed"])
         model = spec.make_model(cfg)
     model.to(device).train()
+    if wrap is not None:
+        model = wrap(model)
     batch = spec.make_batch(cfg, Synth(device, cfg["seed"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None

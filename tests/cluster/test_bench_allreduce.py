@@ -15,18 +15,11 @@ from benchmarks._measure import Context
 from benchmarks._timing import TimingConfig
 from benchmarks.allreduce import allreduce
 
+from conftest import xfail_known_teardown_abort
+
 # Generous timeouts: the 2-node job may queue behind other users' jobs on the shared test cluster.
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster"), pytest.mark.timeout(1200)]
 REPO = Path(__file__).resolve().parents[2]
-TEARDOWN_ABORT = "terminate called without an active exception"
-
-
-def _xfail_known_teardown_abort(text: str) -> None:
-    """torch 2.13 gloo sometimes aborts a rank at process-group teardown after the work is done
-    (see tests/cluster/test_distributed.py); reported as XFAIL, any other failure fails."""
-    if TEARDOWN_ABORT in text:
-        pytest.xfail("known torch/gloo teardown abort after the run completed")
-    pytest.fail(text)
 
 
 def test_busbw_rows_for_a_payload_sweep_over_n1_and_n2() -> None:
@@ -35,7 +28,7 @@ def test_busbw_rows_for_a_payload_sweep_over_n1_and_n2() -> None:
         rows = allreduce(ctx, site="slurm", nodes=2, tasks_per_node=1, min_bytes=1024, max_bytes=1 << 20, factor=32, warmup=2, iters=5,
                          time_limit=10, timeout_s=600)
     except aifsdk.JobFailedError as exc:
-        _xfail_known_teardown_abort(str(exc))
+        xfail_known_teardown_abort(str(exc))
     assert [r["params"]["bytes"] for r in rows] == [1024, 32768, 1048576]
     for row in rows:
         assert row["metric"] == "busbw" and row["unit"] == "GB/s" and row["params"]["ranks"] == 2
@@ -54,6 +47,6 @@ def test_allreduce_suite_from_the_command_line(tmp_path: Path) -> None:
     assert len(docs) == 1, run.stderr
     rows = docs[0]["rows"]
     if run.returncode != 0:
-        _xfail_known_teardown_abort(json.dumps(rows))
+        xfail_known_teardown_abort(json.dumps(rows))
     assert [r["case"] for r in rows] == ["1024B x2", "4096B x2"]
     assert "| allreduce | 1024B x2 |" in run.stdout and "site=slurm" in docs[0]["provenance"]["overrides"]

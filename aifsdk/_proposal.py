@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ def plot_scaling(rows: list[ScalingRow], path: Path, title: str, threshold: floa
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "package"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "package"
 
 
 def _source_line(src: str | Source) -> str:

@@ -248,7 +248,7 @@ def access_calls(site: str, node_hours: float, gpu_hours: float) -> list[CallFit
     data = yaml.safe_load((shipped_config_dir() / "access" / "eurohpc.yaml").read_text())
     out = []
     for mode in data["modes"]:
-        bounds = mode.get("sites", {}).get(site) if not mode.get("all_sites") else mode
+        bounds = mode if mode.get("all_sites") and site in data.get("eurohpc_sites", []) else mode.get("sites", {}).get(site)
         if bounds is None:
             continue
         amount = node_hours if mode["unit"] == "node-hours" else gpu_hours
@@ -309,7 +309,7 @@ def size(
     measured = next(m for m in items if m.devices == chosen.devices)
     notes = []
     if len(rows) == 1:
-        notes.append("one job size measured: no scaling evidence; measure at least two sizes (python -m benchmarks with a scaling option)")
+        notes.append("one job size measured: no scaling evidence; measure at least two sizes (python -m benchmarks suite=scaling)")
     skipped = [r.devices for r in rows if r.devices > chosen.devices]
     if skipped:
         notes.append(f"larger sizes measured ({', '.join(map(str, skipped))} devices) fall below {min_efficiency:.0%} efficiency")

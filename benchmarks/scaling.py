@@ -143,7 +143,9 @@ class Prediction:
     speedup: float
     step_time_s: float
     predicted_s: float
+    launch_s: float = 0.0
     measured_s: float | None = None
+    measured_end_to_end_s: float | None = None
     job_id: str | None = None
 
     @property
@@ -155,7 +157,13 @@ class Prediction:
                 f"(Amdahl P={self.parallel_fraction:.4f}, speed-up {self.speedup:.2f}), wall {self.predicted_s:.2f} s")
         if self.measured_s is None:
             return head
-        return f"{head}; measured {self.measured_s:.2f} s (job {self.job_id}); error {self.error:+.1%}"
+        text = f"{head}; measured {self.measured_s:.2f} s (job {self.job_id}); error {self.error:+.1%}"
+        if self.measured_end_to_end_s is not None:
+            guess = self.predicted_s + self.launch_s
+            text += (f". Submit to result (+{self.launch_s:.2f} s of queue, launch and transfer measured at the smallest size): "
+                     f"predicted {guess:.2f} s, measured {self.measured_end_to_end_s:.2f} s, "
+                     f"error {(guess - self.measured_end_to_end_s) / self.measured_end_to_end_s:+.1%}")
+        return text
 
 
 def predict(rows: Sequence[dict[str, Any]], devices: int, steps: int, warmup: int) -> Prediction:
@@ -165,7 +173,8 @@ def predict(rows: Sequence[dict[str, Any]], devices: int, steps: int, warmup: in
     ratio, ``S(n) = 1 / ((1 - P) + P / n)`` and ``P`` fitted over every measured size; per-rank
     work is fixed, so a step at ``n`` times the devices takes ``n / S(n)`` times as long. ``step_1``
     is the mean step (the timed phase over its steps): a wall time is a sum, so the mean, not the
-    median, is its rate.
+    median, is its rate. The submit-to-result time adds what the smallest size spent outside its
+    function (queue, launch, result transfer).
     """
     ordered = sorted(rows, key=lambda r: r["extra"]["devices"])
     base = ordered[0]["extra"]
@@ -178,7 +187,7 @@ def predict(rows: Sequence[dict[str, Any]], devices: int, steps: int, warmup: in
     warm_step = base["warmup_s"] / base["warmup_steps"] * stretch
     predicted = base["startup_s"] + warmup * warm_step + steps * step
     return Prediction(devices=devices, steps=steps, warmup=warmup, parallel_fraction=p, speedup=speedup, step_time_s=step,
-                      predicted_s=predicted)
+                      predicted_s=predicted, launch_s=max(0.0, base.get("end_to_end_s", base["wall_s"]) - base["wall_s"]))
 
 
 def scaling(ctx: Context, *, site: str = "slurm", workload: str = "logformer", params: dict[str, Any] | None = None, dtype: str = "fp32",
@@ -213,7 +222,7 @@ def scaling(ctx: Context, *, site: str = "slurm", workload: str = "logformer", p
         guess = predict(rows, target * tasks_per_node, validate_steps, warmup)
         ctx.step(f"scaling {workload}: validation run, {target} node(s) x {validate_steps} steps")
         result, job_id, e2e = _run_job(site, target, tasks_per_node, dict(cfg, steps=validate_steps), options, timeout_s)
-        done = Prediction(**{**guess.__dict__, "measured_s": result["wall_s"], "job_id": job_id})
+        done = Prediction(**{**guess.__dict__, "measured_s": result["wall_s"], "measured_end_to_end_s": e2e, "job_id": job_id})
         rows.append({"benchmark": "scaling", "case": f"{workload} {dtype} x{target} node(s), {validate_steps} steps: wall time",
                      "metric": "wall_time", "unit": "s", "higher_is_better": False,
                      "params": {"workload": workload, "dtype": dtype, "nodes": target, "tasks_per_node": tasks_per_node,

@@ -35,3 +35,13 @@ def test_size_request_example() -> None:
     # 16 devices (95% efficient) = 2 nodes; 1.08e8 samples / 1900 per s x 1.12 overheads = 17.7 h per run
     assert "2 node(s) x 8 GPU(s) = 16 devices (parallel efficiency 95%)" in out.stdout
     assert "in 17.7 h" in out.stdout and "| 16 | 1,900.0 samples/s" in out.stdout
+
+
+def test_proposal_example_writes_a_report(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "aifsdk", "proposal", str(REPO / "examples" / "request.yaml"), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "r" / "report.md").read_text()
+    # WP1: 32 devices at 82% = 4 nodes; WP2: one size measured, so the report says there is no scaling evidence
+    assert "| WP1 pre-training (3D U-Net, 3 seeds) | lumi-g, standard-g | 4 node(s) x 8 GPU(s) | 82% |" in report
+    assert "one job size measured: no scaling evidence" in report and (tmp_path / "r" / "wp1-pre-training-3d-u-net-3-seeds.png").exists()

@@ -32,7 +32,7 @@ def size_row(nodes: int, step_s: float, *, batch: int = 100, startup: float = 4.
             "params": {"workload": workload, "dtype": "fp32", "nodes": nodes, "devices": nodes}, "times_s": times, "values": values,
             "stats": stats, "device": "AMD EPYC", "energy_per_item_j": None,
             "extra": {"site": "lumi-g", "nodes": nodes, "devices": nodes, "items_per_step": items, "step_time_median_s": step_s,
-                      "startup_s": startup, "warmup_s": warmup_s, "warmup_steps": 3, "steps_s": step_s * steps, "steps": steps,
+                      "startup_s": startup, "warmup_s": warmup_s, "wall_s": startup + warmup_s + step_s * steps, "warmup_steps": 3, "steps_s": step_s * steps, "steps": steps,
                       "job_id": str(100 + nodes)}}
 
 

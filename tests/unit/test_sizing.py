@@ -113,6 +113,9 @@ def test_access_calls_for_a_total() -> None:
     assert "above its maximum of 50,000 GPU-h" in big["AI Factories Fast Lane"].verdict
     assert "Benchmark" in {c.mode for c in access_calls("karolina-gpu", 1, 8)}
     assert "Extreme Scale" not in {c.mode for c in access_calls("karolina-gpu", 1, 8)}  # not offered there
+    # AI Factories modes take EuroHPC systems only, not a national Tier-1 or the local test cluster
+    assert "AI Factories Fast Lane" in {c.mode for c in access_calls("jupiter-ai", 1, 8)}
+    assert access_calls("hortense", 1, 8) == [] and access_calls("slurm", 1, 8) == []
 
 
 def test_bad_inputs_are_all_named_before_anything() -> None:

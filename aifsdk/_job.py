@@ -335,6 +335,7 @@ class Job:
 
         from ._command import CommandTarget
         from ._distributed import RankedCall
+        from ._pack import SnapshotIntegrityError, materialise
         from ._plan import plan
         from ._run import verify
         from ._snapshot import SnapshotOptions
@@ -356,6 +357,10 @@ class Job:
         if isinstance(target, RankedCall):
             target = target.fn
         code = self.folder / "code"
+        try:
+            materialise(self.folder)  # a job that has not started yet has not extracted its snapshot
+        except SnapshotIntegrityError as exc:
+            raise JobFailedError(f"cannot resubmit job {self.job_id}: {exc}", job_id=self.job_id, folder=self.folder) from None
         options: dict[str, Any] = {k: v for k, v in rec.get("resources", {}).items() if v not in (None, {})}
         options.update(site=self.site, name=self.name, launcher=rec.get("launcher"),
                        snapshot=SnapshotOptions(root=code) if code.is_dir() else False)

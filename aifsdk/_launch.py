@@ -262,7 +262,8 @@ def _environment() -> dict[str, Any]:
 
 
 def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
-    """Copy the planned files into <folder>/code (hard links into a content-addressed store)."""
+    """Store the planned files (a pack of what is new to the store) and point <folder> at them;
+    the job extracts them into <folder>/code when it starts (a debug job, here and now)."""
     if plan.snapshot is None:
         return None
     folder = plan.folder if folder is None else folder
@@ -277,7 +278,13 @@ def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
         except ValueError:
             root = plan.folder.parent
         store = (root if root in plan.folder.parents else plan.folder.parent) / ".snapshots"
-    return take(plan.snapshot.root, store, plan.snapshot.files, folder / "code")
+    workdir = folder / "code" / plan.workdir.relative_to(plan.folder / "code") if plan.workdir else None
+    snap = take(plan.snapshot.root, store, plan.snapshot.files, folder, workdir)
+    if plan.profile.executor == "debug":  # runs in this process, without the job-side start
+        from ._pack import materialise
+
+        materialise(folder)
+    return snap
 
 
 def _raised_while_pickling(exc: BaseException) -> bool:

@@ -7,8 +7,9 @@ results and logs are pulled back into it. The registry points at the local copy,
 ``Job.attach``, ``aifsdk status``/``logs``/``wait`` work from any process, as for other sites.
 
 Copies go through rsync over the site's one SSH connection (see :mod:`aifsdk._ssh`). The job's
-code snapshot is pushed with ``--link-dest`` against the site's previous job folder, so unchanged
-files become hard links there instead of being sent again.
+code snapshot lives in a store here (``<AIFSDK_HOME>/remote/.snapshots``, see :mod:`aifsdk._pack`)
+and its manifest and packs are pushed to the same place relative to the job folder there; rsync
+skips the packs the cluster already holds, so an unchanged tree sends one small manifest at most.
 """
 
 from __future__ import annotations
@@ -137,22 +138,21 @@ class Stage:
     def ssh(self) -> SSH:
         return connection(self.profile)
 
-    def _last_file(self) -> Path:
-        return self.local.parent / ".last-remote-folder"
-
     def push(self, code: bool = True) -> None:
-        """Send the local folder to the cluster: the code snapshot first, its unchanged files as hard
-        links to the site's previous job's copy there (content-addressed here, so equal size and
-        mtime mean equal bytes); then the job's own files (payload, its hash, script), never linked."""
-        if code and (self.local / "code").is_dir():
-            try:
-                previous = self._last_file().read_text().strip()
-            except OSError:
-                previous = None
-            link = f"{previous}/code" if previous and previous != self.remote else None
-            self.ssh.push(self.local / "code", f"{self.remote}/code", link_dest=link)
-            self._last_file().write_text(self.remote + "\n")
-        self.ssh.push(self.local, self.remote, exclude=("/code/",))
+        """Send the local folder to the cluster: first (``code``) the job's snapshot manifest and the
+        packs it reads into the site's store there (rsync sends only those it lacks), then the job's
+        own files (snapshot reference, payload, its hash, script)."""
+        if code:
+            from ._pack import load_manifest, packs_of, read_ref, store_of
+
+            ref = read_ref(self.local)
+            if ref is not None:
+                store = store_of(self.local, ref)
+                manifest = load_manifest(store, ref["digest"])
+                wanted = [f"snapshots/{ref['digest']}.json", *(f"packs/{p}" for p in packs_of(manifest))]
+                rules = ("--include=snapshots/", "--include=packs/", *(f"--include={w}" for w in wanted), "--exclude=*")
+                self.ssh.push(store, os.path.normpath(f"{self.remote}/{ref['store']}"), rules=rules)
+        self.ssh.push(self.local, self.remote)
 
     def record(self) -> dict[str, Any]:
         spec = self.ssh.spec

@@ -4,7 +4,8 @@
 
 The payload (the pickled target and arguments) is hashed at submit time into
 ``<folder>/payload.sha256``. A payload changed after submission fails the job with a clear error
-instead of being unpickled, since unpickling runs code.
+instead of being unpickled, since unpickling runs code. The code snapshot is then extracted into
+``<folder>/code`` (checked against its digests, see :mod:`aifsdk._pack`) before any of it is imported.
 """
 
 from __future__ import annotations
@@ -73,15 +74,36 @@ def main() -> None:
 
     os.environ["SUBMITIT_FOLDER"] = str(folder)
     env = job_environment.JobEnvironment()
-    problem = verify(folder, env.job_id)
+    problem, kind = verify(folder, env.job_id), "PayloadChanged"
+    if problem is None:
+        problem, kind = extract_code(folder), "SnapshotCorrupt"
     if problem:
         print(f"aifsdk: {problem}", file=sys.stderr, flush=True)
         paths = env.paths
         if env.global_rank == 0 or not paths.result_pickle.exists():
             with utils.temporary_save_path(paths.result_pickle) as tmp:
-                utils.cloudpickle_dump(("error", f"aifsdk.PayloadChanged: {problem}"), tmp)
+                utils.cloudpickle_dump(("error", f"aifsdk.{kind}: {problem}"), tmp)
         sys.exit(1)
     submission.process_job(folder)
+
+
+def extract_code(folder: Path) -> str | None:
+    """Extract the job's code snapshot into ``<folder>/code`` before anything imports from it
+    (once per job folder); None when done, else what does not match."""
+    from ._pack import SnapshotIntegrityError, materialise
+
+    try:
+        extracted = materialise(folder)
+    except SnapshotIntegrityError as exc:
+        return str(exc)
+    if extracted or (folder / "code").is_dir():
+        import importlib
+
+        # sys.path entries under code/ may have been looked at before they existed (remembered as absent)
+        for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
+            del sys.path_importer_cache[path]
+        importlib.invalidate_caches()
+    return None
 
 
 if __name__ == "__main__":

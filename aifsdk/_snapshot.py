@@ -2,11 +2,12 @@
 
 The files are chosen like git does (tracked plus untracked-but-not-ignored files in a work tree;
 elsewhere every file minus ignore patterns), plus the patterns of an ``.aifsdkignore`` file.
-They are stored content-addressed under ``<job_root>/.snapshots/objects/<sha256>`` (identical
-files once, across all jobs) and each job gets ``<job folder>/code/``, hard links into that store:
-an unchanged file is never copied again. Two guards run at plan time, before anything is
-written: a size guard (the biggest files and how to exclude them) and a secret guard (file names
-and the pattern that matched).
+They are stored under ``<job_root>/.snapshots/``: the contents new to the store in one pack per
+snapshot, and a manifest per snapshot (see :mod:`aifsdk._pack`), so identical files are stored
+once across all jobs and an unchanged tree writes nothing. The job folder names its snapshot and
+the job extracts it into ``<job folder>/code/`` when it starts. Two guards run at plan time,
+before anything is written: a size guard (the biggest files and how to exclude them) and a secret
+guard (file names and the pattern that matched).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -76,7 +76,7 @@ class SnapshotOptions:
 @dataclass
 class Snapshot:
     root: Path  # the user's tree that was snapshotted
-    tree: Path  # the job's copy (hard links into the store), which the job runs from
+    tree: Path  # the job's copy (extracted from the store when the job starts), which the job runs from
     digest: str  # sha256 over (path, content hash, executable) of every file
     files: int
     bytes: int
@@ -334,100 +334,38 @@ def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
                     "cluster's filesystem; or snapshot=False")]
 
 
-def _store(path: str, target: str, objects: str, executable: bool, index: FileIndex, made: set[str]) -> tuple[str, int]:
-    """Write a file into the job's copy while hashing what is written, then hard-link that copy into
-    the store under its hash: one new inode per new content, and an object's name is always the hash
-    of its bytes (even if the file changed since it was indexed). Returns (object path, bytes new to the store)."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as src:
-        st = os.fstat(src.fileno())
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
-        try:
-            while chunk := src.read(_CHUNK):
-                h.update(chunk)
-                _write_all(fd, chunk)
-                size += len(chunk)
-        finally:
-            os.close(fd)
-    digest = h.hexdigest()
-    if st.st_size == size:
-        index.put(path, st, digest)
-    if digest[:2] not in made:
-        os.makedirs(f"{objects}/{digest[:2]}", exist_ok=True)
-        made.add(digest[:2])
-    obj = _object(objects, digest, executable)
-    try:
-        os.link(target, obj)  # the object appears whole, never half written
-    except FileExistsError:  # same content already stored (a duplicate in this tree): share it
-        os.unlink(target)
-        _link_or_copy(obj, target)
-        return obj, 0
-    except OSError:  # the store is on another filesystem: a copy of its own
-        shutil.copyfile(target, obj + f".{os.getpid()}.part")
-        os.chmod(obj + f".{os.getpid()}.part", 0o555 if executable else 0o444)
-        os.replace(obj + f".{os.getpid()}.part", obj)
-    return obj, size
+def take(root: Path, store: Path, names: list[str], folder: Path, workdir: Path | None = None) -> Snapshot:
+    """Store the files under ``store`` (a pack holding only the contents new to it, and the
+    snapshot's manifest) and point the job ``folder`` at the snapshot; the files are extracted into
+    ``<folder>/code`` when the job starts (:func:`aifsdk._pack.materialise`). An unchanged file is
+    neither read nor hashed again (the file index), and an unchanged tree writes no pack at all."""
+    from ._pack import PackStore, snapshot_digest, write_ref
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _object(objects: str, digest: str, executable: bool) -> str:
-    # the mode lives on the inode every job links to, so an executable copy is a separate object
-    return f"{objects}/{digest[:2]}/{digest}.x" if executable else f"{objects}/{digest[:2]}/{digest}"
-
-
-def take(root: Path, store: Path, names: list[str], dest: Path) -> Snapshot:
-    """Store the files content-addressed under ``store`` (each content once) and lay out the job's
-    own copy at ``dest`` as hard links to them: an unchanged file is neither read nor copied again."""
-    store.mkdir(parents=True, exist_ok=True, mode=0o700)
     index = file_index()
-    entries = []
-    total = copied = 0
-    objects, base_dir, dest_dir = str(store / "objects"), str(root), str(dest)
-    os.makedirs(objects, exist_ok=True)
-    made: set[str] = set()
-    for parent in sorted({name.rpartition("/")[0] for name in names}):
-        os.makedirs(f"{dest_dir}/{parent}" if parent else dest_dir, exist_ok=True)
-    for name in names:  # sequential: threads were slower here (the loop is mostly Python, under the GIL)
+    entries: list[tuple[str, str, bool]] = []
+    sizes: dict[str, int] = {}
+    base_dir = str(root)
+    for name in names:
         path = f"{base_dir}/{name}"
         try:
-            st = os.stat(path)  # now, not at plan time: what is linked is what the file holds at submit
+            st = os.stat(path)  # now, not at plan time: what is stored is what the file holds at submit
+            entry = index.get(path, st)
+            if entry is None or not entry[2]:
+                entry = _read(path, index, st, scan=False)
         except FileNotFoundError:
             continue  # deleted since it was listed: not in the snapshot (the manifest counts what is)
-        executable = bool(st.st_mode & stat.S_IXUSR)
-        entry = index.get(path, st)
-        obj = _object(objects, entry[2], executable) if entry and entry[2] else None
-        target = f"{dest_dir}/{name}"
-        try:
-            if obj is None:
-                raise FileNotFoundError(path)
-            os.link(obj, target)
-        except FileNotFoundError:  # never hashed, or not in this store yet
-            try:
-                obj, size = _store(path, target, objects, executable, index, made)
-            except FileNotFoundError:
-                continue  # deleted while being copied
-            copied += size
-        except OSError:  # another filesystem than the store, or too many links: copy
-            shutil.copy2(obj, target)
-        entries.append((name, obj.rpartition("/")[2].removesuffix(".x"), executable))
-        total += st.st_size
+        entries.append((name, entry[2], bool(st.st_mode & stat.S_IXUSR)))
+        sizes[name] = st.st_size
     index.save()
+    digest = snapshot_digest(entries)
+    packs = PackStore(store)
+    copied = 0
+    if not packs.has(digest):
+        store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest, entries, copied = packs.add(root, entries)
+    code = write_ref(folder, store, digest, workdir)
     commit = _git(root, "rev-parse", "HEAD")
     diff = _git(root, "diff", "HEAD", "--binary")
-    return Snapshot(root=root, tree=dest, digest=hashlib.sha256(json.dumps(entries).encode()).hexdigest(),
-                    files=len(entries), bytes=total, copied_bytes=copied,
-                    git_commit=commit.strip() if commit else None,
+    return Snapshot(root=root, tree=code, digest=digest, files=len(entries), bytes=sum(sizes.get(e[0], 0) for e in entries),
+                    copied_bytes=copied, git_commit=commit.strip() if commit else None,
                     git_dirty_sha256=hashlib.sha256(diff.encode()).hexdigest() if diff else None)
-
-
-def _link_or_copy(obj: str, target: str) -> None:
-    try:
-        os.link(obj, target)
-    except OSError:
-        shutil.copy2(obj, target)

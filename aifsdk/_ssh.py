@@ -166,10 +166,12 @@ class SSH:
                 time.sleep(min(2.0 * (attempt + 1), 5.0))
         raise SchedulerError(f"copying {what} over SSH to/from {self.spec.host} failed (rsync exit {proc.returncode}): {proc.stderr.strip()}")
 
-    def push(self, local: Path, remote: str, link_dest: str | None = None, exclude: tuple[str, ...] = ()) -> None:
+    def push(self, local: Path, remote: str, link_dest: str | None = None, exclude: tuple[str, ...] = (),
+             rules: tuple[str, ...] = ()) -> None:
         """Copy a local folder to the cluster. With ``link_dest`` (a folder there), files equal to
-        theirs in size and mtime (to the nanosecond) become hard links to them instead of copies."""
-        args = ["-a", "--mkpath", "--modify-window=-1", *(f"--exclude={pattern}" for pattern in exclude)]
+        theirs in size and mtime (to the nanosecond) become hard links to them instead of copies.
+        ``rules``: rsync filter rules (``--include=...``/``--exclude=...``, first match wins)."""
+        args = ["-a", "--mkpath", "--modify-window=-1", *(f"--exclude={pattern}" for pattern in exclude), *rules]
         if link_dest:
             args.append(f"--link-dest={link_dest}")
         self._rsync([*args, f"{local}/", f"{self.spec.host}:{remote}/"], f"{local}")

@@ -61,17 +61,97 @@ def test_job_runs_the_code_as_submitted_not_as_edited(project: Path) -> None:
     assert "running v2" in res.stdout.read_text()  # the edit made before this submission is what ran
 
 
+def _store() -> Path:
+    return Path(os.environ["AIFSDK_JOB_ROOT"]) / ".snapshots"
+
+
+def _packs() -> list[Path]:
+    return sorted((_store() / "packs").glob("*.pack"))
+
+
+def _stored(plan: aifsdk.Plan) -> aifsdk.Plan:
+    """The job folder as submit leaves it (snapshot stored, nothing extracted), without starting a job."""
+    from aifsdk._launch import _take_snapshot
+    from aifsdk._paths import make_private_dir
+
+    make_private_dir(plan.folder)
+    _take_snapshot(plan)
+    return plan
+
+
 def test_unchanged_tree_is_stored_once(project: Path) -> None:
+    """A second submit of an unchanged tree writes no pack and no manifest: its job folder names the
+    same stored snapshot, and each job extracts its own copy when it starts."""
     a = aifsdk.submit(["true"])
+    packs, manifests = _packs(), sorted((_store() / "snapshots").iterdir())
     b = aifsdk.submit(["true"])
     a.result(timeout=60), b.result(timeout=60)
-    import json
-
     ra = json.loads((a.folder / "aifsdk-job.json").read_text())["snapshot"]
     rb = json.loads((b.folder / "aifsdk-job.json").read_text())["snapshot"]
     assert ra["sha256"] == rb["sha256"] and ra["new_bytes_stored"] > 0 and rb["new_bytes_stored"] == 0
-    assert os.stat(a.folder / "code" / "projmod.py").st_ino == os.stat(b.folder / "code" / "projmod.py").st_ino
+    assert len(packs) == 1 and _packs() == packs and sorted((_store() / "snapshots").iterdir()) == manifests
+    assert json.loads((b.folder / "snapshot.json").read_text())["digest"] == ra["sha256"]
+    assert (a.folder / "code" / "projmod.py").read_text() == (b.folder / "code" / "projmod.py").read_text()
     assert ra["git_commit"] and len(ra["git_commit"]) == 40
+
+
+def test_one_changed_file_packs_only_that_file(project: Path) -> None:
+    """A second snapshot with one file changed stores a pack holding that file's bytes alone; its
+    manifest reads every other file from the first pack."""
+    first = aifsdk.submit(["true"])
+    (project / "projmod.py").write_text("def which():\n    return 'v2, a changed file'\n")
+    second = aifsdk.submit(["true"])
+    first.result(timeout=60), second.result(timeout=60)
+    old, new = (json.loads((j.folder / "aifsdk-job.json").read_text())["snapshot"] for j in (first, second))
+    assert old["sha256"] != new["sha256"] and new["new_bytes_stored"] == (project / "projmod.py").stat().st_size
+    packs = _packs()
+    assert len(packs) == 2
+    newest = next(p for p in packs if p.stat().st_size == new["new_bytes_stored"])
+    assert newest.read_bytes() == (project / "projmod.py").read_bytes()
+    manifest = json.loads((_store() / "snapshots" / f"{new['sha256']}.json").read_text())
+    where = {f[0]: f[3] for f in manifest["files"]}
+    assert where["projmod.py"] == newest.name and {where[n] for n in where if n != "projmod.py"} == {(set(p.name for p in packs) - {newest.name}).pop()}
+    assert "v2, a changed file" in (second.folder / "code" / "projmod.py").read_text()
+
+
+def test_materialising_is_idempotent(project: Path) -> None:
+    """Extracting a job's snapshot twice (a requeue, a second task) does nothing the second time;
+    an interrupted extraction (no completion mark) is redone in full, over what was left."""
+    from aifsdk._pack import DONE_FILE, materialise
+
+    plan = _stored(aifsdk.plan(["true"]))
+    code = plan.folder / "code"
+    assert not (code / "projmod.py").exists()  # nothing extracted at submit time
+    assert materialise(plan.folder) is True
+    inode = (code / "projmod.py").stat().st_ino
+    assert materialise(plan.folder) is False and (code / "projmod.py").stat().st_ino == inode
+    (plan.folder / DONE_FILE).unlink()  # as if the first job start had died half-way
+    (code / "train.py").unlink()
+    assert materialise(plan.folder) is True
+    assert (code / "train.py").read_text() == (project / "train.py").read_text()
+    assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) == sorted(plan.snapshot.files)  # type: ignore[union-attr]
+
+
+def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
+    """One byte changed in the store after submit: the job fails with the integrity error naming the
+    file; the snapshot is set aside, so the next submit of the same tree stores it again and runs."""
+    projmod = importlib.import_module("projmod")
+    plan = _stored(aifsdk.plan(projmod.which))
+    from aifsdk._pack import DONE_FILE
+    manifest = json.loads((_store() / "snapshots" / f"{json.loads((plan.folder / 'snapshot.json').read_text())['digest']}.json").read_text())
+    name, _, _, pack, offset, _ = next(f for f in manifest["files"] if f[0] == "projmod.py")
+    path = _store() / "packs" / pack
+    path.chmod(0o600)
+    data = bytearray(path.read_bytes())
+    data[offset + 5] ^= 0x01
+    path.write_bytes(bytes(data))
+    from aifsdk._run import extract_code
+
+    problem = extract_code(plan.folder)
+    assert problem and "projmod.py" in problem and "corrupt" in problem and "submit again" in problem
+    assert not (plan.folder / DONE_FILE).exists() and not (plan.folder / "code" / "projmod.py").exists()
+    again = aifsdk.submit(projmod.which)  # the same tree: stored anew, not read from the corrupt pack
+    assert again.result(timeout=60) == "v1" and again.manifest()["snapshot"]["new_bytes_stored"] > 0
 
 
 @pytest.mark.parametrize("name, content, why", [
@@ -204,8 +284,7 @@ def test_file_index_remembers_each_file_across_processes(project: Path) -> None:
 
 
 def test_same_content_keeps_each_files_mode(project: Path) -> None:
-    """Objects carry their mode on the shared inode, so an executable and a plain file with the same
-    bytes are stored as two objects and each job copy keeps its own mode."""
+    """An executable and a plain file with the same bytes are stored once; each job copy keeps its own mode."""
     (project / "run.sh").write_text("echo same\n")
     (project / "notes.sh").write_text("echo same\n")
     os.chmod(project / "run.sh", 0o755)
@@ -213,23 +292,31 @@ def test_same_content_keeps_each_files_mode(project: Path) -> None:
     job.result(timeout=60)
     code = job.folder / "code"
     assert os.access(code / "run.sh", os.X_OK) and not os.stat(code / "notes.sh").st_mode & 0o111
-    assert os.stat(code / "run.sh").st_ino != os.stat(code / "notes.sh").st_ino
+    assert (code / "run.sh").read_text() == (code / "notes.sh").read_text() == "echo same\n"
 
 
 def test_store_objects_are_named_by_the_hash_of_their_bytes(project: Path) -> None:
+    """Every object in the store's index is the sha256 of the bytes it points at; identical files
+    are stored once; packs and manifests are read-only and the store is private."""
     import hashlib
+    import stat
 
     (project / "dup_a.txt").write_text("identical\n")
     (project / "dup_b.txt").write_text("identical\n")
     job = aifsdk.submit(["true"])
     job.result(timeout=60)
-    code = job.folder / "code"
-    assert os.stat(code / "dup_a.txt").st_ino == os.stat(code / "dup_b.txt").st_ino  # stored once
-    objects = [p for p in (Path(os.environ["AIFSDK_JOB_ROOT"]) / ".snapshots" / "objects").rglob("*") if p.is_file()]
-    assert len(objects) >= 5
-    for obj in objects:
-        assert obj.name.removesuffix(".x") == hashlib.sha256(obj.read_bytes()).hexdigest()
-        assert not obj.stat().st_mode & 0o222  # read-only: a job cannot change what another job runs
+    lines = (_store() / "objects.idx").read_text().splitlines()
+    assert len(lines) >= 5
+    digests = [line.split()[0] for line in lines]
+    assert len(digests) == len(set(digests)) and hashlib.sha256(b"identical\n").hexdigest() in digests
+    for line in lines:
+        digest, pack, offset, size = line.split()
+        with open(_store() / "packs" / pack, "rb") as f:
+            f.seek(int(offset))
+            assert hashlib.sha256(f.read(int(size))).hexdigest() == digest
+    for path in [*_packs(), *(_store() / "snapshots").iterdir()]:
+        assert not path.stat().st_mode & 0o222  # read-only: a job cannot change what another job runs
+    assert stat.S_IMODE(_store().stat().st_mode) == 0o700 and stat.S_IMODE((_store() / "packs").stat().st_mode) == 0o700
 
 
 def test_a_file_deleted_between_plan_and_submit_is_left_out(project: Path) -> None:

@@ -1,0 +1,303 @@
+"""Packed code snapshots: one pack file per new snapshot at submit, one folder of files on the node.
+
+At submit time the contents new to the store are appended to ONE pack file (``packs/<id>.pack``:
+the objects' bytes back to back), and a snapshot manifest (``snapshots/<digest>.json``) lists
+each file's path, sha256, mode and where its bytes live (pack, offset, size). An object already
+in an earlier pack is not stored again, and an unchanged tree (a snapshot digest already in the
+store) writes nothing but the job's reference to it. ``objects.idx`` (one ``sha256 pack offset
+size`` line per stored object, appended) says what the store holds. The store is private (0700,
+read-only 0400 packs and manifests) and nothing in it is ever rewritten.
+
+The job folder holds ``snapshot.json`` (the snapshot digest and the store, relative to the job
+folder, so the same layout works on a remote cluster) and an empty ``code/``. On the compute
+node, before any user code is imported, :func:`materialise` extracts the files into ``code/``,
+checking each object's sha256 (and the manifest's digest), once per job folder: the first task
+extracts under a lock, the others (and a requeued job) find it complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+REF_FILE = "snapshot.json"  # in the job folder: which snapshot, and where its store is
+DONE_FILE = ".code-complete"  # in the job folder: code/ holds that snapshot in full
+_CHUNK = 1 << 20
+
+
+class SnapshotIntegrityError(RuntimeError):
+    """The stored snapshot no longer matches what was submitted (raised on the node)."""
+
+    def __init__(self, message: str, pack: str | None = None) -> None:
+        super().__init__(message)
+        self.pack = pack  # the pack whose bytes did not match, if any
+
+
+def snapshot_digest(entries: list[tuple[str, str, bool]] | list[list]) -> str:
+    """sha256 over (path, content sha256, executable) of every file, in order."""
+    return hashlib.sha256(json.dumps([list(e) for e in entries]).encode()).hexdigest()
+
+
+def _write_new(path: Path, data: bytes, mode: int = 0o400) -> None:
+    """Write a whole file under a temporary name and rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class PackStore:
+    """A per-user store of packed snapshots (``<job_root>/.snapshots``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def manifest_path(self, digest: str) -> Path:
+        return self.path / "snapshots" / f"{digest}.json"
+
+    def has(self, digest: str) -> bool:
+        return self.manifest_path(digest).is_file()
+
+    def objects(self) -> dict[str, tuple[str, int, int]]:
+        """sha256 -> (pack, offset, size) of every object stored in a pack not marked corrupt."""
+        try:
+            text = (self.path / "objects.idx").read_text()
+        except FileNotFoundError:
+            return {}
+        bad = {p.name.removesuffix(".corrupt") for p in (self.path / "packs").glob("*.corrupt")}
+        found: dict[str, tuple[str, int, int]] = {}
+        for line in text.splitlines():
+            parts = line.split(" ")
+            if len(parts) == 4 and len(parts[0]) == 64 and parts[1] not in bad:  # a torn last line is skipped
+                found.setdefault(parts[0], (parts[1], int(parts[2]), int(parts[3])))
+        return found
+
+    def add(self, root: Path, entries: list[tuple[str, str, bool]]) -> tuple[str, list[tuple[str, str, bool]], int]:
+        """Store a new snapshot of ``root``: the objects not stored yet go into one new pack, then
+        its manifest is written. ``entries`` are (path, sha256, executable) as hashed before; a
+        file whose bytes changed since is stored as it is now, and one deleted since is left out.
+        Returns (snapshot digest, entries, bytes new to the store)."""
+        for sub in ("", "packs", "snapshots"):
+            (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        known = self.objects()
+        pack = f"{secrets.token_hex(8)}.pack"
+        part = self.path / "packs" / f".{pack}.part"
+        new: dict[str, tuple[str, int, int]] = {}
+        files: list[list] = []
+        kept: list[tuple[str, str, bool]] = []
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        offset = 0
+        try:
+            for name, sha, executable in entries:
+                where = known.get(sha) or new.get(sha)
+                if where is None:
+                    try:
+                        sha, size = _append(fd, f"{root}/{name}")
+                    except FileNotFoundError:
+                        continue  # deleted since it was listed: not in the snapshot
+                    where = known.get(sha) or new.get(sha)
+                    if where is None:  # bytes new to the store: keep them in this pack
+                        where = new[sha] = (pack, offset, size)
+                        offset += size
+                    else:  # changed since hashed, into content stored already: drop the copy
+                        os.ftruncate(fd, offset)
+                        os.lseek(fd, offset, os.SEEK_SET)
+                kept.append((name, sha, executable))
+                files.append([name, sha, int(executable), where[0], where[1], where[2]])
+        finally:
+            os.close(fd)
+        digest = snapshot_digest(kept)
+        if new:
+            os.chmod(part, 0o400)
+            os.replace(part, self.path / "packs" / pack)
+            lines = "".join(f"{sha} {p} {off} {size}\n" for sha, (p, off, size) in new.items())
+            fd = os.open(self.path / "objects.idx", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                _write_all(fd, lines.encode())  # one append: concurrent submits do not interleave lines
+            finally:
+                os.close(fd)
+        else:
+            part.unlink()
+        manifest = {"version": 1, "digest": digest, "files": files}
+        _write_new(self.manifest_path(digest), json.dumps(manifest, separators=(",", ":")).encode())
+        return digest, kept, offset
+
+
+def _append(fd: int, path: str) -> tuple[str, int]:
+    """Append a file's bytes to the pack, hashing what is written: (sha256, size)."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as src:
+        while chunk := src.read(_CHUNK):
+            h.update(chunk)
+            _write_all(fd, chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+# -- the job folder's reference ------------------------------------------------------------------
+def write_ref(folder: Path, store: Path, digest: str, workdir: Path | None = None) -> Path:
+    """Point a job folder at a stored snapshot and create its (empty) ``code/``, plus the job's
+    working folder inside it (Slurm's ``--chdir`` and the local runner need it before the job starts).
+    Returns the code folder."""
+    code = folder / "code"
+    code.mkdir(exist_ok=True)
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    ref = {"version": 1, "digest": digest, "store": os.path.relpath(store, folder)}
+    (folder / REF_FILE).write_text(json.dumps(ref) + "\n")
+    return code
+
+
+def read_ref(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / REF_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def store_of(folder: Path, ref: dict) -> Path:
+    """The store a job folder's reference names (relative to the folder)."""
+    return Path(os.path.normpath(folder / ref["store"]))
+
+
+def packs_of(manifest: dict) -> list[str]:
+    return sorted({f[3] for f in manifest["files"]})
+
+
+def load_manifest(store: Path, digest: str) -> dict:
+    """A stored snapshot manifest (or the copy a job set aside as corrupt), checked against its digest."""
+    path = PackStore(store).manifest_path(digest)
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        try:
+            manifest = json.loads(path.with_name(path.name + ".corrupt").read_bytes())
+        except FileNotFoundError:
+            raise SnapshotIntegrityError(f"the code snapshot {digest[:16]}... is missing from {store} ({path.name}): "
+                                         "the store was changed after submission; submit again") from None
+    except ValueError as exc:
+        raise SnapshotIntegrityError(f"the snapshot manifest {path} is not valid JSON ({exc}): the store was changed "
+                                     "after submission; submit again") from None
+    entries = [(f[0], f[1], bool(f[2])) for f in manifest.get("files", [])]
+    if snapshot_digest(entries) != digest:
+        raise SnapshotIntegrityError(f"the snapshot manifest {path} does not match the submitted snapshot {digest[:16]}...: "
+                                     "the store was changed after submission; submit again")
+    return manifest
+
+
+# -- the node side ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock between the tasks of one job (where the filesystem has none, each extracts)."""
+    import fcntl
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_complete(folder: Path, digest: str) -> bool:
+    try:
+        return (folder / DONE_FILE).read_text().strip() == digest
+    except FileNotFoundError:
+        return False
+
+
+def materialise(folder: Path) -> bool:
+    """Extract the job's snapshot into ``<folder>/code`` unless already done; True if it extracted.
+
+    Every object is checked against its sha256 before it is renamed into place; a mismatch raises
+    :class:`SnapshotIntegrityError` naming the file, and sets the snapshot aside in the store
+    (``.corrupt``) so that the next submit of the same tree stores it again."""
+    ref = read_ref(folder)
+    if ref is None:
+        return False  # no snapshot (snapshot=False)
+    digest = ref["digest"]
+    if is_complete(folder, digest):
+        return False
+    with _locked(folder / ".code.lock"):
+        if is_complete(folder, digest):
+            return False  # another task of this job did it while we waited
+        store = store_of(folder, ref)
+        manifest = load_manifest(store, digest)
+        try:
+            _extract(store, manifest, folder / "code")
+        except SnapshotIntegrityError as exc:
+            _set_aside(store, digest, exc.pack)
+            raise
+        _write_new(folder / DONE_FILE, f"{digest}\n".encode(), 0o600)
+    return True
+
+
+def _extract(store: Path, manifest: dict, code: Path) -> None:
+    fds: dict[str, int] = {}
+    made: set[str] = set()
+    base = str(code)
+    tag = f".{os.getpid()}.part"
+    try:
+        for name, sha, executable, pack, offset, size in manifest["files"]:
+            if pack not in fds:
+                try:
+                    fds[pack] = os.open(store / "packs" / pack, os.O_RDONLY)
+                except FileNotFoundError:
+                    raise SnapshotIntegrityError(f"{name}: its pack {pack} is missing from {store / 'packs'}: the store was "
+                                                 "changed after submission; submit again") from None
+            parent = name.rpartition("/")[0]
+            if parent and parent not in made:
+                os.makedirs(f"{base}/{parent}", exist_ok=True)
+                made.add(parent)
+            target = f"{base}/{name}"
+            out = os.open(target + tag, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o555 if executable else 0o444)
+            h = hashlib.sha256()
+            try:
+                done = 0
+                while done < size:
+                    chunk = os.pread(fds[pack], min(_CHUNK, size - done), offset + done)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    _write_all(out, chunk)
+                    done += len(chunk)
+            finally:
+                os.close(out)
+            actual = h.hexdigest()
+            if actual != sha or done != size:
+                os.unlink(target + tag)
+                raise SnapshotIntegrityError(
+                    f"the code snapshot is corrupt: {name} read from pack {pack} ({done} of {size} bytes at offset {offset}, "
+                    f"sha256 {actual[:16]}...) does not match the submitted file (sha256 {sha[:16]}...); the store "
+                    f"{store} was changed after submission. The snapshot is set aside: submit again to store it anew", pack)
+            os.replace(target + tag, target)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _set_aside(store: Path, digest: str, pack: str | None) -> None:
+    """Mark a corrupt pack and manifest so that later submits store the tree again (nothing deleted)."""
+    with contextlib.suppress(OSError):
+        manifest = PackStore(store).manifest_path(digest)
+        manifest.rename(manifest.with_name(manifest.name + ".corrupt"))
+    with contextlib.suppress(OSError):
+        if pack is not None:
+            (store / "packs" / f"{pack}.corrupt").write_text("set aside by a job that found it did not match its digests\n")

@@ -6,38 +6,44 @@
 
 ``plan`` shows what ``submit`` would do (the exact sbatch script, resolved resources, cost)
 without submitting. Errors form one tree rooted at :class:`AifsdkError` (see ``aifsdk._errors``).
+
+The public names are imported on first use (PEP 562): ``import aifsdk`` stays cheap, and a job's
+runner (``python -m aifsdk._run``) and its unpickled payload load only the modules they use.
 """
 
 from __future__ import annotations
 
+import importlib as _importlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
 
-from ._array import map
-from ._command import CommandResult
-from ._deps import afterany, afterok
-from ._distributed import distributed
-from ._errors import (
-    AifsdkError,
-    JobCancelledError,
-    JobError,
-    JobFailedError,
-    JobNotFoundError,
-    JobTimeoutError,
-    Problem,
-    ProfileError,
-    RequestError,
-    SchedulerError,
-    SiteNotFoundError,
-)
-from ._job import Job
-from ._measure import measure
-from ._plan import Cost, Plan, plan
-from ._profile import SiteProfile, load_site
-from ._resources import Resources
-from ._sizing import Measurement, Sizing, size
-from ._snapshot import SnapshotOptions
-from ._wait import wait
+if _TYPE_CHECKING:  # the names __getattr__ imports on first use, for type checkers and IDEs
+    from ._array import map
+    from ._command import CommandResult
+    from ._deps import afterany, afterok
+    from ._distributed import distributed
+    from ._errors import (
+        AifsdkError,
+        JobCancelledError,
+        JobError,
+        JobFailedError,
+        JobNotFoundError,
+        JobTimeoutError,
+        Problem,
+        ProfileError,
+        RequestError,
+        SchedulerError,
+        SiteNotFoundError,
+    )
+    from ._job import Job
+    from ._measure import measure
+    from ._plan import Cost, Plan, plan
+    from ._profile import SiteProfile, load_site
+    from ._resources import Resources
+    from ._sizing import Measurement, Sizing, size
+    from ._snapshot import SnapshotOptions
+    from ._wait import wait
 
 __version__ = "0.1.0"
 
@@ -75,6 +81,46 @@ __all__ = [
     "wait",
 ]
 
+# Where each public name lives; read by __getattr__ on first use.
+_LAZY = {
+    "map": "_array",
+    "CommandResult": "_command",
+    "afterany": "_deps",
+    "afterok": "_deps",
+    "distributed": "_distributed",
+    **dict.fromkeys(
+        ("AifsdkError", "JobCancelledError", "JobError", "JobFailedError", "JobNotFoundError", "JobTimeoutError",
+         "Problem", "ProfileError", "RequestError", "SchedulerError", "SiteNotFoundError"),
+        "_errors",
+    ),
+    "Job": "_job",
+    "measure": "_measure",
+    "Cost": "_plan",
+    "Plan": "_plan",
+    "plan": "_plan",
+    "SiteProfile": "_profile",
+    "load_site": "_profile",
+    "Resources": "_resources",
+    "Measurement": "_sizing",
+    "Sizing": "_sizing",
+    "size": "_sizing",
+    "SnapshotOptions": "_snapshot",
+    "wait": "_wait",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aifsdk' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "local", **options: Any) -> Job:
     """Submit ``target(*args)`` (or a command, as a list of strings) to ``site``.
@@ -87,4 +133,6 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
     arguments go through ``functools.partial``. The request is checked first, with every
     problem reported at once in a :class:`RequestError`; nothing reaches the scheduler then.
     """
+    from ._plan import plan
+
     return plan(target, *args, site=site, **options).submit()

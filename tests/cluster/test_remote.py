@@ -58,14 +58,22 @@ def test_function_and_command_jobs_over_ssh(ssh_host: Path) -> None:
     assert getpass.getuser() != REMOTE_USER
 
 
-def test_unchanged_code_is_linked_not_sent_again(ssh_host: Path) -> None:
+def test_unchanged_code_is_not_packed_or_sent_again(ssh_host: Path) -> None:
+    """The second job of an unchanged tree packs nothing here; both jobs read the one manifest and
+    pack pushed to the cluster's store, and each extracts its own code/ there."""
     site = remote_site(ssh_host)
     a = aifsdk.submit(jobfns.double, 2, site=site, time=5)
+    local_packs = sorted((a.folder.parent.parent / ".snapshots" / "packs").glob("*.pack"))
     b = aifsdk.submit(jobfns.double, 3, site=site, time=5)
     assert aifsdk.wait([a, b], timeout=180) and (a.result(), b.result()) == (4, 6)
-    fa = Path(a.manifest()["remote"]["folder"]) / "code" / "tests" / "jobfns.py"
-    fb = Path(b.manifest()["remote"]["folder"]) / "code" / "tests" / "jobfns.py"
-    assert fa.stat().st_ino == fb.stat().st_ino  # rsync --link-dest against the previous job folder
+    assert sorted((a.folder.parent.parent / ".snapshots" / "packs").glob("*.pack")) == local_packs
+    assert b.manifest()["snapshot"]["new_bytes_stored"] == 0 and b.manifest()["snapshot"]["sha256"] == a.manifest()["snapshot"]["sha256"]
+    ra, rb = (Path(j.manifest()["remote"]["folder"]) for j in (a, b))
+    remote_store = ra.parent.parent / ".snapshots"
+    assert (remote_store / "snapshots" / f"{a.manifest()['snapshot']['sha256']}.json").is_file()
+    assert {p.name for p in (remote_store / "packs").glob("*.pack")} >= {p.name for p in local_packs}
+    assert oct(remote_store.stat().st_mode & 0o777) == "0o700"
+    assert (ra / "code" / "tests" / "jobfns.py").read_text() == (rb / "code" / "tests" / "jobfns.py").read_text()
 
 
 def test_failure_and_logs_come_back(ssh_host: Path) -> None:

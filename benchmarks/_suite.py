@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import micro
 from ._device import DeviceInfo, detect, torch_dtype
 from ._measure import Context, Progress
+from ._rounds import merge_rounds
 from ._timing import TimingConfig
 from .results import new_document, provenance
 
@@ -88,10 +89,15 @@ def _check(name: str, target: str | None, node: dict[str, Any]) -> list[str]:
     return problems
 
 
-def count_steps(calls: list[tuple[str, Callable[..., Any], dict[str, Any]]], device: DeviceInfo) -> int:
-    """How many progress steps the suite will take (shapes, kernels, workloads, jobs)."""
+def _submits(fn: Callable[..., Any]) -> bool:
+    return f"{fn.__module__}.{fn.__name__}" in SUBMITTING
+
+
+def count_steps(calls: list[tuple[str, Callable[..., Any], dict[str, Any]]], device: DeviceInfo, rounds: int = 1) -> int:
+    """How many progress steps the suite will take (shapes, kernels, workloads, jobs; every round)."""
     total = 0
     for _, fn, node in calls:
+        before = total
         if fn is micro.matmul:
             shapes = micro.shape_grid(node.get("mode", "quick"), node.get("m_range", (256, 1024, 256)), node.get("n_range", (1024,)),
                                       node.get("k_range", (1024,)))
@@ -107,6 +113,8 @@ def count_steps(calls: list[tuple[str, Callable[..., Any], dict[str, Any]]], dev
             total += len(node["names"])
         else:
             total += 1
+        if not _submits(fn):
+            total += (total - before) * (rounds - 1)
     return total
 
 
@@ -126,7 +134,10 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
     if warm is not None:
         timing_node["device_warmup_s"] = float(warm.get("gpu" if device.is_gpu else "cpu", 0))  # type: ignore[index]
     timing = TimingConfig(**timing_node)  # type: ignore[arg-type]
-    progress = Progress(count_steps(calls, device), **({"stream": progress_stream} if progress_stream else {}))
+    rounds = int(cfg.get("rounds") or 1)
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds}: allowed >= 1. Fix: rounds=3 (each local benchmark measured in 3 interleaved windows)")
+    progress = Progress(count_steps(calls, device, rounds), **({"stream": progress_stream} if progress_stream else {}))
     ctx = ctx_factory(device, timing, telemetry_interval_s=float(cfg.telemetry_interval_s), progress=progress)
     prov = provenance(device.to_dict(), overrides, torch.get_num_threads())
     started = time.perf_counter()
@@ -134,15 +145,23 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
         progress.note(f"device warm-up: {timing.device_warmup_s:g} s of 4096^3 matmuls on {device.name}")
         x = torch.randn(4096, 4096, device=device.torch_device)
         ctx.timer.warm_device(lambda: torch.mm(x, x))
-    rows: list[dict[str, Any]] = []
+    per_round: list[list[dict[str, Any]]] = []
     failed = 0
-    for name, fn, kwargs in calls:
-        try:
-            rows += fn(ctx, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
-            failed += 1
-            progress.note(f"error: benchmark {name} failed: {exc!r}")
-            rows.append({"benchmark": name, "case": "error", "skipped": f"failed: {exc!r}", "traceback": traceback.format_exc()})
+    broken: set[str] = set()
+    for index in range(rounds):
+        rows: list[dict[str, Any]] = []
+        for name, fn, kwargs in calls:
+            if name in broken or (index > 0 and _submits(fn)):  # a job-submitting benchmark runs once
+                continue
+            try:
+                rows += fn(ctx, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
+                failed += 1
+                broken.add(name)
+                progress.note(f"error: benchmark {name} failed: {exc!r}")
+                rows.append({"benchmark": name, "case": "error", "skipped": f"failed: {exc!r}", "traceback": traceback.format_exc()})
+        per_round.append(rows)
+    rows = merge_rounds(per_round)
     progress.close()
     config = OmegaConf.to_container(cfg, resolve=True)
     return new_document(rows, prov, config, time.perf_counter() - started), failed  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def verify(folder: Path, job_id: str, wait_s: float = 60.0) -> str | None:
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    from submitit.core import job_environment, submission, utils
+    from submitit.core import job_environment, utils
 
     os.environ["SUBMITIT_FOLDER"] = str(folder)
     env = job_environment.JobEnvironment()
@@ -84,7 +84,42 @@ def main() -> None:
             with utils.temporary_save_path(paths.result_pickle) as tmp:
                 utils.cloudpickle_dump(("error", f"aifsdk.{kind}: {problem}"), tmp)
         sys.exit(1)
-    submission.process_job(folder)
+    process_job(folder)
+
+
+def process_job(folder: Path) -> None:
+    """submitit's job runner, step for step (load the payload, handle the checkpoint signals, run
+    it, save the result or the traceback; the same log lines), without the ``import numpy`` that
+    submitit's ``submission`` module does first (0.1 s per task; a payload holding numpy objects
+    still imports it while unpickling)."""
+    import traceback
+
+    from submitit.core import job_environment, utils
+    from submitit.core.logger import get_logger
+
+    env = job_environment.JobEnvironment()
+    paths, logger = env.paths, get_logger()
+    logger.info(f"Starting with {env}")
+    logger.info(f"Loading pickle: {paths.submitted_pickle}")
+    try:
+        delayed = utils.DelayedSubmission.load(paths.submitted_pickle)
+        env = job_environment.JobEnvironment()
+        env._handle_signals(paths, delayed)
+        result = delayed.result()
+        logger.info("Job completed successfully")
+        del delayed
+        with utils.temporary_save_path(paths.result_pickle) as tmp:  # written aside, then moved in place
+            utils.cloudpickle_dump(("success", result), tmp)
+        del result
+        logger.info("Exiting after successful completion")
+    except Exception as error:
+        try:
+            with utils.temporary_save_path(paths.result_pickle) as tmp:
+                utils.cloudpickle_dump(("error", traceback.format_exc()), tmp)
+        except Exception as dump_error:
+            logger.error(f"Could not dump error:\n{error}\n\nbecause of {dump_error}")
+        logger.error("Submitted job triggered an exception")
+        raise
 
 
 def extract_code(folder: Path) -> str | None:

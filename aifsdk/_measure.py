@@ -69,7 +69,8 @@ def measure(
     ``items_per_step``: samples (or tokens) one call processes on this rank. ``devices``: the
     job's devices (default: torch.distributed's world size, else 1). ``sync``: the device
     synchronisation (default: torch's for the device in use). ``site``: the site this runs on,
-    so that sizing for that site needs no projection. ``clock``: a seam for tests.
+    so that sizing for that site needs no projection (default: ``AIFSDK_SITE``, which aifsdk
+    sets in every Slurm job it submits). ``clock``: a seam for tests.
     """
     problems = []
     if items_per_step < 1:
@@ -82,6 +83,7 @@ def measure(
         problems.append(Problem("unit", unit, "'samples' or 'tokens'", "tokens for language models"))
     if problems:
         raise RequestError(problems)
+    site = site or os.environ.get("AIFSDK_SITE", "")
     default_sync, name, world = _torch_device()
     sync = sync or default_sync or (lambda: None)
     devices = devices or world

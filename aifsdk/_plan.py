@@ -498,8 +498,10 @@ def _flag(key: str, value: Any) -> str:
 
 
 def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[str]:
-    """Shell lines that set the job's environment: the site's variables, then PYTHONPATH."""
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in profile.env.items()]
+    """Shell lines that set the job's environment: AIFSDK_SITE (the site's name, so that code in
+    the job knows where it runs, e.g. ``aifsdk.measure``), the site's variables, then PYTHONPATH."""
+    lines = [f"export AIFSDK_SITE={shlex.quote(profile.name)}"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in profile.env.items()]
     if pythonpath:
         joined = shlex.quote(os.pathsep.join(pythonpath))
         lines.append(f"export PYTHONPATH={joined}${{PYTHONPATH:+:$PYTHONPATH}}")

@@ -42,6 +42,16 @@ def test_devices_multiply_the_job_throughput() -> None:
     assert m.devices == 4 and m.items_per_s == pytest.approx(4 * 8 / 0.25)
 
 
+def test_the_site_defaults_to_the_jobs_aifsdk_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a job aifsdk's sbatch script exports AIFSDK_SITE (tests/unit/expected/*.sbatch)."""
+    step = ScriptedStep([0.25])
+    monkeypatch.delenv("AIFSDK_SITE", raising=False)
+    assert aifsdk.measure(step, items_per_step=8, steps=5, warmup=0, clock=step.clock, sync=lambda: None).site == ""
+    monkeypatch.setenv("AIFSDK_SITE", "leonardo-booster")
+    assert aifsdk.measure(step, items_per_step=8, steps=5, warmup=0, clock=step.clock, sync=lambda: None).site == "leonardo-booster"
+    assert aifsdk.measure(step, items_per_step=8, steps=5, warmup=0, clock=step.clock, sync=lambda: None, site="lumi-g").site == "lumi-g"
+
+
 def test_a_real_torch_step_on_cpu() -> None:
     torch = pytest.importorskip("torch")
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))

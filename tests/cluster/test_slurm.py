@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_function_job_returns_its_value() -> None:
     plan = aifsdk.plan(double, 21, site="slurm", time="5min")
     job = plan.submit()
-    assert job.result(timeout=600)  # generous: the shared test cluster may be busy with other jobs == 42
+    assert job.result(timeout=600) == 42  # generous: the shared test cluster may be busy with other jobs
     # what sbatch received is byte for byte the plan's script
     submitted = (job.folder / f"{job.job_id}_submission.sh").read_text()
     assert submitted == plan.script

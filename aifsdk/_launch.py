@@ -246,19 +246,51 @@ def _read_payload_hash(folder: Path) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _environment() -> dict[str, Any]:
     """Python, platform and installed packages of the submitting environment (once per process)."""
-    import importlib.metadata
     import platform
     import sys
 
     from . import __version__
 
-    packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]},
-                      key=str.lower)
     return {
         "aifsdk": __version__, "python": platform.python_version(), "executable": sys.executable,
         "implementation": platform.python_implementation(), "platform": platform.platform(), "machine": platform.machine(),
-        "packages": packages, "conda_prefix": os.environ.get("CONDA_PREFIX"), "conda_env": os.environ.get("CONDA_DEFAULT_ENV"),
+        "packages": _installed_packages(), "conda_prefix": os.environ.get("CONDA_PREFIX"), "conda_env": os.environ.get("CONDA_DEFAULT_ENV"),
     }
+
+
+def _installed_packages() -> list[str]:
+    """``name==version`` of every installed distribution. Reading them all takes ~0.1 s, so the list
+    is cached in ``<AIFSDK_HOME>/cache``, keyed by the interpreter and by every ``*.dist-info`` /
+    ``*.egg-info`` entry on sys.path with its mtime: an install, upgrade or removal changes the key."""
+    import importlib.metadata
+    import sys
+
+    from ._paths import aifsdk_home
+
+    seen = [sys.executable, sys.version]
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as found:
+                seen += [f"{entry}/{e.name} {e.stat().st_mtime_ns}" for e in found if e.name.endswith((".dist-info", ".egg-info"))]
+        except NotADirectoryError:  # a zip on sys.path
+            seen.append(f"{entry} {os.stat(entry).st_mtime_ns}")
+        except OSError:
+            continue
+    cache = aifsdk_home() / "cache" / f"packages-{hashlib.sha256(chr(10).join(seen).encode()).hexdigest()[:32]}.json"
+    try:
+        return list(json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        pass
+    packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]},
+                      key=str.lower)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(packages))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home: read them again next time
+    return packages
 
 
 def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:

@@ -1,6 +1,6 @@
 """Job: follow a submitted job, from the process that submitted it or from any other.
 
-Completion is seen from the job's own result files (checked every 0.1 s, cheap) and confirmed by
+Completion is seen from the job's own result files (checked every 0.02-0.1 s, cheap) and confirmed by
 the scheduler through the process-wide poller of :mod:`aifsdk._wait` (one squeue for every job
 waited on, backing off to one query every 10 s), so waiting returns soon after the job ends
 without hammering slurmctld.

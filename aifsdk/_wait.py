@@ -2,8 +2,9 @@
 
 Two sources tell that a job ended:
 
-- its own result files (``<id>_<task>_result.pkl``), checked every 0.1 s with one directory read
-  per job folder whatever the number of jobs in it (a 1,000-task array is one ``listdir``);
+- its own result files (``<id>_<task>_result.pkl``), with one directory read per job folder
+  whatever the number of jobs in it (a 1,000-task array is one ``listdir``), every 0.02 s for up
+  to 10 folders, less often above (0.1 s at 50 folders: ~500 reads a second), at most 0.5 s apart;
 - the scheduler, for jobs that end without a result (cancelled, killed, out of memory, a
   dependency that can never be met). Every wait in the process shares one :class:`Poller`: one
   ``squeue`` call for all of the user's jobs, at most one per second, backing off to one every
@@ -24,7 +25,10 @@ from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
 if TYPE_CHECKING:
     from ._job import Job
 
-FILE_POLL_S = 0.1
+FILE_POLL_S = 0.1  # the pause between two looks at the result files of 50 job folders
+FILE_POLL_MIN_S = 0.02  # the shortest: a few folders cost a few directory reads
+FILE_POLL_MAX_S = 0.5  # the longest, with hundreds of folders: a job's end is still seen within 1 s
+FILE_POLL_PER_FOLDER_S = FILE_POLL_S / 50
 SCHEDULER_POLL_MIN_S = 1.0
 SCHEDULER_POLL_MAX_S = 10.0
 MISS_REFRESH_S = 0.25  # a job missing from a snapshot (just submitted) may refresh it this often
@@ -88,7 +92,8 @@ def poller() -> Poller:
 def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
     """Block until every job has ended (succeeded, failed or been cancelled); return them.
 
-    Returns within about 0.1 s of each job's result files appearing. Raises
+    Returns within 0.02 s (a few job folders) to 0.1 s (50 folders) of the last result file
+    appearing, 0.5 s at most (hundreds of folders). Raises
     :class:`~aifsdk.JobTimeoutError` after ``timeout`` seconds; the jobs go on.
     """
     from ._job import Job
@@ -140,8 +145,13 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
                 f"they go on. Wait again with aifsdk.Job.attach({first.job_id!r}).wait()",
                 job_id=first.job_id, folder=first.folder,
             )
-        time.sleep(FILE_POLL_S)
+        time.sleep(file_poll_interval(len(listings)))
     return items
+
+
+def file_poll_interval(folders: int) -> float:
+    """Pause between two looks at the result files of ``folders`` job folders."""
+    return min(FILE_POLL_MAX_S, max(FILE_POLL_MIN_S, folders * FILE_POLL_PER_FOLDER_S))
 
 
 def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> None:

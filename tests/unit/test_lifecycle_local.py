@@ -45,6 +45,14 @@ def test_wait_refuses_what_is_not_a_job() -> None:
         aifsdk.wait(["1234"])
 
 
+def test_result_files_are_watched_often_but_at_a_bounded_rate() -> None:
+    from aifsdk._wait import file_poll_interval
+
+    assert file_poll_interval(1) <= 0.02 and file_poll_interval(50) <= 0.1  # a few jobs: seen well within 0.1 s of their end
+    assert all(folders / file_poll_interval(folders) <= 500 + 1e-6 for folders in range(1, 251))  # directory reads a second
+    assert all(file_poll_interval(folders) <= 0.5 for folders in range(1, 100_000, 97))  # every end seen within 1 s
+
+
 def test_map_on_local_gives_one_job_per_item_in_order() -> None:
     jobs = aifsdk.map(double, [5, 1, 3])
     assert [j.result(timeout=120) for j in jobs] == [10, 2, 6]

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ._errors import SchedulerError
 from ._profile import Partition
@@ -114,6 +115,7 @@ class Slurm:
         self._info: tuple[float, ClusterInfo] | None = None
         self._sacct_retry_at = 0.0
         self._config: tuple[float, dict[str, str]] | None = None
+        self._submit_limit: tuple[float, int | None] | None = None
         self.calls = 0
         self.counts: Counter[str] = Counter()  # calls per command (squeue, sacct, ...), for benchmarks
 
@@ -134,35 +136,54 @@ class Slurm:
         return proc.stdout
 
     # -- discovery -------------------------------------------------------------------------
-    def _cache_file(self) -> Path | None:
+    def _cache_file(self, what: str = "info") -> Path | None:
         if self.cache_dir is None:
             return None
         key = re.sub(r"[^\w.-]", "_", os.environ.get("SLURM_CONF", "default"))
-        return self.cache_dir / f"slurm-info-{key}.json"
+        return self.cache_dir / f"slurm-{what}-{key}.json"
+
+    def _fresh_cache(self, what: str) -> tuple[float, Any] | None:
+        """(mtime, value) of a cache file younger than ``cache_ttl_s``, else None."""
+        cache = self._cache_file(what)
+        try:
+            mtime = cache.stat().st_mtime if cache else 0.0
+            if cache and time.time() - mtime < self.cache_ttl_s:
+                return mtime, json.loads(cache.read_text())
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def _write_cache(self, what: str, value: Any) -> None:
+        cache = self._cache_file(what)
+        if cache is None:
+            return
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(value))
+            tmp.replace(cache)
+        except OSError:
+            pass  # a read-only home: ask the scheduler again next time
 
     def cluster_info(self, refresh: bool = False) -> ClusterInfo:
         now = time.time()
         if not refresh and self._info and now - self._info[0] < self.cache_ttl_s:
             return self._info[1]
-        cache = self._cache_file()
-        if not refresh and cache and cache.exists() and now - cache.stat().st_mtime < self.cache_ttl_s:
+        cached = None if refresh else self._fresh_cache("info")
+        if cached is not None:
             try:
-                raw = json.loads(cache.read_text())
+                raw = cached[1]
                 info = ClusterInfo({k: Partition(**v) for k, v in raw["partitions"].items()}, raw["total_nodes"])
-                self._info = (cache.stat().st_mtime, info)
+                self._info = (cached[0], info)
                 return info
-            except (ValueError, KeyError, TypeError):
+            except (KeyError, TypeError, AttributeError):
                 pass
         info = parse_scontrol(
             self.run(["scontrol", "--oneliner", "show", "partition"]),
             self.run(["scontrol", "--oneliner", "show", "node"]),
         )
         self._info = (now, info)
-        if cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"partitions": {k: asdict(v) for k, v in info.partitions.items()}, "total_nodes": info.total_nodes}))
-            tmp.replace(cache)
+        self._write_cache("info", {"partitions": {k: asdict(v) for k, v in info.partitions.items()}, "total_nodes": info.total_nodes})
         return info
 
     # -- jobs ------------------------------------------------------------------------------
@@ -236,13 +257,23 @@ class Slurm:
         return self._config[1].get(key)
 
     def submit_limit(self) -> int | None:
-        """The user's MaxSubmitJobs (the smallest one of their associations), None if unlimited or unknown."""
-        try:
-            text = self.run(["sacctmgr", "-n", "-P", "show", "assoc", f"user={_user()}", "format=MaxSubmit"])
-        except SchedulerError:
-            return None
-        limits = [int(v) for v in text.split() if v.strip().isdigit()]
-        return min(limits) if limits else None
+        """The user's MaxSubmitJobs (the smallest one of their associations), None if unlimited or unknown.
+        sacctmgr asks slurmdbd (0.2 s), so the answer is kept for ``cache_ttl_s``, in this process
+        and in ``cache_dir`` (an unknown one is asked again next time)."""
+        what = "submit-limit-" + re.sub(r"[^\w.-]", "_", _user())
+        if self._submit_limit is None or time.time() - self._submit_limit[0] >= self.cache_ttl_s:
+            cached = self._fresh_cache(what)
+            if cached is not None and isinstance(cached[1], dict) and "max_submit" in cached[1]:
+                self._submit_limit = (cached[0], cached[1]["max_submit"])
+            else:
+                try:
+                    text = self.run(["sacctmgr", "-n", "-P", "show", "assoc", f"user={_user()}", "format=MaxSubmit"])
+                except SchedulerError:
+                    return None
+                limits = [int(v) for v in text.split() if v.strip().isdigit()]
+                self._submit_limit = (time.time(), min(limits) if limits else None)
+                self._write_cache(what, {"max_submit": self._submit_limit[1]})
+        return self._submit_limit[1]
 
     def sbatch(self, script: Path) -> str:
         """Submit a batch script file; returns the job id."""

@@ -139,6 +139,21 @@ def test_array_larger_than_max_array_size_is_split_and_nothing_is_lost(max_array
     assert [j.result() for j in jobs] == [2 * i for i in range(n)]
 
 
+def test_submit_limit_and_partitions_are_asked_once_per_cache_lifetime(tmp_path: Path) -> None:
+    """sacctmgr (0.2 s, through slurmdbd) and scontrol are not asked again by each map/submit,
+    in this process or, through the cache folder, in the next one."""
+    first = sched.Slurm(cache_dir=tmp_path)
+    limit, info = first.submit_limit(), first.cluster_info()
+    assert first.submit_limit() == limit and first.cluster_info() == info
+    assert first.counts["sacctmgr"] == 1 and first.counts["scontrol"] == 2
+    second = sched.Slurm(cache_dir=tmp_path)  # another process, same cache folder
+    assert second.submit_limit() == limit and second.cluster_info() == info
+    assert second.calls == 0
+    assert "debug" in info.partitions
+    stale = sched.Slurm(cache_ttl_s=0.0, cache_dir=tmp_path)
+    assert stale.submit_limit() == limit and stale.counts["sacctmgr"] == 1
+
+
 def test_command_sweep_passes_each_items_arguments() -> None:
     jobs = aifsdk.map(["bash", "-c", 'echo "arg=$0 $1"'], [["a", "1"], ["b", "2"], "c"], site="slurm", time=5)
     outputs = [j.result(timeout=120).stdout.read_text() for j in jobs]

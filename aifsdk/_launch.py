@@ -265,7 +265,7 @@ def _installed_packages() -> list[str]:
     import importlib.metadata
     import sys
 
-    from ._paths import aifsdk_home
+    from ._paths import aifsdk_home, write_cache
 
     seen = [sys.executable, sys.version]
     for entry in sys.path:
@@ -283,13 +283,7 @@ def _installed_packages() -> list[str]:
         pass
     packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]},
                       key=str.lower)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(packages))
-        tmp.replace(cache)
-    except OSError:
-        pass  # a read-only home: read them again next time
+    write_cache(cache, packages)
     return packages
 
 

@@ -8,6 +8,7 @@ unique per submission, created private to the user (0700), never reused.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 import secrets
@@ -43,6 +44,18 @@ def make_private_dir(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.mkdir(mode=0o700, exist_ok=False)
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def write_cache(path: Path, value: object) -> None:
+    """Write a JSON cache file atomically (readers see the old or the new one); a read-only
+    home only means the value is computed again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def registry_file(site: str, job_id: str) -> Path:

@@ -155,15 +155,10 @@ class Slurm:
 
     def _write_cache(self, what: str, value: Any) -> None:
         cache = self._cache_file(what)
-        if cache is None:
-            return
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(value))
-            tmp.replace(cache)
-        except OSError:
-            pass  # a read-only home: ask the scheduler again next time
+        if cache is not None:
+            from ._paths import write_cache
+
+            write_cache(cache, value)
 
     def cluster_info(self, refresh: bool = False) -> ClusterInfo:
         now = time.time()

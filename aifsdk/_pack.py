@@ -216,9 +216,14 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _done_text(folder: Path, digest: str) -> str:
+    # the code folder's inode too: a copy of the job folder (a remote job's, pulled back) is not done
+    return f"{digest} {os.stat(folder / 'code').st_ino}\n"
+
+
 def is_complete(folder: Path, digest: str) -> bool:
     try:
-        return (folder / DONE_FILE).read_text().strip() == digest
+        return (folder / DONE_FILE).read_text() == _done_text(folder, digest)
     except FileNotFoundError:
         return False
 
@@ -240,12 +245,13 @@ def materialise(folder: Path) -> bool:
             return False  # another task of this job did it while we waited
         store = store_of(folder, ref)
         manifest = load_manifest(store, digest)
+        (folder / "code").mkdir(exist_ok=True)
         try:
             _extract(store, manifest, folder / "code")
         except SnapshotIntegrityError as exc:
             _set_aside(store, digest, exc.pack)
             raise
-        _write_new(folder / DONE_FILE, f"{digest}\n".encode(), 0o600)
+        _write_new(folder / DONE_FILE, _done_text(folder, digest).encode(), 0o600)
     return True
 
 

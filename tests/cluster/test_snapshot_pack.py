@@ -71,5 +71,5 @@ def test_tasks_on_two_nodes_extract_once_and_a_requeue_finds_it_done(project: Pa
     res = job.result(timeout=180)
     assert res.exit_code == 0 and "submitted" in res.stdout.read_text()
     digest = job.manifest()["snapshot"]["sha256"]
-    assert (job.folder / ".code-complete").read_text().strip() == digest
+    assert (job.folder / ".code-complete").read_text().split()[0] == digest
     assert (job.folder / "code" / "run.py").read_text() == (project / "run.py").read_text()

@@ -130,6 +130,11 @@ def test_materialising_is_idempotent(project: Path) -> None:
     assert materialise(plan.folder) is True
     assert (code / "train.py").read_text() == (project / "train.py").read_text()
     assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) == sorted(plan.snapshot.files)  # type: ignore[union-attr]
+    copy = plan.folder.parent / (plan.folder.name + "-copy")  # a copy of the folder (a remote job's, pulled back)
+    (copy / "code").mkdir(parents=True)
+    for name in ("snapshot.json", DONE_FILE):
+        (copy / name).write_bytes((plan.folder / name).read_bytes())
+    assert materialise(copy) is True and (copy / "code" / "projmod.py").read_text() == (project / "projmod.py").read_text()
 
 
 def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:

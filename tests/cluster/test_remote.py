@@ -76,6 +76,17 @@ def test_unchanged_code_is_not_packed_or_sent_again(ssh_host: Path) -> None:
     assert (ra / "code" / "tests" / "jobfns.py").read_text() == (rb / "code" / "tests" / "jobfns.py").read_text()
 
 
+def test_resubmit_of_a_remote_job_runs_the_same_snapshot(ssh_host: Path) -> None:
+    """The local copy of a remote job holds no extracted code (it was pulled back without code/):
+    resubmit extracts it here from the local store and submits the same snapshot again."""
+    site = remote_site(ssh_host)
+    job = aifsdk.submit(jobfns.double, 5, site=site, time=5)
+    assert job.result(timeout=180) == 10
+    again = job.resubmit()
+    assert again.result(timeout=180) == 10
+    assert again.manifest()["snapshot"]["sha256"] == job.manifest()["snapshot"]["sha256"]
+
+
 def test_failure_and_logs_come_back(ssh_host: Path) -> None:
     site = remote_site(ssh_host)
     job = aifsdk.submit(jobfns.boom, "over ssh", site=site, time=5)

@@ -71,7 +71,15 @@ class PackStore:
         return self.path / "snapshots" / f"{digest}.json"
 
     def has(self, digest: str) -> bool:
-        return self.manifest_path(digest).is_file()
+        """The snapshot is stored, in packs no job has found corrupt."""
+        path = self.manifest_path(digest)
+        if not path.is_file():
+            return False
+        bad = self._bad_packs()
+        return not bad or not bad.intersection(packs_of(json.loads(path.read_bytes())))
+
+    def _bad_packs(self) -> set[str]:
+        return {p.name.removesuffix(".corrupt") for p in (self.path / "packs").glob("*.corrupt")}
 
     def objects(self) -> dict[str, tuple[str, int, int]]:
         """sha256 -> (pack, offset, size) of every object stored in a pack not marked corrupt."""
@@ -79,7 +87,7 @@ class PackStore:
             text = (self.path / "objects.idx").read_text()
         except FileNotFoundError:
             return {}
-        bad = {p.name.removesuffix(".corrupt") for p in (self.path / "packs").glob("*.corrupt")}
+        bad = self._bad_packs()
         found: dict[str, tuple[str, int, int]] = {}
         for line in text.splitlines():
             parts = line.split(" ")

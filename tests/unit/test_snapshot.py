@@ -139,9 +139,12 @@ def test_materialising_is_idempotent(project: Path) -> None:
 
 def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
     """One byte changed in the store after submit: the job fails with the integrity error naming the
-    file; the snapshot is set aside, so the next submit of the same tree stores it again and runs."""
+    file; the pack is marked corrupt, so a later submit of a tree whose snapshot reads from that
+    pack stores the files again and runs (nothing in the store is deleted)."""
     projmod = importlib.import_module("projmod")
     plan = _stored(aifsdk.plan(projmod.which))
+    (project / "extra.txt").write_text("a second snapshot, reading its other files from the first pack\n")
+    _stored(aifsdk.plan(projmod.which))
     from aifsdk._pack import DONE_FILE
     manifest = json.loads((_store() / "snapshots" / f"{json.loads((plan.folder / 'snapshot.json').read_text())['digest']}.json").read_text())
     name, _, _, pack, offset, _ = next(f for f in manifest["files"] if f[0] == "projmod.py")
@@ -155,7 +158,8 @@ def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
     problem = extract_code(plan.folder)
     assert problem and "projmod.py" in problem and "corrupt" in problem and "submit again" in problem
     assert not (plan.folder / DONE_FILE).exists() and not (plan.folder / "code" / "projmod.py").exists()
-    again = aifsdk.submit(projmod.which)  # the same tree: stored anew, not read from the corrupt pack
+    assert (_store() / "packs" / f"{pack}.corrupt").exists() and path.exists()
+    again = aifsdk.submit(projmod.which)  # the second tree, stored before: stored anew, not read from the corrupt pack
     assert again.result(timeout=60) == "v1" and again.manifest()["snapshot"]["new_bytes_stored"] > 0
 
 

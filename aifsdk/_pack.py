@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def snapshot_digest(entries: list[tuple[str, str, bool]] | list[list]) -> str:
 
 def _write_new(path: Path, data: bytes, mode: int = 0o400) -> None:
     """Write a whole file under a temporary name and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         _write_all(fd, data)
@@ -103,7 +102,7 @@ class PackStore:
         for sub in ("", "packs", "snapshots"):
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
         known = self.objects()
-        pack = f"{secrets.token_hex(8)}.pack"
+        pack = f"{os.urandom(8).hex()}.pack"
         part = self.path / "packs" / f".{pack}.part"
         new: dict[str, tuple[str, int, int]] = {}
         files: list[list] = []

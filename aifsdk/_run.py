@@ -76,7 +76,7 @@ def main() -> None:
     env = job_environment.JobEnvironment()
     problem, kind = verify(folder, env.job_id), "PayloadChanged"
     if problem is None:
-        problem, kind = extract_code(folder), "SnapshotCorrupt"
+        problem, kind = extract_code(folder)
     if problem:
         print(f"aifsdk: {problem}", file=sys.stderr, flush=True)
         paths = env.paths
@@ -122,15 +122,17 @@ def process_job(folder: Path) -> None:
         raise
 
 
-def extract_code(folder: Path) -> str | None:
+def extract_code(folder: Path) -> tuple[str | None, str]:
     """Extract the job's code snapshot into ``<folder>/code`` before anything imports from it
-    (once per job folder); None when done, else what does not match."""
+    (once per job folder); (None, "") when done, else (what went wrong, the error's name)."""
     from ._pack import SnapshotIntegrityError, materialise
 
     try:
         extracted = materialise(folder)
     except SnapshotIntegrityError as exc:
-        return str(exc)
+        return str(exc), "SnapshotCorrupt"
+    except OSError as exc:
+        return f"could not extract the code snapshot into {folder / 'code'}: {exc}", "SnapshotNotExtracted"
     if extracted or (folder / "code").is_dir():
         import importlib
 
@@ -138,7 +140,7 @@ def extract_code(folder: Path) -> str | None:
         for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
             del sys.path_importer_cache[path]
         importlib.invalidate_caches()
-    return None
+    return None, ""
 
 
 if __name__ == "__main__":

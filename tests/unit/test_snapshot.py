@@ -137,6 +137,17 @@ def test_materialising_is_idempotent(project: Path) -> None:
     assert materialise(copy) is True and (copy / "code" / "projmod.py").read_text() == (project / "projmod.py").read_text()
 
 
+def test_a_code_folder_that_cannot_be_written_is_named(project: Path) -> None:
+    """Extraction failing for another reason than integrity (here code/ is a file) says where."""
+    from aifsdk._run import extract_code
+
+    plan = _stored(aifsdk.plan(["true"]))
+    (plan.folder / "code").rmdir()
+    (plan.folder / "code").write_text("not a folder\n")
+    problem, kind = extract_code(plan.folder)
+    assert kind == "SnapshotNotExtracted" and f"into {plan.folder / 'code'}" in str(problem)
+
+
 def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
     """One byte changed in the store after submit: the job fails with the integrity error naming the
     file; the pack is marked corrupt, so a later submit of a tree whose snapshot reads from that
@@ -155,8 +166,8 @@ def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
     path.write_bytes(bytes(data))
     from aifsdk._run import extract_code
 
-    problem = extract_code(plan.folder)
-    assert problem and "projmod.py" in problem and "corrupt" in problem and "submit again" in problem
+    problem, kind = extract_code(plan.folder)
+    assert kind == "SnapshotCorrupt" and problem and "projmod.py" in problem and "corrupt" in problem and "submit again" in problem
     assert not (plan.folder / DONE_FILE).exists() and not (plan.folder / "code" / "projmod.py").exists()
     assert (_store() / "packs" / f"{pack}.corrupt").exists() and path.exists()
     again = aifsdk.submit(projmod.which)  # the second tree, stored before: stored anew, not read from the corrupt pack

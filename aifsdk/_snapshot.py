@@ -86,11 +86,27 @@ class Snapshot:
 
 
 def _git(root: Path, *args: str) -> str | None:
+    return _git_output(_git_start(root, *args))
+
+
+def _git_start(root: Path, *args: str) -> subprocess.Popen[str] | None:
+    """Start a git command (its output is read by :func:`_git_output`, so other work can overlap it)."""
     try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        return subprocess.Popen(["git", "-C", str(root), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    except OSError:
         return None
-    return out.stdout if out.returncode == 0 else None
+
+
+def _git_output(proc: subprocess.Popen[str] | None) -> str | None:
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "environment.yml", ".aifsdkignore")
@@ -341,31 +357,35 @@ def take(root: Path, store: Path, names: list[str], folder: Path, workdir: Path 
     neither read nor hashed again (the file index), and an unchanged tree writes no pack at all."""
     from ._pack import PackStore, snapshot_digest, write_ref
 
+    commit, diff = _git_start(root, "rev-parse", "HEAD"), _git_start(root, "diff", "HEAD", "--binary")  # run alongside
     index = file_index()
     entries: list[tuple[str, str, bool]] = []
     sizes: dict[str, int] = {}
     base_dir = str(root)
-    for name in names:
-        path = f"{base_dir}/{name}"
-        try:
-            st = os.stat(path)  # now, not at plan time: what is stored is what the file holds at submit
-            entry = index.get(path, st)
-            if entry is None or not entry[2]:
-                entry = _read(path, index, st, scan=False)
-        except FileNotFoundError:
-            continue  # deleted since it was listed: not in the snapshot (the manifest counts what is)
-        entries.append((name, entry[2], bool(st.st_mode & stat.S_IXUSR)))
-        sizes[name] = st.st_size
-    index.save()
-    digest = snapshot_digest(entries)
-    packs = PackStore(store)
-    copied = 0
-    if not packs.has(digest):
-        store.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest, entries, copied = packs.add(root, entries)
-    code = write_ref(folder, store, digest, workdir)
-    commit = _git(root, "rev-parse", "HEAD")
-    diff = _git(root, "diff", "HEAD", "--binary")
+    try:
+        for name in names:
+            path = f"{base_dir}/{name}"
+            try:
+                st = os.stat(path)  # now, not at plan time: what is stored is what the file holds at submit
+                entry = index.get(path, st)
+                if entry is None or not entry[2]:
+                    entry = _read(path, index, st, scan=False)
+            except FileNotFoundError:
+                continue  # deleted since it was listed: not in the snapshot (the manifest counts what is)
+            entries.append((name, entry[2], bool(st.st_mode & stat.S_IXUSR)))
+            sizes[name] = st.st_size
+        index.save()
+        digest = snapshot_digest(entries)
+        packs = PackStore(store)
+        copied = 0
+        if not packs.has(digest):
+            store.mkdir(parents=True, exist_ok=True, mode=0o700)
+            digest, entries, copied = packs.add(root, entries)
+        code = write_ref(folder, store, digest, workdir)
+    except BaseException:
+        _git_output(commit), _git_output(diff)  # reaped, not left behind
+        raise
+    head, dirty = _git_output(commit), _git_output(diff)
     return Snapshot(root=root, tree=code, digest=digest, files=len(entries), bytes=sum(sizes.get(e[0], 0) for e in entries),
-                    copied_bytes=copied, git_commit=commit.strip() if commit else None,
-                    git_dirty_sha256=hashlib.sha256(diff.encode()).hexdigest() if diff else None)
+                    copied_bytes=copied, git_commit=head.strip() if head else None,
+                    git_dirty_sha256=hashlib.sha256(dirty.encode()).hexdigest() if dirty else None)

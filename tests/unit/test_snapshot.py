@@ -201,6 +201,19 @@ def test_secret_guard_refuses_before_anything_is_written(project: Path, name: st
     assert aifsdk.submit(["true"], snapshot=allowed).result(timeout=60).exit_code == 0
 
 
+@pytest.mark.parametrize("name", [".ssh/config", "deploy/.aws/credentials", ".docker/config.json", "app/.env.local",
+                                  ".kube/config", "tls/server.pem", "server.key", "cert.p12", "cert.pfx",
+                                  "home/gcloud/application_default_credentials.json", ".huggingface/token"])
+def test_secret_file_names_are_refused(project: Path, name: str) -> None:
+    """Every secret path pattern is reached (names are screened by a cheaper literal test first)."""
+    path = project / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x\n")
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(["true"])
+    assert [p.value for p in info.value.problems if p.param == "snapshot"] == [name]
+
+
 def test_size_guard_lists_the_biggest_files(project: Path) -> None:
     (project / "data" / "weights.ckpt").write_bytes(b"\0" * (3 * 2**20))
     with pytest.raises(aifsdk.RequestError) as info:

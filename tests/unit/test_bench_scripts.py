@@ -29,4 +29,4 @@ def test_snapshot_benchmark_on_a_tiny_tree(tmp_path: Path) -> None:
     run = report["runs"][0]
     assert run["first"]["files"] == 200 and run["first"]["new_bytes_stored"] > 0
     assert all(r["new_bytes_stored"] == 0 and r["packs"] == 1 for r in run["unchanged_same_process"] + run["unchanged_new_process"])
-    assert run["materialise"]["extract_s"] > 0
+    assert all(m["extract_s"] > 0 for m in run["materialise"])

@@ -274,7 +274,7 @@ def _extract(store: Path, manifest: dict, code: Path) -> None:
                     fds[pack] = os.open(store / "packs" / pack, os.O_RDONLY)
                 except FileNotFoundError:
                     raise SnapshotIntegrityError(f"{name}: its pack {pack} is missing from {store / 'packs'}: the store was "
-                                                 "changed after submission; submit again") from None
+                                                 "changed after submission; submit again", pack) from None
             parent = name.rpartition("/")[0]
             if parent and parent not in made:
                 os.makedirs(f"{base}/{parent}", exist_ok=True)

@@ -119,6 +119,7 @@ def test_materialising_is_idempotent(project: Path) -> None:
     an interrupted extraction (no completion mark) is redone in full, over what was left."""
     from aifsdk._pack import DONE_FILE, materialise
 
+    (project / "data" / "__init__.py").write_text("")  # an empty file: an object of 0 bytes
     plan = _stored(aifsdk.plan(["true"]))
     code = plan.folder / "code"
     assert not (code / "projmod.py").exists()  # nothing extracted at submit time
@@ -130,11 +131,26 @@ def test_materialising_is_idempotent(project: Path) -> None:
     assert materialise(plan.folder) is True
     assert (code / "train.py").read_text() == (project / "train.py").read_text()
     assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) == sorted(plan.snapshot.files)  # type: ignore[union-attr]
+    assert (code / "data" / "__init__.py").read_bytes() == b""
     copy = plan.folder.parent / (plan.folder.name + "-copy")  # a copy of the folder (a remote job's, pulled back)
     (copy / "code").mkdir(parents=True)
     for name in ("snapshot.json", DONE_FILE):
         (copy / name).write_bytes((plan.folder / name).read_bytes())
     assert materialise(copy) is True and (copy / "code" / "projmod.py").read_text() == (project / "projmod.py").read_text()
+
+
+def test_a_missing_pack_fails_the_job_and_is_stored_again(project: Path) -> None:
+    """A pack deleted from the store (a clean-up gone wrong): the job says which file and pack, and
+    the next submit of the same tree stores the files again instead of pointing at the lost pack."""
+    from aifsdk._run import extract_code
+
+    plan = _stored(aifsdk.plan(["true"]))
+    (pack,) = _packs()
+    pack.unlink()
+    problem, kind = extract_code(plan.folder)
+    assert kind == "SnapshotCorrupt" and f"its pack {pack.name} is missing" in str(problem)
+    again = aifsdk.submit(["python", "train.py"])
+    assert "running v1" in again.result(timeout=60).stdout.read_text() and again.manifest()["snapshot"]["new_bytes_stored"] > 0
 
 
 def test_a_code_folder_that_cannot_be_written_is_named(project: Path) -> None:

@@ -45,7 +45,7 @@ if _TYPE_CHECKING:  # the names __getattr__ imports on first use, for type check
     from ._snapshot import SnapshotOptions
     from ._wait import wait
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AifsdkError",

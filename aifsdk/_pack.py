@@ -10,22 +10,35 @@ read-only 0400 packs and manifests) and nothing in it is ever rewritten.
 
 The job folder holds ``snapshot.json`` (the snapshot digest and the store, relative to the job
 folder, so the same layout works on a remote cluster) and an empty ``code/``. On the compute
-node, before any user code is imported, :func:`materialise` extracts the files into ``code/``,
-checking each object's sha256 (and the manifest's digest), once per job folder: the first task
-extracts under a lock, the others (and a requeued job) find it complete.
+node, before any user code is imported, :func:`materialise` fills ``code/`` once per job folder
+(the first task under a lock; the others, and a requeued job, find it complete). The store keeps
+ONE extracted copy of each snapshot, ``trees/<digest>/files/``: the first job of a snapshot
+extracts it from the packs into a temporary folder, checking each object's sha256 (and the
+manifest's digest), makes the files read-only (0400, 0500 where executable), writes
+``record.json`` (each file's inode and mtime) and renames the folder into place (a job that loses
+that race uses the winner's). Every job then hard-links the files into its own ``code/``, whose
+folders are the job's, and checks each link against the record (inode, size, mode, mtime): a tree
+changed since is set aside and extracted again from the packs, whose hashes are checked again.
+Where links cannot be made (another filesystem, a link limit), the job extracts into ``code/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 REF_FILE = "snapshot.json"  # in the job folder: which snapshot, and where its store is
 DONE_FILE = ".code-complete"  # in the job folder: code/ holds that snapshot in full
+TREES = "trees"  # in the store: one extracted, checked, read-only copy per snapshot
+# a link that cannot be made here (another filesystem, links not allowed, a file's link limit): extract instead
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP}
 _CHUNK = 1 << 20
 
 
@@ -236,11 +249,12 @@ def is_complete(folder: Path, digest: str) -> bool:
 
 
 def materialise(folder: Path) -> bool:
-    """Extract the job's snapshot into ``<folder>/code`` unless already done; True if it extracted.
+    """Fill ``<folder>/code`` with the job's snapshot unless already done; True if it did.
 
-    Every object is checked against its sha256 before it is renamed into place; a mismatch raises
-    :class:`SnapshotIntegrityError` naming the file, and sets the snapshot aside in the store
-    (``.corrupt``) so that the next submit of the same tree stores it again."""
+    The files are hard links to the store's checked tree of the snapshot (made from the packs by
+    the first job that needs it). Every object read from a pack is checked against its sha256; a
+    mismatch raises :class:`SnapshotIntegrityError` naming the file, and sets the snapshot aside in
+    the store (``.corrupt``) so that the next submit of the same tree stores it again."""
     ref = read_ref(folder)
     if ref is None:
         return False  # no snapshot (snapshot=False)
@@ -254,7 +268,7 @@ def materialise(folder: Path) -> bool:
         manifest = load_manifest(store, digest)
         (folder / "code").mkdir(exist_ok=True)
         try:
-            _extract(store, manifest, folder / "code")
+            _fill(store, digest, manifest, folder / "code")
         except SnapshotIntegrityError as exc:
             _set_aside(store, digest, exc.pack)
             raise
@@ -262,11 +276,116 @@ def materialise(folder: Path) -> bool:
     return True
 
 
-def _extract(store: Path, manifest: dict, code: Path) -> None:
+def tree_of(store: Path, digest: str) -> Path:
+    """Where the store keeps the extracted files of a snapshot (present once a job of it started)."""
+    return store / TREES / digest / "files"
+
+
+def _fill(store: Path, digest: str, manifest: dict, code: Path) -> None:
+    """Link ``code/``'s files to the store's tree of the snapshot, building (or rebuilding) the tree
+    first when it is missing or changed; extract into ``code/`` where the store takes no tree or
+    links cannot be made."""
+    for _ in range(3):  # a tree found changed is set aside and made again; twice more at most
+        tree = store / TREES / digest
+        try:
+            seen = os.stat(tree).st_ino
+        except FileNotFoundError:
+            try:
+                _build_tree(store, digest, manifest)
+                seen = os.stat(tree).st_ino
+            except SnapshotIntegrityError:
+                raise
+            except OSError:
+                break  # the store cannot hold a tree (read-only, full): this job extracts its own copy
+        try:
+            if _link_tree(tree, digest, manifest, code):
+                return
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            break
+        _retire(tree, seen)
+    _extract(store, manifest, code)
+
+
+def _build_tree(store: Path, digest: str, manifest: dict) -> None:
+    """Extract and check a snapshot into a temporary folder of the store, record each file's inode
+    and mtime, then rename it to ``trees/<digest>`` (if another job did so first, theirs stays)."""
+    trees = store / TREES
+    trees.mkdir(mode=0o700, exist_ok=True)
+    tmp = trees / f".{digest[:16]}.{os.getpid()}.{os.urandom(3).hex()}.part"
+    tmp.mkdir(mode=0o700)
+    try:
+        (tmp / "files").mkdir(mode=0o700)
+        stamps = _extract(store, manifest, tmp / "files", staged=False)  # the folder is renamed into place whole
+        record = {"version": 1, "digest": digest, "files": stamps}
+        _write_new(tmp / "record.json", json.dumps(record, separators=(",", ":")).encode())
+        try:
+            os.rename(tmp, trees / digest)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise  # else another job's tree is in place: it is used
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_tree(tree: Path, digest: str, manifest: dict, code: Path) -> bool:
+    """Hard-link every file of the tree into ``code/`` and check each link against the tree's record
+    (inode, size, mode, mtime); False when the tree is not the one recorded (changed, or replaced
+    meanwhile). Raises OSError when a link cannot be made (errno in ``_NO_LINK``: extract instead)."""
+    try:
+        record = json.loads((tree / "record.json").read_bytes())
+        stamps = record["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    files = manifest["files"]
+    if record.get("digest") != digest or len(stamps) != len(files):
+        return False
+    src_base, base = f"{tree}/files", str(code)
+    made: set[str] = set()
+    for (name, _, executable, _, _, size), (ino, mtime) in zip(files, stamps, strict=True):
+        parent = name.rpartition("/")[0]
+        if parent and parent not in made:
+            os.makedirs(f"{base}/{parent}", exist_ok=True)  # the job's own, writable folders
+            made.add(parent)
+        src, dst = f"{src_base}/{name}", f"{base}/{name}"
+        try:
+            os.link(src, dst)
+        except FileExistsError:  # left by an interrupted start: replaced
+            os.unlink(dst)
+            os.link(src, dst)
+        except FileNotFoundError:
+            return False
+        st = os.lstat(dst)
+        if st.st_ino != ino or st.st_size != size or st.st_mtime_ns != mtime or stat.S_IMODE(st.st_mode) != _mode(executable):
+            return False
+    return True
+
+
+def _retire(tree: Path, inode: int) -> None:
+    """Move a changed tree out of the way (if it is still the one that was checked) and delete it;
+    jobs that linked its files keep their links."""
+    aside = tree.with_name(f".{tree.name[:16]}.{os.urandom(3).hex()}.stale")
+    with contextlib.suppress(OSError):
+        if os.stat(tree).st_ino == inode:
+            os.rename(tree, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _mode(executable: bool | int) -> int:
+    return 0o500 if executable else 0o400
+
+
+def _extract(store: Path, manifest: dict, code: Path, staged: bool = True) -> list[tuple[int, int]]:
+    """Write every file of the manifest under ``code``, read-only, each checked against its sha256
+    (``staged``: under a temporary name first, renamed into place once checked); returns each
+    file's (inode, mtime in ns), in the manifest's order."""
     fds: dict[str, int] = {}
     made: set[str] = set()
+    stamps: list[tuple[int, int]] = []
     base = str(code)
-    tag = f".{os.getpid()}.part"
+    tag = f".{os.getpid()}.part" if staged else ""
     try:
         for name, sha, executable, pack, offset, size in manifest["files"]:
             if pack not in fds:
@@ -280,7 +399,7 @@ def _extract(store: Path, manifest: dict, code: Path) -> None:
                 os.makedirs(f"{base}/{parent}", exist_ok=True)
                 made.add(parent)
             target = f"{base}/{name}"
-            out = os.open(target + tag, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o555 if executable else 0o444)
+            out = os.open(target + tag, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _mode(executable))
             h = hashlib.sha256()
             try:
                 done = 0
@@ -291,6 +410,7 @@ def _extract(store: Path, manifest: dict, code: Path) -> None:
                     h.update(chunk)
                     _write_all(out, chunk)
                     done += len(chunk)
+                st = os.fstat(out)
             finally:
                 os.close(out)
             actual = h.hexdigest()
@@ -300,10 +420,13 @@ def _extract(store: Path, manifest: dict, code: Path) -> None:
                     f"the code snapshot is corrupt: {name} read from pack {pack} ({done} of {size} bytes at offset {offset}, "
                     f"sha256 {actual[:16]}...) does not match the submitted file (sha256 {sha[:16]}...); the store "
                     f"{store} was changed after submission. The snapshot is set aside: submit again to store it anew", pack)
-            os.replace(target + tag, target)
+            if staged:
+                os.replace(target + tag, target)
+            stamps.append((st.st_ino, st.st_mtime_ns))
     finally:
         for fd in fds.values():
             os.close(fd)
+    return stamps
 
 
 def _set_aside(store: Path, digest: str, pack: str | None) -> None:

@@ -4,8 +4,9 @@
 
 The payload (the pickled target and arguments) is hashed at submit time into
 ``<folder>/payload.sha256``. A payload changed after submission fails the job with a clear error
-instead of being unpickled, since unpickling runs code. The code snapshot is then extracted into
-``<folder>/code`` (checked against its digests, see :mod:`aifsdk._pack`) before any of it is imported.
+instead of being unpickled, since unpickling runs code. The code snapshot is then put into
+``<folder>/code`` before any of it is imported: hard links to the store's one extracted copy of the
+snapshot, made (and checked against its digests) by the first job of it, see :mod:`aifsdk._pack`.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ def process_job(folder: Path) -> None:
 
 
 def extract_code(folder: Path) -> tuple[str | None, str]:
-    """Extract the job's code snapshot into ``<folder>/code`` before anything imports from it
-    (once per job folder); (None, "") when done, else (what went wrong, the error's name)."""
+    """Put the job's code snapshot into ``<folder>/code`` (links to the store's checked tree) before
+    anything imports from it (once per job folder); (None, "") when done, else (what went wrong, the
+    error's name)."""
     from ._pack import SnapshotIntegrityError, materialise
 
     try:

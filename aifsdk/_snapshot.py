@@ -5,7 +5,8 @@ elsewhere every file minus ignore patterns), plus the patterns of an ``.aifsdkig
 They are stored under ``<job_root>/.snapshots/``: the contents new to the store in one pack per
 snapshot, and a manifest per snapshot (see :mod:`aifsdk._pack`), so identical files are stored
 once across all jobs and an unchanged tree writes nothing. The job folder names its snapshot and
-the job extracts it into ``<job folder>/code/`` when it starts. Two guards run at plan time,
+the job links it into ``<job folder>/code/`` when it starts, from one checked copy per
+snapshot that the store keeps. Two guards run at plan time,
 before anything is written: a size guard (the biggest files and how to exclude them) and a secret
 guard (file names and the pattern that matched).
 """
@@ -354,7 +355,7 @@ def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
 
 def take(root: Path, store: Path, names: list[str], folder: Path, workdir: Path | None = None) -> Snapshot:
     """Store the files under ``store`` (a pack holding only the contents new to it, and the
-    snapshot's manifest) and point the job ``folder`` at the snapshot; the files are extracted into
+    snapshot's manifest) and point the job ``folder`` at the snapshot; the files are linked into
     ``<folder>/code`` when the job starts (:func:`aifsdk._pack.materialise`). An unchanged file is
     neither read nor hashed again (the file index), and an unchanged tree writes no pack at all."""
     from ._pack import PackStore, snapshot_digest, write_ref

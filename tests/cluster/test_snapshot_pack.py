@@ -1,7 +1,8 @@
 """Packed code snapshots on the real local Slurm cluster: the job extracts its code on the node.
 
 Nothing here is faked: the store is written at submit, the held job is released, and the job
-itself (on n1 or n2) extracts and checks its snapshot before importing from it.
+itself (on n1 or n2) extracts and checks its snapshot into the store's tree (the first job of a
+snapshot) and links its code/ to it before importing from it.
 """
 
 from __future__ import annotations
@@ -73,3 +74,18 @@ def test_tasks_on_two_nodes_extract_once_and_a_requeue_finds_it_done(project: Pa
     digest = job.manifest()["snapshot"]["sha256"]
     assert (job.folder / ".code-complete").read_text().split()[0] == digest
     assert (job.folder / "code" / "run.py").read_text() == (project / "run.py").read_text()
+
+
+def test_a_second_job_of_the_same_snapshot_links_from_the_tree(project: Path) -> None:
+    """Two jobs of an unchanged tree, each started by Slurm on a node: the first extracts the
+    snapshot into the store's tree, and both jobs' files are hard links to that tree's files."""
+    packmod = importlib.import_module("packmod")
+    first = aifsdk.submit(packmod.which, site="slurm", time=5)
+    assert first.result(timeout=120) == "submitted"
+    second = aifsdk.submit(packmod.which, site="slurm", time=5)
+    assert second.result(timeout=120) == "submitted"
+    ref = json.loads((second.folder / "snapshot.json").read_text())
+    tree = Path(os.path.normpath(second.folder / ref["store"])) / "trees" / ref["digest"] / "files"
+    inodes = {(f / "code" / "packmod.py").stat().st_ino for f in (first.folder, second.folder)}
+    assert inodes == {(tree / "packmod.py").stat().st_ino}
+    assert (tree / "packmod.py").stat().st_nlink >= 3 and not (tree / "packmod.py").stat().st_mode & 0o222

@@ -125,6 +125,7 @@ def test_materialising_is_idempotent(project: Path) -> None:
     assert not (code / "projmod.py").exists()  # nothing extracted at submit time
     assert materialise(plan.folder) is True
     inode = (code / "projmod.py").stat().st_ino
+    assert inode == _tree_file(plan, "projmod.py").stat().st_ino  # a link to the store's tree
     assert materialise(plan.folder) is False and (code / "projmod.py").stat().st_ino == inode
     (plan.folder / DONE_FILE).unlink()  # as if the first job start had died half-way
     (code / "train.py").unlink()
@@ -137,6 +138,82 @@ def test_materialising_is_idempotent(project: Path) -> None:
     for name in ("snapshot.json", DONE_FILE):
         (copy / name).write_bytes((plan.folder / name).read_bytes())
     assert materialise(copy) is True and (copy / "code" / "projmod.py").read_text() == (project / "projmod.py").read_text()
+
+
+def _tree_file(plan: aifsdk.Plan, name: str) -> Path:
+    from aifsdk._pack import tree_of
+
+    return tree_of(_store(), json.loads((plan.folder / "snapshot.json").read_text())["digest"]) / name
+
+
+def _write_without_root_powers(path: Path) -> subprocess.CompletedProcess:
+    """Open a file for writing in a child process as a normal user would: as root (this machine's
+    tests), without the capabilities that let root write to a read-only file."""
+    code = f"open({str(path)!r}, 'r+').write('changed')"
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] if os.geteuid() == 0 else []
+    return subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_second_job_links_from_the_stores_tree(project: Path) -> None:
+    """The first job of a snapshot extracts it once into the store's tree; every job's code/ holds
+    hard links to that tree's read-only files, in folders of its own: writing to a file in place
+    fails, and replacing or deleting one changes only that job's code/."""
+    import stat
+
+    from aifsdk._pack import materialise
+
+    (project / "run.sh").write_text("echo hi\n")
+    os.chmod(project / "run.sh", 0o755)
+    a, b = _stored(aifsdk.plan(["true"])), _stored(aifsdk.plan(["true"]))
+    tree_file = _tree_file(a, "projmod.py")
+    assert not tree_file.exists()  # no tree until a job of the snapshot starts
+    assert materialise(a.folder) is True and materialise(b.folder) is True
+    ca, cb = a.folder / "code", b.folder / "code"
+    assert (ca / "projmod.py").stat().st_ino == (cb / "projmod.py").stat().st_ino == tree_file.stat().st_ino
+    assert (cb / "data" / "notes.txt").stat().st_ino == _tree_file(a, "data/notes.txt").stat().st_ino
+    assert stat.S_IMODE(tree_file.stat().st_mode) == 0o400 and stat.S_IMODE(_tree_file(a, "run.sh").stat().st_mode) == 0o500
+    assert (ca / "data").stat().st_ino != _tree_file(a, "data").stat().st_ino  # the job's own folder
+    (ca / "data" / "out.txt").write_text("a job's own file\n")
+    failed = _write_without_root_powers(ca / "projmod.py")
+    assert failed.returncode != 0 and "Permission denied" in failed.stderr
+    assert tree_file.read_text() == (project / "projmod.py").read_text()
+    (ca / "projmod.py").unlink()
+    (ca / "projmod.py").write_text("def which():\n    return 'a job replaced its own copy'\n")
+    assert tree_file.read_text() == (cb / "projmod.py").read_text() == (project / "projmod.py").read_text()
+    assert not (cb / "data" / "out.txt").exists() and not _tree_file(a, "data/out.txt").exists()
+
+
+def test_a_changed_tree_is_extracted_again(project: Path) -> None:
+    """A file of the store's tree changed after it was checked (made writable and written, its mode
+    put back): the next job finds it by the tree's record and extracts the tree again from the pack,
+    checking every hash; with the pack tampered too, that job fails naming the file."""
+    from aifsdk._pack import materialise
+    from aifsdk._run import extract_code
+
+    a, b, c = (_stored(aifsdk.plan(["true"])) for _ in range(3))
+    materialise(a.folder)
+    tree_file = _tree_file(a, "projmod.py")
+    tree_file.chmod(0o600)
+    tree_file.write_text("def which():\n    return 'changed in the store'\n")
+    tree_file.chmod(0o400)
+    changed = tree_file.stat().st_ino
+    assert extract_code(b.folder) == (None, "")
+    assert (b.folder / "code" / "projmod.py").read_text() == (project / "projmod.py").read_text()
+    assert _tree_file(a, "projmod.py").stat().st_ino == (b.folder / "code" / "projmod.py").stat().st_ino != changed
+    assert [p.name for p in _tree_file(a, "").parent.parent.iterdir()] == [_tree_file(a, "").parent.name]  # the old one is gone
+    _tree_file(a, "projmod.py").chmod(0o600)
+    with open(_tree_file(a, "projmod.py"), "a") as f:
+        f.write("# appended\n")
+    manifest = json.loads((_store() / "snapshots" / f"{_tree_file(a, '').parent.name}.json").read_text())
+    _, _, _, pack, offset, _ = next(f for f in manifest["files"] if f[0] == "projmod.py")
+    path = _store() / "packs" / pack
+    path.chmod(0o600)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    problem, kind = extract_code(c.folder)
+    assert kind == "SnapshotCorrupt" and problem and "projmod.py" in problem and "does not match the submitted file" in problem
+    assert not (c.folder / ".code-complete").exists()
 
 
 def test_a_missing_pack_fails_the_job_and_is_stored_again(project: Path) -> None:
@@ -185,6 +262,7 @@ def test_a_corrupt_pack_fails_the_job_naming_the_file(project: Path) -> None:
     problem, kind = extract_code(plan.folder)
     assert kind == "SnapshotCorrupt" and problem and "projmod.py" in problem and "corrupt" in problem and "submit again" in problem
     assert not (plan.folder / DONE_FILE).exists() and not (plan.folder / "code" / "projmod.py").exists()
+    assert not (_store() / "trees").exists() or not any((_store() / "trees").iterdir())  # no tree, no leftovers
     assert (_store() / "packs" / f"{pack}.corrupt").exists() and path.exists()
     again = aifsdk.submit(projmod.which)  # the second tree, stored before: stored anew, not read from the corrupt pack
     assert again.result(timeout=60) == "v1" and again.manifest()["snapshot"]["new_bytes_stored"] > 0

@@ -216,6 +216,32 @@ def test_a_changed_tree_is_extracted_again(project: Path) -> None:
     assert not (c.folder / ".code-complete").exists()
 
 
+def test_a_code_folder_on_another_filesystem_gets_a_checked_copy(project: Path, tmp_path: Path) -> None:
+    """Where the job's code/ cannot hold links to the store's tree (here code/ leads to a tmpfs,
+    another filesystem than the store), the job extracts its own copy from the pack, checked."""
+    import shutil
+    import stat
+    import tempfile
+
+    from aifsdk._pack import materialise
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem (/dev/shm as tmpfs)")
+    materialise(_stored(aifsdk.plan(["true"])).folder)  # the tree exists
+    plan = _stored(aifsdk.plan(["true"]))
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (plan.folder / "code").rmdir()
+        (plan.folder / "code").symlink_to(elsewhere)
+        assert materialise(plan.folder) is True
+        copy = elsewhere / "projmod.py"
+        assert copy.read_text() == (project / "projmod.py").read_text() and copy.stat().st_nlink == 1
+        assert copy.stat().st_ino != _tree_file(plan, "projmod.py").stat().st_ino and stat.S_IMODE(copy.stat().st_mode) == 0o400
+    finally:
+        shutil.rmtree(elsewhere)
+
+
 def test_a_missing_pack_fails_the_job_and_is_stored_again(project: Path) -> None:
     """A pack deleted from the store (a clean-up gone wrong): the job says which file and pack, and
     the next submit of the same tree stores the files again instead of pointing at the lost pack."""

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -313,6 +314,7 @@ def _build_tree(store: Path, digest: str, manifest: dict) -> None:
     and mtime, then rename it to ``trees/<digest>`` (if another job did so first, theirs stays)."""
     trees = store / TREES
     trees.mkdir(mode=0o700, exist_ok=True)
+    _remove_leftovers(trees)
     tmp = trees / f".{digest[:16]}.{os.getpid()}.{os.urandom(3).hex()}.part"
     tmp.mkdir(mode=0o700)
     try:
@@ -361,6 +363,15 @@ def _link_tree(tree: Path, digest: str, manifest: dict, code: Path) -> bool:
         if st.st_ino != ino or st.st_size != size or st.st_mtime_ns != mtime or stat.S_IMODE(st.st_mode) != _mode(executable):
             return False
     return True
+
+
+def _remove_leftovers(trees: Path, age_s: float = 86400.0) -> None:
+    """Delete what jobs killed while building or retiring a tree left (``.part``, ``.stale``), a day on."""
+    for entry in trees.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.startswith(".") and entry.name.endswith((".part", ".stale")) and \
+                    time.time() - entry.stat().st_mtime > age_s:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _retire(tree: Path, inode: int) -> None:

@@ -214,6 +214,19 @@ def test_a_changed_tree_is_extracted_again(project: Path) -> None:
     problem, kind = extract_code(c.folder)
     assert kind == "SnapshotCorrupt" and problem and "projmod.py" in problem and "does not match the submitted file" in problem
     assert not (c.folder / ".code-complete").exists()
+    digest = json.loads((a.folder / "snapshot.json").read_text())["digest"]
+    trees = _store() / "trees"
+    left = trees / f".{'0' * 16}.1.abcdef.part"  # what a job killed while building a tree leaves
+    (left / "files").mkdir(parents=True)
+    fresh = trees / f".{'1' * 16}.1.abcdef.part"  # another job's build in progress
+    fresh.mkdir()
+    os.utime(left, (0, 0))
+    data[offset] ^= 0x01  # the pack whole again, and no longer set aside: the next job builds the tree
+    path.write_bytes(bytes(data))
+    (_store() / "packs" / f"{pack}.corrupt").unlink()
+    os.rename(_store() / "snapshots" / f"{digest}.json.corrupt", _store() / "snapshots" / f"{digest}.json")
+    assert extract_code(c.folder) == (None, "")
+    assert not left.exists() and fresh.exists()  # a day-old leftover is removed, a fresh one is not
 
 
 def test_a_code_folder_on_another_filesystem_gets_a_checked_copy(project: Path, tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import xfail_known_teardown_abort
 
 from benchmarks.scaling import predict
+
+from conftest import xfail_known_teardown_abort
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster"), pytest.mark.timeout(1500)]
 REPO = Path(__file__).resolve().parents[2]

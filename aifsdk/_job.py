@@ -336,7 +336,7 @@ class Job:
         from ._command import CommandTarget
         from ._distributed import RankedCall
         from ._pack import SnapshotIntegrityError, materialise
-        from ._plan import plan
+        from ._plan import COPY_PYTHONPATH, plan
         from ._run import verify
         from ._snapshot import SnapshotOptions
 
@@ -370,12 +370,20 @@ class Job:
             run_in, target, args = target.cwd, list(target.argv), ()
         else:
             run_in = rec.get("workdir") or cwd
+        # the copy's folders as the job saw them (on the cluster for a remote job)
+        old_code = f"{rec['remote']['folder']}/code" if rec.get("remote") else (rec.get("snapshot") or {}).get("code")
+        inside = None
+        if old_code and code.is_dir():
+            inside = [os.path.relpath(p, old_code) for p in rec.get("pythonpath") or []
+                      if p == old_code or p.startswith(old_code.rstrip("/") + "/")]
+        token = COPY_PYTHONPATH.set(inside)
         try:
             if os.path.isdir(run_in):
                 os.chdir(run_in)  # the copy's working folder, so relative paths map into the new copy
             return plan(target, *args, **options).submit()
         finally:
             os.chdir(cwd)
+            COPY_PYTHONPATH.reset(token)
 
     # -- logs and control ----------------------------------------------------------------------
     def stdout(self, task: int = 0) -> str | None:

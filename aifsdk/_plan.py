@@ -13,6 +13,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -237,7 +238,11 @@ class _Planner:
         pythonpath = module_roots(call) if kind == "function" else []
         workdir = None
         if snap is not None and code is not None:
-            pythonpath = [snap.map_path(p, code) for p in pythonpath]
+            inside = COPY_PYTHONPATH.get()
+            if inside is not None and kind == "function":  # a resubmit: the same folders of the new copy
+                pythonpath = [str(code / rel) for rel in inside]
+            else:
+                pythonpath = [snap.map_path(p, code) for p in pythonpath]
             mapped = snap.map_path(os.getcwd(), code)
             workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
         python = self._python(profile, resolved, folder)
@@ -451,6 +456,12 @@ def _installed_paths() -> frozenset[Path]:
     import sysconfig
 
     return frozenset(Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib"))
+
+
+#: Set by ``Job.resubmit``: the job's PYTHONPATH folders relative to its code copy, so that the new
+#: job gets the same folders of its own copy (the function was unpickled from wherever this process
+#: found its module, which may not be inside the copy: e.g. a remote job resubmitted from a laptop).
+COPY_PYTHONPATH: ContextVar[list[str] | None] = ContextVar("COPY_PYTHONPATH", default=None)
 
 
 def module_roots(call: Any) -> list[str]:

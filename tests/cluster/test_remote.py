@@ -85,6 +85,10 @@ def test_resubmit_of_a_remote_job_runs_the_same_snapshot(ssh_host: Path) -> None
     again = job.resubmit()
     assert again.result(timeout=180) == 10
     assert again.manifest()["snapshot"]["sha256"] == job.manifest()["snapshot"]["sha256"]
+    # the new job imports from its own copy on the cluster, not from a path of this machine
+    # (which the cluster cannot read: a CI clone is private to its user)
+    old, new = job.manifest(), again.manifest()
+    assert old["pythonpath"] and [p.replace(old["remote"]["folder"], new["remote"]["folder"]) for p in old["pythonpath"]] == new["pythonpath"]
 
 
 def test_failure_and_logs_come_back(ssh_host: Path) -> None:

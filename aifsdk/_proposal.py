@@ -50,6 +50,7 @@ from ._sizing import (
     Sizing,
     access_calls,
     measurements_from_results,
+    parse_measures,
     size,
 )
 
@@ -64,20 +65,9 @@ class WorkPackage:
 
 
 def _measure_items(texts: list[Any], where: str, spec: dict[str, Any], problems: list[Problem]) -> list[Measurement]:
-    out = []
-    for text in texts:
-        try:
-            numbers = [float(x) for x in str(text).split(":")]
-            if len(numbers) not in (2, 4) or numbers[0] != int(numbers[0]):
-                raise ValueError
-        except ValueError:
-            problems.append(Problem(f"{where}.measure", text, "DEVICES:ITEMS_PER_S or DEVICES:ITEMS_PER_S:P10:P90", "e.g. '8:1250:1190:1300'"))
-            continue
-        p10, p90 = (numbers[2], numbers[3]) if len(numbers) == 4 else (None, None)
-        out.append(Measurement(devices=int(numbers[0]), items_per_s=numbers[1], p10=p10, p90=p90, unit=spec.get("unit", "samples"),
-                               device=str(spec.get("device", "")), site=str(spec.get("measured_on", "")),
-                               energy_j_per_item=spec.get("energy_j_per_item"), source=f"{where}.measure (typed in the request file)"))
-    return out
+    return parse_measures(texts, f"{where}.measure", "e.g. '8:1250:1190:1300'", problems, unit=spec.get("unit", "samples"),
+                          device=str(spec.get("device", "")), site=str(spec.get("measured_on", "")),
+                          energy_j_per_item=spec.get("energy_j_per_item"), source=f"{where}.measure (typed in the request file)")
 
 
 def packages_from_file(path: str | Path) -> tuple[str, list[WorkPackage]]:

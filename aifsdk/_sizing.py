@@ -411,6 +411,23 @@ def measurements_from_results(path: str | Path, workload: str | None = None) -> 
     return out
 
 
+def parse_measures(texts: list[Any], param: str, example: str, problems: list[Problem], **fields: Any) -> list[Measurement]:
+    """``DEVICES:ITEMS_PER_S[:P10:P90]`` texts as measurements with ``fields`` (unit, device, site,
+    ...); each malformed text adds a problem naming ``param`` instead."""
+    out = []
+    for text in texts:
+        try:
+            numbers = [float(x) for x in str(text).split(":")]
+            if len(numbers) not in (2, 4) or numbers[0] != int(numbers[0]):
+                raise ValueError
+        except ValueError:
+            problems.append(Problem(param, text, "DEVICES:ITEMS_PER_S or DEVICES:ITEMS_PER_S:P10:P90", example))
+            continue
+        p10, p90 = (numbers[2], numbers[3]) if len(numbers) == 4 else (None, None)
+        out.append(Measurement(devices=int(numbers[0]), items_per_s=numbers[1], p10=p10, p90=p90, **fields))
+    return out
+
+
 def size_from_args(args: Any) -> Sizing:
     """``aifsdk size``: the command line's options, checked, then :func:`size`."""
     problems = []
@@ -418,19 +435,9 @@ def size_from_args(args: Any) -> Sizing:
     if not measurements and not args.measure:
         problems.append(Problem("--measure", None, "--measure DEVICES:ITEMS_PER_S (one per job size) or --from RESULTS",
                                 "e.g. --from results/<run> or --measure 8:1250 --measure 16:2400"))
-    for text in args.measure:
-        parts = text.split(":")
-        try:
-            numbers = [float(x) for x in parts]
-            if len(numbers) not in (2, 4) or numbers[0] != int(numbers[0]):
-                raise ValueError
-        except ValueError:
-            problems.append(Problem("--measure", text, "DEVICES:ITEMS_PER_S or DEVICES:ITEMS_PER_S:P10:P90", "e.g. --measure 8:1250 --measure 16:2400"))
-            continue
-        p10, p90 = (numbers[2], numbers[3]) if len(numbers) == 4 else (None, None)
-        measurements.append(Measurement(devices=int(numbers[0]), items_per_s=numbers[1], p10=p10, p90=p90, unit=args.unit,
-                                        device=args.device, site=args.measured_on, energy_j_per_item=args.energy_j_per_item,
-                                        source="command line"))
+    measurements += parse_measures(args.measure, "--measure", "e.g. --measure 8:1250 --measure 16:2400", problems, unit=args.unit,
+                                   device=args.device, site=args.measured_on, energy_j_per_item=args.energy_j_per_item,
+                                   source="command line")
     overheads = {}
     for item in args.overhead:
         key, sep, value = item.partition("=")

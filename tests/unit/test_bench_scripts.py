@@ -1,4 +1,4 @@
-"""The SDK's own benchmark scripts start on a clean checkout (they are not otherwise run by the tests),
+"""The SDK's own benchmark scripts and the harness's acceptance checks (tools/) start on a clean checkout (they are not otherwise run by the tests),
 and the snapshot benchmark runs end to end on a tiny tree."""
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["bench_snapshot.py", "bench_submit.py", "bench_lifecycle.py"])
+@pytest.mark.parametrize("script", ["bench_snapshot", "bench_submit", "bench_lifecycle", "check_matmul", "check_repeat"])
 def test_benchmark_script_starts(script: str) -> None:
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", f"tools.{script}", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
 
 
 def test_snapshot_benchmark_on_a_tiny_tree(tmp_path: Path) -> None:
-    argv = [sys.executable, str(REPO / "benchmarks" / "bench_snapshot.py"), "--files", "200", "--mb", "1", "--repeats", "2",
+    argv = [sys.executable, "-m", "tools.bench_snapshot", "--files", "200", "--mb", "1", "--repeats", "2",
             "--content", "source", "--out", str(tmp_path)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     report = json.loads(next(tmp_path.glob("bench_snapshot-*.json")).read_text())
     run = report["runs"][0]

@@ -1,6 +1,6 @@
 """Job lifecycle: end-to-end time from submit to every result in hand, for 1 and for N short jobs.
 
-    .venv/bin/python -m benchmarks.bench_lifecycle [--jobs 50] [--repeats 3] [--breakdown 8] [--out results/]
+    .venv/bin/python -m tools.bench_lifecycle [--jobs 50] [--repeats 3] [--breakdown 8] [--out results/]
 
 Same work everywhere (``work(i)``, a few ms of Python), same run, methods interleaved (their
 order rotates each round) so that drift hits all alike:
@@ -21,7 +21,7 @@ cluster), plus the job side's top-level imports (``PYTHONPROFILEIMPORTTIME`` in 
 
 Also reported: scheduler calls made while waiting (aifsdk: squeue/sacct through its seam;
 submitit: its SlurmInfoWatcher's sacct calls; srun and sbatch --wait wait inside Slurm's own
-clients). Targets (issue 8): aifsdk at most 1.2x the srun floor, and faster than submitit.
+clients). Targets: aifsdk at most 1.2x the srun floor, and faster than submitit.
 Needs the local cluster (tests/cluster/slurm-cluster up).
 """
 
@@ -45,7 +45,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(REPO))
-from benchmarks import write_report  # noqa: E402
+from tools import write_report  # noqa: E402
 
 TIME_MIN = 5
 
@@ -65,7 +65,7 @@ def probe(i: int) -> dict[str, float]:
 
 
 def _inline(i: int) -> list[str]:
-    return [sys.executable, "-c", f"from benchmarks.bench_lifecycle import work; print(work({i}))"]
+    return [sys.executable, "-c", f"from tools.bench_lifecycle import work; print(work({i}))"]
 
 
 def run_srun(n: int, root: Path) -> dict[str, Any]:

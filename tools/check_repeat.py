@@ -1,10 +1,10 @@
 """Acceptance check: repeat the quick suite and report the CV of each figure across the runs.
 
-    .venv/bin/python -m benchmarks.check_repeat [--runs 5] [--threads 2] [-- extra overrides]
+    .venv/bin/python -m tools.check_repeat [--runs 5] [--threads 2] [-- extra overrides]
 
 Runs ``python -m benchmarks threads=N`` ``--runs`` times in fresh processes (each writes its own
 run folder), then prints, for every row, the median of each run and the CV of those medians
-(issue 6 target: under 5 %), the wall time of each run, and the load average before each run
+(target: under 5 %), the wall time of each run, and the load average before each run
 (the machine may be shared). Writes a JSON report under results/ (never overwriting).
 """
 
@@ -21,8 +21,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._stats import cv_of  # noqa: E402
-from benchmarks.check_matmul import save_json  # noqa: E402
 from benchmarks.results import load  # noqa: E402
+from tools import write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{v[0]:.2f}' for v in loads)}; threads {args.threads}")
     report = {"runs": [r.document["run_id"] for r in runs], "wall_s": walls, "loadavg_before": loads, "threads": args.threads,
               "medians": rows, "cv": cvs, "overrides": args.overrides}
-    print(f"report: {save_json(args.out, 'check_repeat', report)}")
+    print(f"report: {write_report(args.out, 'check_repeat', report)}")
     return 0
 
 

@@ -1,12 +1,12 @@
 """The SDK's own overhead, measured with pytest-benchmark: ``aifsdk.plan`` of a function job,
 without the code snapshot and with it (this repository snapshotted).
 
-    .venv/bin/python -m pytest benchmarks/test_overhead.py -q \
+    .venv/bin/python -m pytest tools/test_overhead.py -q \
         --benchmark-json results/overhead-$(date +%Y%m%d-%H%M%S).json
 
 pytest's default run does not collect this file (``testpaths = ["tests"]`` in pyproject.toml);
 the JSON (``--benchmark-json``) keeps every raw timing. Targets are reported, never asserted:
-plan of a function job under 50 ms (issue 2).
+plan of a function job under 50 ms.
 """
 
 from __future__ import annotations

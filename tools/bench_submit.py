@@ -1,8 +1,8 @@
 """Submit overhead: aifsdk.submit against submitit's own submit, same job, same run; plan latency.
 
-    .venv/bin/python -m benchmarks.bench_submit [--repeats 30] [--out results/]
+    .venv/bin/python -m tools.bench_submit [--repeats 30] [--out results/]
 
-Targets (issue 2): ``aifsdk.submit`` adds at most 10 % to submitit's submit for the same job
+Targets: ``aifsdk.submit`` adds at most 10 % to submitit's submit for the same job
 (compared with ``snapshot=False``, since submitit ships no code; the default, with this
 repository snapshotted, is reported on its own row);
 ``plan`` of a function job takes under 50 ms. Jobs are submitted held (``--hold``) and cancelled
@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import write_report  # noqa: E402
+from tools import write_report  # noqa: E402
 
 
 def payload(x: int) -> int:

@@ -1,8 +1,8 @@
 """Snapshot cost: a 10,000-file, 100 MB tree, first snapshot and an unchanged resubmit.
 
-    .venv/bin/python benchmarks/bench_snapshot.py [--files 10000] [--mb 100] [--repeats 5] [--content source filler]
+    .venv/bin/python -m tools.bench_snapshot [--files 10000] [--mb 100] [--repeats 5] [--content source filler]
 
-Targets (issue 4): first snapshot under 3 s, an unchanged resubmit under 0.3 s, on a 2-core
+Targets: first snapshot under 3 s, an unchanged resubmit under 0.3 s, on a 2-core
 machine. Each figure covers what submit adds for the snapshot: listing the files (git), the
 secret and size guards (each file read once, hashed and scanned, the result kept in the user's
 file index), appending new content to one pack and writing the snapshot manifest. The unchanged
@@ -31,7 +31,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import write_report  # noqa: E402
+from tools import write_report  # noqa: E402
 
 
 def _stdlib_text() -> str:

@@ -1,13 +1,13 @@
 """Acceptance check: the harness's matmul fp32 figure against an independent plain torch.mm loop.
 
-    .venv/bin/python -m benchmarks.check_matmul [--threads 2] [--shapes 256x1024x1024,...] [--seconds 2]
+    .venv/bin/python -m tools.check_matmul [--threads 2] [--shapes 256x1024x1024,...] [--seconds 2]
 
 For each shape, the independent loop is the simplest honest measurement: random-normal inputs,
 ``torch.mm(a, b, out=c)`` called back to back for ``--seconds`` (after a half-second warm-up),
 wall time / calls, with B contiguous and with B transposed (best of the two). The harness figure is ``benchmarks.micro.matmul`` (quick mode, cache flush and output
 re-randomisation between calls, median over samples) on the same shape. The two alternate for
 ``--rounds`` rounds per shape and each keeps its best round, so that both see the same
-background load on a shared machine. Prints both best-over-shapes figures and their ratio (issue 6 target: the harness
+background load on a shared machine. Prints both best-over-shapes figures and their ratio (target: the harness
 within 10 % of the loop), with the load average before and after, since the machine is shared.
 Writes a JSON report under results/ (never overwriting).
 """
@@ -15,8 +15,6 @@ Writes a JSON report under results/ (never overwriting).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
 import os
 import sys
 import time
@@ -31,6 +29,7 @@ from benchmarks import micro  # noqa: E402
 from benchmarks._device import detect  # noqa: E402
 from benchmarks._measure import Context  # noqa: E402
 from benchmarks._timing import TimingConfig  # noqa: E402
+from tools import write_report  # noqa: E402
 
 
 def plain_loop(m: int, n: int, k: int, seconds: float, rounds: int) -> float:
@@ -49,16 +48,6 @@ def plain_loop(m: int, n: int, k: int, seconds: float, rounds: int) -> float:
                 calls += 1
             best = max(best, 2.0 * m * n * k * calls / (time.perf_counter() - start) / 1e12)
     return best
-
-
-def save_json(out: str, name: str, report: dict) -> Path:
-    """Write ``report`` to a new file ``<out>/<name>-<time>-<pid>.json`` (exclusive create)."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
-    with path.open("x") as fh:
-        json.dump(report, fh, indent=2)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shape:>16}  loop {loop[shape] * 1e3:8.1f} GFLOPS   harness median {harness[shape] * 1e3:8.1f} GFLOPS")
     print(f"best: loop {best_loop * 1e3:.1f} GFLOPS, harness {best_harness * 1e3:.1f} GFLOPS, ratio {report['ratio']:.3f} "
           f"(threads {args.threads}; load {load_before[0]:.2f} -> {report['loadavg_after'][0]:.2f})")
-    print(f"report: {save_json(args.out, 'check_matmul', report)}")
+    print(f"report: {write_report(args.out, 'check_matmul', report)}")
     return 0
 
 

@@ -205,5 +205,7 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
         report.problems = req.problems() or check_request(req, info, nodes, profile.default_partition)
         if not req.problems():
             seen = {p.param for p in report.problems}
-            report.problems += [p for p in resolve(req, profile, set()).problems if p.param not in seen]
+            res = resolve(req, profile, set())
+            report.problems += [p for p in res.problems if p.param not in seen]
+            report.notes += [f"warning: {w}" for w in res.warnings]
     return report

@@ -15,6 +15,10 @@ Every error aifsdk raises on purpose derives from :class:`AifsdkError`::
 
 Request problems are collected, not raised one by one: a :class:`RequestError` carries a list of
 :class:`Problem` objects, each naming the parameter, the value, what is allowed and the fix.
+
+aifsdk refuses only what the site refuses or what can never start there. What the site accepts
+but bills for nothing (e.g. a node-exclusive partition billed whole for half its GPUs) is a
+:class:`PlanWarning` on the plan, with the cheaper way; ``strict=True`` makes warnings errors.
 """
 
 from __future__ import annotations
@@ -39,6 +43,27 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.param}={self.value!r}: allowed {self.allowed}. Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """Something the site accepts but that wastes budget, and the cheaper way.
+
+    A plan carries these in ``Plan.warnings``; ``strict=True`` (``--strict`` on the command line)
+    turns each into a :class:`Problem` of a :class:`RequestError` instead.
+    """
+
+    param: str
+    value: object
+    waste: str
+    cheaper: str
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.value!r}: {self.waste}. Cheaper: {self.cheaper}"
+
+    def as_problem(self) -> Problem:
+        return Problem(self.param, self.value, f"no budget waste under strict=True ({self.waste})",
+                       f"{self.cheaper}; or drop strict=True (--strict) to accept it")
 
 
 class RequestError(AifsdkError, ValueError):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _snapshot as snapshots
-from ._errors import Problem, RequestError, SiteNotFoundError
+from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError
 from ._profile import SiteProfile, load_site
 from ._resolve import Cost, estimate_cost, resolve
 from ._resources import Resources, parse_time
@@ -28,7 +28,7 @@ from ._snapshot import SnapshotOptions
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after", "strict")
 LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
 
 
@@ -81,7 +81,9 @@ class Plan:
         script: the exact text that will be submitted (the sbatch script on Slurm sites).
         folder: the job folder that submit will create.
         cost: the upper-bound cost at the time limit, in the site's billing unit.
-        notes: decisions and warnings worth reading before submitting.
+        notes: decisions worth reading before submitting.
+        warnings: what the site accepts but bills for nothing (e.g. whole nodes for half their
+            GPUs), each with the cheaper way; ``strict=True`` refuses such a request instead.
         pythonpath: folders put first on the job's PYTHONPATH so that the target's module
             imports on the node as it did here.
         launcher: "srun" (srun starts every rank) or "torchrun" (srun starts one torchrun per
@@ -104,6 +106,7 @@ class Plan:
     folder: Path
     cost: Cost
     notes: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
     pythonpath: list[str] = field(default_factory=list)
     launcher: str = "srun"
     snapshot: SnapshotPlan | None = None
@@ -148,6 +151,7 @@ class Plan:
         if self.snapshot is not None:
             lines.append(f"snapshot:  {len(self.snapshot.files)} files of {self.snapshot.root} -> {self.folder / 'code'}")
         lines += [f"note:      {n}" for n in self.notes]
+        lines += [f"WARNING:   {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -164,6 +168,7 @@ def plan(
     snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
     container: str | os.PathLike[str] | bool | None = None,
     after: Any = None,
+    strict: bool = False,
     **resources: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
@@ -171,20 +176,25 @@ def plan(
     Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
     (a ``ValueError``) listing every problem at once. ``after`` makes the job wait for others
     (see :func:`aifsdk.afterok`, :func:`aifsdk.afterany`).
+
+    aifsdk refuses only what the site refuses or what can never start there. A request the site
+    runs but that wastes budget (whole nodes billed for a part of their GPUs, a partition that
+    bills more than another that fits) gets a warning in ``Plan.warnings``, with the cheaper
+    way; ``strict=True`` turns those warnings into problems of the RequestError.
     """
     if after is not None:
         from ._deps import dependency_extra
 
         executor = getattr(_site_or_none(site), "executor", None)
         resources["extra"] = dependency_extra(after, site, executor, resources.get("extra") or {})
-    return _Planner(target, args, site, name, folder, resources, launcher, snapshot, container).build()
+    return _Planner(target, args, site, name, folder, resources, launcher, snapshot, container, strict).build()
 
 
 class _Planner:
     """Collects problems while resolving; raises them all at the end."""
 
     def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any],
-                 launcher: str | None = None, snapshot: Any = True, container: Any = None) -> None:
+                 launcher: str | None = None, snapshot: Any = True, container: Any = None, strict: bool = False) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
         self.launcher_arg = launcher
         self.snapshot_arg = snapshot
@@ -193,6 +203,8 @@ class _Planner:
         self.raw = resources
         self.problems: list[Problem] = []
         self.notes: list[str] = []
+        self.warnings: list[PlanWarning] = []
+        self.strict = strict
         self.origins: dict[str, str] = {}
 
     def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
@@ -213,6 +225,7 @@ class _Planner:
             res = resolve(request, profile, self.bad_fields)
             self.problems += res.problems
             self.notes += res.notes
+            self.warnings += res.warnings
             self.origins.update(res.origins)
             resolved, partition = res.resources or request, res.partition
         folder = self._folder(profile, name)
@@ -228,6 +241,10 @@ class _Planner:
             torchrun = launcher == "torchrun"
             call = CommandTarget(tuple(argv), cwd, launcher, resolved.nodes or 1, (resolved.tasks_per_node or 1) if torchrun else 1)
         self.container = self._container(profile) if profile else None
+        if not isinstance(self.strict, bool):
+            self.fail("strict", self.strict, "True or False", "pass strict=True to refuse requests that waste budget")
+        elif self.strict:
+            self.problems += [w.as_problem() for w in self.warnings]
         if profile is not None and profile.ssh is not None and not self.problems:
             from ._remote import connection  # what is pickled here must unpickle there
 
@@ -251,7 +268,7 @@ class _Planner:
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, python=python,
+            notes=self.notes, warnings=self.warnings, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, python=python,
             container=self.container, profile=profile, callable=call,
             args=self.call_args,
         )

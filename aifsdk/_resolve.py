@@ -3,7 +3,7 @@ every limit the site declares or the cluster reports. Problems are collected, ne
 
 Checks, all reported at once, each with a fix: the partition and QoS exist and go together; time,
 nodes and GPUs within the partition's and the QoS's limits; whole nodes on node-exclusive
-partitions (never silently changed: the fix names both ways out); CPUs, memory and tasks within a
+partitions (a warning naming both cheaper ways: the site runs such a job on whole nodes); CPUs, memory and tasks within a
 node and within the site's cores-per-GPU policy; the account present and in the site's format.
 """
 
@@ -18,9 +18,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._choose import Need, by_role, choose_partition, debug_intent, need_of, pick_qos, qos_for, qos_misfit
+from ._choose import Need, by_role, choose_partition, debug_intent, need_of, partition_misfit, pick_qos, qos_for, qos_misfit
 from ._cost import Cost, estimate_cost
-from ._errors import Problem, SchedulerError
+from ._errors import PlanWarning, Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
 from ._resources import Resources, format_time, parse_time
 from ._scheduler import ClusterInfo, Slurm, default_slurm
@@ -40,11 +40,16 @@ class Resolution:
     origins: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
     partition: Partition | None = None
     qos: Qos | None = None
 
     def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
         self.problems.append(Problem(param, value, allowed, fix))
+
+    def warn(self, param: str, value: Any, waste: str, cheaper: str) -> None:
+        """The site accepts it, but it bills for what the job cannot use: say so, with the cheaper way."""
+        self.warnings.append(PlanWarning(param, value, waste, cheaper))
 
 
 def resolve(request: Resources, profile: SiteProfile, bad: set[str] | frozenset[str] = frozenset()) -> Resolution:
@@ -136,7 +141,10 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
         _check_account(self, profile, values["account"], qos_name, qos)
     if not local and profile.launcher == "srun-per-gpu" and gpus > 1 and tasks == 1 and self.origins.get("tasks_per_node") == "default":
         self.notes.append(f"site {profile.name} recommends one task per GPU: pass tasks_per_node={gpus} for a distributed run")
-    return Resources(**values)
+    resolved = Resources(**values)
+    if not local and req.partition is not None and part is not None and not self.problems and not self.warnings:
+        _costlier_partition(self, profile, resolved, partitions, part, info, need)
+    return resolved
 
 
 # -- partition, QoS and time --------------------------------------------------------------------
@@ -260,14 +268,38 @@ def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> li
 
 
 def _partial_exclusive_node(self: Resolution, gpus: int, nodes: int, partitions: dict[str, Partition], part_name: str | None, part: Partition) -> None:
-    """A node-exclusive partition allocates (and bills) whole nodes: say so, and how to fix it."""
+    """A node-exclusive partition allocates (and bills) whole nodes: the site runs the job, so
+    this is a warning that names both cheaper ways, not a refusal."""
     full = part.gpus_per_node
     shared = [n for n, p in partitions.items()
               if not p.exclusive and (p.gpus_per_node or 0) >= gpus and (p.max_nodes is None or p.max_nodes >= nodes) and (p.min_nodes or 1) <= nodes]
     moves = [f"partition={n!r} ({partitions[n].description or 'shared nodes'})" for n in shared]
-    fix = f"use gpus_per_node={full} (the node is allocated and billed whole anyway)"
-    fix += f", or {' or '.join(moves)} for {gpus} GPUs per node" if moves else f"; no shared partition takes {nodes} node(s) of {gpus} GPUs"
-    self.fail("gpus_per_node", gpus, f"{full} on partition {part_name} (node-exclusive: whole nodes of {full} GPUs)", fix)
+    cheaper = f"use gpus_per_node={full} (the same bill, all the GPUs)"
+    cheaper += f", or {' or '.join(moves)} for {gpus} GPUs per node" if moves else f"; no shared partition takes {nodes} node(s) of {gpus} GPUs"
+    self.warn("gpus_per_node", gpus, f"partition {part_name} is node-exclusive: each node's {full} GPUs are allocated and billed, "
+              f"{gpus} are asked for", cheaper)
+
+
+def _costlier_partition(self: Resolution, profile: SiteProfile, r: Resources, partitions: dict[str, Partition], part: Partition,
+                        info: ClusterInfo | None, need: Need) -> None:
+    """The named partition bills more than another general partition the same request fits."""
+    here = estimate_cost(profile, r, part).amount
+    cheaper = []
+    for name, other in partitions.items():
+        if name == r.partition or other.role != "general" or partition_misfit(other, need, info.total_nodes.get(name) if info else None, profile.node.gpus):
+            continue
+        if r.qos is not None and profile.qos and r.qos not in qos_for(profile, name, other):
+            continue
+        cost = estimate_cost(profile, dataclasses.replace(r, partition=name), other)
+        if cost.amount < here * 0.999:
+            cheaper.append((cost.amount, name))
+    if cheaper:
+        amount, name = min(cheaper)
+        from ._cost import UNIT_LABEL
+
+        unit = UNIT_LABEL[profile.billing.unit]
+        self.warn("partition", r.partition, f"partition {r.partition} bills {here:.4g} {unit} for this job at its time limit, partition {name} {amount:.4g} {unit}",
+                  f"use partition={name!r}")
 
 
 def _check_cpus_per_gpu(self: Resolution, profile: SiteProfile, tasks: int, cpus: int | None, gpus: int) -> None:

@@ -58,6 +58,7 @@ def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentPar
     p.add_argument("--qos")
     p.add_argument("--constraint", "-C")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE", help="another sbatch option (repeatable); KEY alone means a flag")
+    p.add_argument("--strict", action="store_true", help="refuse a request the site runs but that wastes budget (its warnings become errors)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     return p
 
@@ -136,6 +137,8 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
         key, sep, value = item.partition("=")
         extra[key] = value if sep else True
     opts: dict[str, Any] = {"site": args.site}
+    if getattr(args, "strict", False):
+        opts["strict"] = True
     for key in ("name", "folder", "launcher", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
         value = getattr(args, key)
         if value is not None:
@@ -154,7 +157,8 @@ def _problem(param: str, value: Any, allowed: str, fix: str) -> Any:
 def _plan_json(pl: Any) -> dict[str, Any]:
     return {
         "site": pl.site, "kind": pl.kind, "target": pl.target, "name": pl.name, "folder": str(pl.folder),
-        "resources": pl.resources.as_dict(), "origins": pl.origins, "cost": pl.cost.__dict__, "notes": pl.notes, "script": pl.script,
+        "resources": pl.resources.as_dict(), "origins": pl.origins, "cost": pl.cost.__dict__, "notes": pl.notes,
+        "warnings": [dataclasses.asdict(w) for w in pl.warnings], "script": pl.script,
     }
 
 
@@ -174,6 +178,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.verb in ("submit", "plan"):
             command, opts = _options(args)
             pl = plan(command, **opts)
+            if args.verb == "submit":  # shown before anything is submitted
+                for warning in pl.warnings:
+                    print(f"aifsdk: warning: {warning} (--strict refuses such requests)", file=sys.stderr)
             if args.verb == "plan":
                 print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else str(pl))
                 return EXIT_OK

@@ -48,3 +48,17 @@ def test_sites_lists_the_builtin_profiles() -> None:
     names = {r["name"] for r in rows}
     assert {"local", "debug", "slurm"} <= names
     assert all(r["status"] != "invalid" for r in rows)
+
+
+def test_plan_shows_budget_warnings_and_strict_refuses_them() -> None:
+    """A CPU-only job on LUMI-G's node-exclusive standard-g runs there, billed whole nodes: the plan
+    warns and names the cheaper partition; --strict makes it an error (exit 2, nothing submitted)."""
+    request = ("--site", "lumi-g", "-p", "standard-g", "-A", "project_465001926", "-t", "1h", "--", "echo", "hi")
+    out = aifsdk("plan", *request)
+    assert out.returncode == 0, out.stderr
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("WARNING:")]
+    assert "partition='standard-g'" in line and "partition='small-g'" in line
+    data = json.loads(aifsdk("plan", "--json", *request).stdout)
+    assert [w["param"] for w in data["warnings"]] == ["partition"] and "small-g" in data["warnings"][0]["cheaper"]
+    strict = aifsdk("submit", "--strict", *request)
+    assert strict.returncode == 2 and "strict" in strict.stderr and "nothing was submitted" in strict.stderr

@@ -107,14 +107,27 @@ def test_typical_two_node_job_plans_cleanly(site: str) -> None:
         assert f"export {key}=" in p.script and value.split(",")[0] in p.script
 
 
-def test_lumi_partial_node_on_exclusive_partition_names_both_fixes() -> None:
-    """standard-g named: 4 GPUs per node are refused, naming both ways out (8 GPUs, or small-g)."""
-    (problem,) = problems("lumi-g", nodes=2, gpus_per_node=4, partition="standard-g", account="project_465001926", time="2h")
+def test_lumi_partial_node_on_exclusive_partition_is_a_warning_naming_both_cheaper_ways() -> None:
+    """standard-g named with 4 GPUs per node: LUMI runs it on whole nodes (billed whole), so the
+    plan goes through with a warning naming both cheaper ways (8 GPUs, or small-g)."""
+    p = plan("lumi-g", nodes=2, gpus_per_node=4, partition="standard-g", account="project_465001926", time="2h")
+    (warning,) = p.warnings
+    assert warning.param == "gpus_per_node" and warning.value == 4
+    assert "node-exclusive" in warning.waste and "standard-g" in warning.waste
+    assert "gpus_per_node=8" in warning.cheaper and "partition='small-g'" in warning.cheaper
+    assert "#SBATCH --partition=standard-g\n" in p.script and "#SBATCH --gpus-per-node=4\n" in p.script
+    assert f"WARNING:   {warning}" in str(p)
+    small = plan("lumi-g", nodes=2, gpus_per_node=4, partition="small-g", account="project_465001926", time="2h")
+    assert small.resources.gpus_per_node == 4 and "#SBATCH --partition=small-g" in small.script and not small.warnings
+
+
+def test_strict_turns_warnings_into_a_request_error() -> None:
+    (problem,) = problems("lumi-g", nodes=2, gpus_per_node=4, partition="standard-g", account="project_465001926", time="2h", strict=True)
     assert problem.param == "gpus_per_node" and problem.value == 4
-    assert "node-exclusive" in problem.allowed and "standard-g" in problem.allowed
-    assert "gpus_per_node=8" in problem.fix and "partition='small-g'" in problem.fix
-    p = plan("lumi-g", nodes=2, gpus_per_node=4, partition="small-g", account="project_465001926", time="2h")
-    assert p.resources.gpus_per_node == 4 and "#SBATCH --partition=small-g" in p.script
+    assert "strict" in problem.allowed and "node-exclusive" in problem.allowed and "partition='small-g'" in problem.fix
+    assert not plan("lumi-g", nodes=2, gpus_per_node=8, account="project_465001926", time="2h", strict=True).warnings
+    (bad,) = problems("lumi-g", nodes=2, gpus_per_node=8, account="project_465001926", time="2h", strict="yes")
+    assert bad.param == "strict" and bad.value == "yes"
 
 
 def test_lumi_partial_node_moves_to_small_g_and_says_so() -> None:
@@ -172,8 +185,8 @@ def test_debug_on_a_site_without_a_debug_class() -> None:
 
 
 def test_jupiter_partial_node_has_no_shared_partition_to_move_to() -> None:
-    (problem,) = problems("jupiter-booster", gpus_per_node=2, account="e-dev-2026d09-128")
-    assert "gpus_per_node=4" in problem.fix and "no shared partition" in problem.fix
+    (warning,) = plan("jupiter-booster", gpus_per_node=2, account="e-dev-2026d09-128").warnings
+    assert "gpus_per_node=4" in warning.cheaper and "no shared partition" in warning.cheaper
 
 
 @pytest.mark.parametrize(("site", "account"), [
@@ -370,7 +383,6 @@ def test_scratch_job_root_takes_the_account() -> None:
 # (site, request, the parameter named, a fragment of what is allowed, a fragment of the fix)
 BAD = [
     ("lumi-g", {"gpus_per_node": 16}, "gpus_per_node", "at most 8 per node", "gpus_per_node<=8"),
-    ("lumi-g", {"gpus_per_node": 4, "partition": "standard-g"}, "gpus_per_node", "node-exclusive", "partition='small-g'"),
     ("lumi-g", {"nodes": 1025, "gpus_per_node": 8}, "nodes", "at most 1024", "nodes<=1024"),
     ("lumi-g", {"nodes": 5, "partition": "small-g", "gpus_per_node": 2}, "nodes", "at most 4", "e.g. standard-g"),
     ("lumi-g", {"partition": "dev-g", "time": "4h"}, "time", "03:00:00", "use partition standard-g / small-g"),
@@ -380,7 +392,6 @@ BAD = [
     ("lumi-g", {"mem_gb": 500, "gpus_per_node": 8}, "mem_gb", "480 GB", "mem_gb<=480"),
     ("lumi-g", {"account": "465001926"}, "account", "project_[0-9]{9}", "lumi-workspaces"),
     ("jupiter-booster", {"gpus_per_node": 8}, "gpus_per_node", "at most 4 per node", "gpus_per_node<=4"),
-    ("jupiter-booster", {"gpus_per_node": 2}, "gpus_per_node", "node-exclusive", "no shared partition"),
     ("jupiter-booster", {"tasks_per_node": 4, "cpus_per_task": 80, "gpus_per_node": 4}, "cpus_per_task", "288 CPUs", "cpus_per_task<=72"),
     ("jupiter-booster", {"nodes": 6000, "gpus_per_node": 4}, "nodes", "5643", "nodes<=5643"),
     ("jupiter-booster", {"time": "13h"}, "time", "12:00:00 on partition booster", "lower time to 12:00:00"),
@@ -429,6 +440,24 @@ def test_bad_request_table(site: str, kw: dict, param: str, allowed: str, fix: s
     assert allowed in problem.allowed and fix in problem.fix, problem
     assert f"{param}={request[param]!r}" in str(info.value) or f"{param}={request[param]}" in str(info.value)
     assert "nothing was submitted" in str(info.value)
+
+
+# Requests the site runs but that waste budget: a warning on the plan, an error with strict=True.
+# (site, request, the parameter named, a fragment of the waste, a fragment of the cheaper way)
+WASTE = [
+    ("lumi-g", {"gpus_per_node": 4, "partition": "standard-g"}, "gpus_per_node", "node-exclusive", "partition='small-g'"),
+    ("jupiter-booster", {"gpus_per_node": 2}, "gpus_per_node", "node-exclusive", "no shared partition"),
+]
+
+
+@pytest.mark.parametrize(("site", "kw", "param", "waste", "cheaper"), WASTE, ids=[f"{s}-{i}" for i, (s, *_) in enumerate(WASTE)])
+def test_waste_table(site: str, kw: dict, param: str, waste: str, cheaper: str) -> None:
+    request = {"account": TYPICAL[site][0], **kw}
+    (warning,) = plan(site, **request).warnings
+    assert warning.param == param and warning.value == request[param]
+    assert waste in warning.waste and cheaper in warning.cheaper, warning
+    (problem,) = problems(site, strict=True, **request)
+    assert problem.param == param and cheaper in problem.fix
 
 
 def test_the_bad_request_table_covers_every_real_site() -> None:

@@ -2,7 +2,8 @@
 
 The site bills a share of each node for each hour (:class:`aifsdk._profile.Billing`): the whole
 node on node-exclusive partitions (or where ``shared_by: node``), else the job's share of the
-node (its GPUs, or the largest of its GPU, core and memory shares). Every figure of a
+node (its GPUs, or the largest of its GPU, core and memory shares, cores and memory counted in
+whole slices where the site bills so). Every figure of a
 :class:`Cost` follows from the billed node-hours, so they never disagree:
 
     billed node-h = nodes x hours x share
@@ -16,6 +17,7 @@ When the profile does not know the node's size (generic sites), the request itse
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ._profile import Partition, SiteProfile
@@ -52,6 +54,13 @@ def _plural(n: float, word: str) -> str:
     return f"{n:g} {word}{'' if n == 1 else 's'}"
 
 
+def _sliced(amount: float, slice_size: float | None) -> float:
+    """``amount`` rounded up to whole slices (LUMI small-g bills 9 cores as two 8-core slices)."""
+    if not slice_size or not amount:
+        return amount
+    return math.ceil(amount / slice_size - 1e-9) * slice_size
+
+
 def _share(profile: SiteProfile, r: Resources, exclusive: bool, node_gpus: int | None, node_cpus: int | None,
            node_mem: float | None) -> tuple[float | None, str]:
     """The billed share of each node and why; None when the node's size is unknown."""
@@ -63,7 +72,10 @@ def _share(profile: SiteProfile, r: Resources, exclusive: bool, node_gpus: int |
     cores = (r.tasks_per_node or 1) * (r.cpus_per_task or 1)
     shares = {"GPUs": (r.gpus_per_node or 0, node_gpus)}
     if b.shared_by == "max-share":
-        shares.update({"cores": (cores, node_cpus), "memory": (r.mem_gb or 0, node_mem)})
+        core_key = f"cores: {cores} in {b.slice_cpus}-core slices" if _sliced(cores, b.slice_cpus) != cores else "cores"
+        mem = r.mem_gb or 0
+        mem_key = f"memory: {mem:g} GB in {b.slice_mem_gb:g} GB slices" if b.slice_mem_gb and _sliced(mem, b.slice_mem_gb) != mem else "memory"
+        shares.update({core_key: (_sliced(cores, b.slice_cpus), node_cpus), mem_key: (_sliced(mem, b.slice_mem_gb), node_mem)})
     known = {k: (used, whole) for k, (used, whole) in shares.items() if whole}
     if not known or all(used == 0 for used, _ in known.values()):
         if node_gpus and b.shared_by == "gpus" and node_cpus:  # a CPU-only job on a GPU site: its cores
@@ -89,6 +101,9 @@ def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) ->
     site = site if len(site) <= 24 else profile.name
     where = f" on {site} {r.partition}" if r.partition else f" on {site}"
     label = UNIT_LABEL[b.unit]
+    if part is not None and part.free:
+        detail = f"{_plural(nodes, 'node')} x {hours:.4g} h{where} (free: no allocation is consumed)"
+        return Cost(b.unit, 0.0, 0.0, 0.0, 0.0, detail)
     if share is None:  # the node's size is unknown: count what the job asks for
         node_h = nodes * hours
         gpu_h = nodes * (r.gpus_per_node or 0) * hours / b.gpus_per_billed_gpu

@@ -54,6 +54,7 @@ class Partition:
     max_time: int | str | None = None
     default_time: int | str | None = None
     exclusive: bool = False  # node-exclusive: whole nodes are allocated and billed
+    free: bool = False  # no allocation is consumed here (e.g. a free debug partition)
     gpus_per_node: int | None = None
     gpu_model: str | None = None  # when it differs from node.gpu_model
     gpu_mem_gb: float | None = None
@@ -134,12 +135,16 @@ class Billing:
     On shared (not node-exclusive) partitions a job pays a share of the node: its GPUs
     (``gpus``), the largest of its GPU, core and memory shares (``max-share``), or the whole
     node (``node``). ``gpus_per_billed_gpu``: Slurm GPUs in one billed GPU (LUMI: 2 GCDs = 1 MI250X).
+    ``slice_cpus`` / ``slice_mem_gb``: with ``max-share``, cores and memory are counted in whole
+    slices of this size (LUMI small-g: 8 cores or 64 GB, one GCD's share), rounded up.
     """
 
     unit: Literal["gpu-hours", "node-hours", "core-hours"] = "gpu-hours"
     per_node_hour: float | None = None
     shared_by: Literal["gpus", "max-share", "node"] = "gpus"
     gpus_per_billed_gpu: int = 1
+    slice_cpus: int | None = None
+    slice_mem_gb: float | None = None
     note: str = ""
 
 
@@ -376,6 +381,7 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
             if name not in _PLACEHOLDERS:
                 out.append(f"scratch_job_root: {{{name}}} is not a placeholder; use {{account}} or {{user}}")
     for where, number in (("billing.per_node_hour", profile.billing.per_node_hour), ("billing.gpus_per_billed_gpu", profile.billing.gpus_per_billed_gpu),
+                          ("billing.slice_cpus", profile.billing.slice_cpus), ("billing.slice_mem_gb", profile.billing.slice_mem_gb),
                           ("gpu_policy.cpus_per_gpu_max", profile.gpu_policy.cpus_per_gpu_max),
                           ("gpu_policy.cpus_per_gpu_fixed", profile.gpu_policy.cpus_per_gpu_fixed),
                           ("gpu_policy.mem_gb_per_gpu_max", profile.gpu_policy.mem_gb_per_gpu_max)):

@@ -211,7 +211,7 @@ def render(title: str, packages: list[WorkPackage], out: str | Path) -> Path:
         lines += [f"- note: {n}" for n in s.notes] + ([""] if s.notes else [])
     lines += ["## Method", "",
               "hours per run = work / X(n) / 3600 x (1 + f_eval + f_checkpoint + f_io + f_startup); total = runs x hours per run x "
-              "the site's bill for the job size / availability (accelerators-and-methods.md section 6.2, after the ARCHER2 and NCAR guidance).",
+              "the site's bill for the job size / availability (after the ARCHER2 and NCAR guidance on sizing resource requests).",
               "X(n) is the measured median throughput of the whole job at n devices; the job size is the largest measured size whose "
               "per-device throughput stays at or above the efficiency threshold against the smallest size. The range uses the P10 and "
               "P90 of the measured step times (and the projection range when the target was not measured). A run longer than the "

@@ -1,6 +1,6 @@
 """Sizing: from measured throughput to a request in the site's units that a reviewer can check.
 
-The estimate (accelerators-and-methods.md section 6.2, after the ARCHER2 and NCAR guidance)::
+The estimate (after the ARCHER2 and NCAR guidance on sizing resource requests)::
 
     hours per run  = work / X(n) / 3600 x (1 + f_eval + f_checkpoint + f_io + f_startup)
     GPU-h          = runs x hours per run x n / A

@@ -265,6 +265,37 @@ def test_mn5_qos_is_mandatory_and_matches_the_account() -> None:
     assert debug.param == "nodes" and "acc_ehpc" in debug.fix
 
 
+# Accounts seen in public job scripts of each site (named in the profile's sources): never refused.
+@pytest.mark.parametrize(("site", "account", "qos"), [
+    ("mn5-acc", "etur02", "acc_ehpc"), ("mn5-acc", "epor48", "acc_ehpc"), ("mn5-acc", "ehpc628", "acc_ehpc"),
+    ("karolina-gpu", "eu-25-92", None), ("karolina-gpu", "EU-25-92", None),
+    ("leonardo-booster", "IscrB_MLLM-RAG", None), ("leonardo-booster", "AIFAC_F02_378", None),
+])
+def test_real_accounts_are_accepted(site: str, account: str, qos: str | None) -> None:
+    p = plan(site, nodes=1, gpus_per_node=4, account=account)
+    assert p.resources.account == account and p.resources.qos == qos
+
+
+def test_meluxina_qos_limits_and_the_partition_cap() -> None:
+    p = plan("meluxina-gpu", nodes=2, gpus_per_node=4, tasks_per_node=4, cpus_per_task=32, account="p200301")
+    assert p.resources.qos == "default", "128 Slurm CPUs per node: 4 x 32 fits"
+    (big,) = problems("meluxina-gpu", nodes=51, gpus_per_node=4, account="p200301")
+    assert big.param == "nodes" and "QoS default" in big.allowed
+    (long,) = problems("meluxina-gpu", qos="long", time="72h", gpus_per_node=4, account="p200301")
+    assert long.param == "time" and "partition gpu" in long.allowed, "QoS long allows 144 h, the partition 48 h"
+    (test,) = problems("meluxina-gpu", qos="test", time="1h", gpus_per_node=4, account="p200301")
+    assert test.param == "time" and "00:30:00" in test.allowed
+
+
+def test_hortense_debug_partition_is_one_l4_eight_cores_and_free() -> None:
+    p = plan("hortense", partition="debug_milan_rhel9", gpus_per_node=1, cpus_per_task=8, account="2024_301", time="1h")
+    assert p.cost.amount == 0 and "free" in p.cost.detail
+    (two,) = problems("hortense", partition="debug_milan_rhel9", gpus_per_node=2, account="2024_301")
+    assert two.param == "gpus_per_node" and "at most 1" in two.allowed
+    (cores,) = problems("hortense", partition="debug_milan_rhel9", gpus_per_node=1, cpus_per_task=9, account="2024_301")
+    assert cores.param == "cpus_per_task" and "8 CPUs" in cores.allowed
+
+
 @pytest.mark.parametrize(("site", "kw", "allowed"), [
     ("mn5-acc", {"gpus_per_node": 1, "cpus_per_task": 40, "account": "ehpc123"}, "at most 20 CPU cores per GPU"),
     ("sofia", {"gpus_per_node": 1, "cpus_per_task": 32, "account": "2026_001"}, "exactly 24 CPU cores per GPU"),
@@ -297,6 +328,18 @@ COSTS = [
     ("lumi-g", {"nodes": 1, "gpus_per_node": 2, "tasks_per_node": 1, "cpus_per_task": 32, "partition": "small-g", "time": "4h"},
      "gpu-hours", 8, 2, 8, 128,
      "1 node x 4 h on LUMI-G small-g x 32/64 of a node (its cores) = 2 node-h x 4 GPU-h per node-h = 8 billed GPU-h"),
+    # LUMI bills small-g cores and memory in whole slices of 8 cores / 64 GB: 1 GCD with 9 cores is 2 slices = 1.0 GPU-h
+    # an hour (LUMI's billing page: max(ceil(cores/8), ceil(mem/64 GB), GCDs) x 0.5), not 9/64 x 4 = 0.5625.
+    ("lumi-g", {"nodes": 1, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 9, "partition": "small-g", "time": "1h"},
+     "gpu-hours", 1, 0.25, 1, 16,
+     "1 node x 1 h on LUMI-G small-g x 16/64 of a node (its cores: 9 in 8-core slices) = 0.25 node-h x 4 GPU-h per node-h = 1 billed GPU-h"),
+    # LUMI's own example: 1 GCD with 128 GB for 24 h = ceil(128/64) x 24 x 0.5 = 24 GPU-h.
+    ("lumi-g", {"nodes": 1, "gpus_per_node": 1, "mem_gb": 128, "partition": "small-g", "time": "24h"},
+     "gpu-hours", 24, 6, 24, 384,
+     "1 node x 24 h on LUMI-G small-g x 128/512 of a node (its memory) = 6 node-h x 4 GPU-h per node-h = 24 billed GPU-h"),
+    ("lumi-g", {"nodes": 1, "gpus_per_node": 1, "mem_gb": 65, "tasks_per_node": 1, "cpus_per_task": 1, "partition": "small-g", "time": "1h"},
+     "gpu-hours", 1, 0.25, 1, 16,
+     "1 node x 1 h on LUMI-G small-g x 128/512 of a node (its memory: 65 GB in 64 GB slices) = 0.25 node-h x 4 GPU-h per node-h = 1 billed GPU-h"),
     ("leonardo-booster", {"nodes": 2, "gpus_per_node": 4, "time": "2h"}, "core-hours", 128, 4, 16, 128,
      "2 nodes x 2 h on Leonardo Booster boost_usr_prod = 4 node-h x 32 core-h per node-h = 128 billed core-h"),
     ("leonardo-booster", {"nodes": 1, "gpus_per_node": 1, "cpus_per_task": 8, "time": "10h"}, "core-hours", 80, 2.5, 10, 80,
@@ -311,6 +354,8 @@ COSTS = [
      "1 node x 1 h on sofia zen4_h200 x 2/8 of a node (its GPUs) = 0.25 node-h x 8 GPU-h per node-h = 2 billed GPU-h"),
     ("hortense", {"nodes": 1, "gpus_per_node": 4, "time": "1h"}, "gpu-hours", 4, 1, 4, 48,
      "1 node x 1 h on Hortense gpu_rome_a100_40 = 1 node-h x 4 GPU-h per node-h = 4 billed GPU-h"),
+    ("hortense", {"nodes": 1, "gpus_per_node": 1, "partition": "debug_milan_rhel9", "time": "1h"}, "gpu-hours", 0, 0, 0, 0,
+     "1 node x 1 h on Hortense debug_milan_rhel9 (free: no allocation is consumed)"),
 ]
 
 
@@ -388,7 +433,8 @@ BAD = [
     ("lumi-g", {"partition": "dev-g", "time": "4h"}, "time", "03:00:00", "use partition standard-g / small-g"),
     ("lumi-g", {"partition": "standard-g", "time": "3d"}, "time", "2-00:00:00 on partition standard-g", "use partition small-g"),
     ("lumi-g", {"partition": "standard"}, "partition", "standard-g", "sinfo -s"),
-    ("lumi-g", {"tasks_per_node": 8, "cpus_per_task": 8, "gpus_per_node": 8}, "cpus_per_task", "63 CPUs per node", "cpus_per_task<=7"),
+    ("lumi-g", {"tasks_per_node": 8, "cpus_per_task": 8, "gpus_per_node": 8}, "cpus_per_task", "56 CPUs per node", "cpus_per_task<=7"),
+    ("lumi-g", {"tasks_per_node": 1, "cpus_per_task": 57, "gpus_per_node": 8}, "cpus_per_task", "56 CPUs per node", "cpus_per_task<=56"),
     ("lumi-g", {"mem_gb": 500, "gpus_per_node": 8}, "mem_gb", "480 GB", "mem_gb<=480"),
     ("lumi-g", {"account": "465001926"}, "account", "project_[0-9]{9}", "lumi-workspaces"),
     ("jupiter-booster", {"gpus_per_node": 8}, "gpus_per_node", "at most 4 per node", "gpus_per_node<=4"),

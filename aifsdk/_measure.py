@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from ._errors import Problem, RequestError
 from ._sizing import Measurement
+from ._stats import percentile
 
 
 def _torch_device() -> tuple[Callable[[], None] | None, str, int]:
@@ -40,15 +40,6 @@ def _torch_device() -> tuple[Callable[[], None] | None, str, int]:
     if mps is not None and mps.is_available() and hasattr(torch, "mps"):
         return torch.mps.synchronize, "Apple MPS", world
     return None, platform.processor() or platform.machine() or "cpu", world
-
-
-def quantile(values: list[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default), q in [0, 1]."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def measure(
@@ -96,10 +87,10 @@ def measure(
         step()
         sync()
         times.append(clock() - start)
-    median = statistics.median(times)
+    median = percentile(times, 0.5)
     per_s = items_per_step * devices
     return Measurement(
-        devices=devices, items_per_s=per_s / median, p10=per_s / quantile(times, 0.9), p90=per_s / quantile(times, 0.1),
+        devices=devices, items_per_s=per_s / median, p10=per_s / percentile(times, 0.9), p90=per_s / percentile(times, 0.1),
         unit=unit, device=device or name, site=site,
         source=f"aifsdk.measure on {platform.node()} (pid {os.getpid()}): {steps} steps after {warmup} warm-up, median {median * 1e3:.3f} ms",
     )

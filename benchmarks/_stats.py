@@ -1,8 +1,7 @@
 """Robust statistics for benchmark samples, told honestly.
 
-Percentiles use linear interpolation between order statistics (numpy's default, the
-``'inclusive'`` method of :func:`statistics.quantiles`): the p-th percentile of sorted values
-``x[0..n-1]`` sits at position ``p * (n - 1)``. CV is the sample standard deviation over the mean.
+Percentiles are aifsdk's one definition (:func:`aifsdk._stats.percentile`, linear interpolation
+between order statistics, numpy's default), the same as :func:`aifsdk.measure`'s. CV is the sample standard deviation over the mean.
 A comparison only calls a change a speed-up when the two interquartile ranges do not overlap;
 otherwise it says "not significant" (pyperf's rule of not claiming what noise can explain).
 """
@@ -15,20 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from aifsdk._stats import percentile
+
 CV_WARN = 0.10  # torch.utils.benchmark warns at IQR/median > 10 %; pyperf at std >= 10 % of the mean
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The ``p``-quantile (0 <= p <= 1) of ``values`` by linear interpolation."""
-    if not values:
-        raise ValueError("percentile of no values: measure at least one sample")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p={p!r}: allowed 0 <= p <= 1. Fix: pass a fraction (0.9 for P90)")
-    ordered = sorted(values)
-    pos = p * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import argparse
 import datetime as _dt
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aifsdk._stats import percentile  # noqa: E402
 from tools import write_report  # noqa: E402
 
 
@@ -34,11 +34,8 @@ def payload(x: int) -> int:
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else [ordered[0]] * 9
-    quart = statistics.quantiles(ordered, n=4) if len(ordered) >= 2 else [ordered[0]] * 3
-    return {"median_ms": statistics.median(ordered) * 1e3, "p10_ms": q[0] * 1e3, "p90_ms": q[-1] * 1e3,
-            "iqr_ms": (quart[2] - quart[0]) * 1e3, "n": len(ordered)}
+    return {"median_ms": percentile(samples, 0.5) * 1e3, "p10_ms": percentile(samples, 0.1) * 1e3, "p90_ms": percentile(samples, 0.9) * 1e3,
+            "iqr_ms": (percentile(samples, 0.75) - percentile(samples, 0.25)) * 1e3, "n": len(samples)}
 
 
 def _time(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> list[float]:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from aifsdk._stats import percentile
 
 from . import WORKLOADS, build_workload
 
@@ -51,8 +52,7 @@ def time_workload(name: str, device: torch.device, dtype: torch.dtype, steps: in
         _sync(device)
         times.append(time.perf_counter() - t0)
         losses.append(float(loss))
-    median = statistics.median(times)
-    deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [median] * 9
+    median = percentile(times, 0.5)
     return {
         "workload": name,
         "dtype": str(dtype).removeprefix("torch."),
@@ -62,8 +62,8 @@ def time_workload(name: str, device: torch.device, dtype: torch.dtype, steps: in
         "flops_per_step": wl.flops_per_step,
         "build_s": build_s,
         "step_median_s": median,
-        "step_p10_s": deciles[0],
-        "step_p90_s": deciles[-1],
+        "step_p10_s": percentile(times, 0.1),
+        "step_p90_s": percentile(times, 0.9),
         "items_per_s": wl.items_per_step / median,
         "achieved_gflops": wl.flops_per_step / median / 1e9 if wl.flops_per_step else None,
         "loss_first_last": [losses[0], losses[-1]],

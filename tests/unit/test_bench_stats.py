@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 
-from benchmarks._stats import compare, cv_of, percentile, summarize
+from aifsdk._stats import percentile
+from benchmarks._stats import compare, cv_of, summarize
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_percentiles_interpolate_linearly() -> None:
@@ -17,6 +22,14 @@ def test_percentiles_interpolate_linearly() -> None:
     assert percentile(values, 0.90) == pytest.approx(4.6)
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile([7.0], 0.9) == 7.0
+
+
+def test_one_percentile_definition_in_the_sdk_the_suite_and_the_tools() -> None:
+    """P10/P90 mean the same thing in every output: no other percentile or quantile function."""
+    other = re.compile(r"statistics\.quantiles|np\.(percentile|quantile)|\.quantile\(|def (percentile|quantile)\b")
+    found = [f"{path.relative_to(REPO)}:{n}" for folder in ("aifsdk", "benchmarks", "tools") for path in sorted((REPO / folder).rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if other.search(line) and path != REPO / "aifsdk" / "_stats.py"]
+    assert found == []
 
 
 def test_percentile_rejects_bad_input() -> None:

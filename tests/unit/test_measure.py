@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import aifsdk
-from aifsdk._measure import quantile
+from aifsdk._stats import percentile
 
 
 class ScriptedStep:
@@ -31,9 +31,9 @@ def test_statistics_are_exact_with_a_fake_clock() -> None:
     timed = durations[3:]
     assert step.calls == 13
     assert m.items_per_s == pytest.approx(32 / 0.11)  # the median step, warm-up excluded
-    assert m.p10 == pytest.approx(32 / quantile(timed, 0.9)) and m.p90 == pytest.approx(32 / quantile(timed, 0.1))
+    assert m.p10 == pytest.approx(32 / percentile(timed, 0.9)) and m.p90 == pytest.approx(32 / percentile(timed, 0.1))
     assert m.p10 < m.items_per_s < m.p90 and m.site == "lumi-g" and m.devices == 1
-    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and quantile([1.0, 2.0, 3.0, 4.0], 0.9) == pytest.approx(3.7)
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and percentile([1.0, 2.0, 3.0, 4.0], 0.9) == pytest.approx(3.7)
 
 
 def test_devices_multiply_the_job_throughput() -> None:

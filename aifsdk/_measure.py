@@ -4,12 +4,15 @@
 
 Warm-up steps run untimed (compilation, allocator, cuDNN/MIOpen autotuning), then each timed
 step ends with a device synchronisation, so a step's time covers its kernels and not only their
-launch. In a torch.distributed job each rank runs its own batch: the job's throughput counts
+launch. The measurement keeps the median step (for reporting) and the mean step with its 95 %
+confidence interval: a run's wall time is the sum of its steps, so :func:`aifsdk.size` predicts it
+from the mean. In a torch.distributed job each rank runs its own batch: the job's throughput counts
 ``items_per_step`` on every rank (``world_size`` of the default process group).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -19,7 +22,7 @@ from typing import Any
 
 from ._errors import Problem, RequestError
 from ._sizing import Measurement
-from ._stats import percentile
+from ._stats import mean_ci, percentile
 
 
 def _torch_device() -> tuple[Callable[[], None] | None, str, int]:
@@ -88,9 +91,12 @@ def measure(
         sync()
         times.append(clock() - start)
     median = percentile(times, 0.5)
+    mean, low, high = mean_ci(times)
     per_s = items_per_step * devices
     return Measurement(
         devices=devices, items_per_s=per_s / median, p10=per_s / percentile(times, 0.9), p90=per_s / percentile(times, 0.1),
-        unit=unit, device=device or name, site=site,
-        source=f"aifsdk.measure on {platform.node()} (pid {os.getpid()}): {steps} steps after {warmup} warm-up, median {median * 1e3:.3f} ms",
+        unit=unit, device=device or name, site=site, mean_items_per_s=per_s / mean,
+        mean_ci=(per_s / high, per_s / low if low > 0 else math.inf),
+        source=(f"aifsdk.measure on {platform.node()} (pid {os.getpid()}): {steps} steps after {warmup} warm-up, "
+                f"median {median * 1e3:.3f} ms, mean {mean * 1e3:.3f} ms (95% CI {low * 1e3:.3f}-{high * 1e3:.3f})"),
     )

@@ -5,7 +5,8 @@ The estimate (after the ARCHER2 and NCAR guidance on sizing resource requests)::
     hours per run  = work / X(n) / 3600 x (1 + f_eval + f_checkpoint + f_io + f_startup)
     GPU-h          = runs x hours per run x n / A
 
-``X(n)`` is the measured throughput of the whole job at ``n`` devices (samples/s or tokens/s),
+``X(n)`` is the measured throughput of the whole job at ``n`` devices (samples/s or tokens/s) at
+the mean step time (a wall time is a sum of steps; the median is kept for reporting),
 ``work`` the samples or tokens of one run (use a P90 over seeds of what reaching the target
 quality takes), ``f_*`` the overhead fractions and ``A`` the availability factor (restarts,
 preemption, queue failures). The job size is the largest measured size whose parallel efficiency
@@ -32,6 +33,7 @@ from ._errors import Problem, RequestError
 from ._profile import SiteProfile, load_site, shipped_config_dir
 from ._resolve import resolve
 from ._resources import Resources
+from ._stats import mean_ci
 
 DEFAULT_OVERHEADS = {"eval": 0.05, "checkpoint": 0.02, "io": 0.03, "startup": 0.02}
 DEFAULT_AVAILABILITY = 0.9
@@ -43,7 +45,10 @@ class Measurement:
     """Throughput of one workload at one job size.
 
     ``items_per_s``: all ``devices`` of the job together (median); ``p10``/``p90`` the slow and
-    fast ends of the same samples. ``site``: the site it was measured on (then no projection is
+    fast ends of the same samples. ``mean_items_per_s``: the items of one step over the *mean*
+    step time, the rate a long run's wall time follows (the sum of its steps), with
+    ``mean_ci`` the throughputs at the ends of the mean step time's 95 % interval (slow, fast);
+    :func:`size` predicts wall time from it when it is there, else from the median. ``site``: the site it was measured on (then no projection is
     needed for that site); else ``device``, the accelerator's name (torch's, or a profile's
     ``gpu_model``), decides whether a projection is needed. ``source``: where the figure comes
     from (a results file, a job id).
@@ -58,6 +63,9 @@ class Measurement:
     energy_j_per_item: float | None = None
     site: str = ""
     source: str = ""
+    mean_items_per_s: float | None = None
+    mean_ci: tuple[float, float] | None = None
+    energy_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,14 +122,16 @@ class Sizing:
     notes: list[str] = field(default_factory=list)
     min_efficiency: float = DEFAULT_MIN_EFFICIENCY
     measurements: list[Measurement] = field(default_factory=list)
+    hours_per_run_ci: tuple[float, float] | None = None
 
     def text(self) -> str:
         label = UNIT_LABEL.get(self.cost.unit, self.cost.unit)
         lines = [
             f"site {self.site}, partition {self.partition or '(default)'}: {self.nodes} node(s) x {self.gpus_per_node} GPU(s) "
             f"= {self.devices} devices (parallel efficiency {self.efficiency:.0%})",
-            f"per run: {self.work:.4g} {self.unit} in {self.hours_per_run:.3g} h "
-            f"(P90-P10 {self.hours_per_run_range[0]:.3g}-{self.hours_per_run_range[1]:.3g} h), "
+            f"per run: {self.work:.4g} {self.unit} in {self.hours_per_run:.3g} h"
+            + (f" (mean step; 95% CI {self.hours_per_run_ci[0]:.3g}-{self.hours_per_run_ci[1]:.3g} h)" if self.hours_per_run_ci else "")
+            + f" (P90-P10 {self.hours_per_run_range[0]:.3g}-{self.hours_per_run_range[1]:.3g} h), "
             f"{self.jobs_per_run} chained job(s) of {self.job_time_minutes // 60}:{self.job_time_minutes % 60:02d}",
             f"total for {self.runs} run(s): {self.cost.amount:,.0f} {label} "
             f"(range {self.cost_low.amount:,.0f}-{self.cost_high.amount:,.0f}) = {self.cost.gpu_hours:,.0f} GPU-h "
@@ -329,10 +339,16 @@ def size(
     central, low_r, high_r = (ratio[0], ratio[1], ratio[2]) if ratio else (1.0, 1.0, 1.0)
     fast = (measured.p90 or measured.items_per_s) * high_r
     slow = (measured.p10 or measured.items_per_s) * low_r
-    rate = measured.items_per_s * central
+    # a run's wall time is the sum of its steps: its rate is the mean step's, not the median's
+    rate = (measured.mean_items_per_s or measured.items_per_s) * central
+    if measured.mean_items_per_s is None:
+        notes.append("no mean step time for the chosen size: wall time predicted from the median throughput, "
+                     "which runs short when step times are skewed (aifsdk.measure and benchmark runs record the mean)")
     factor = 1 + sum(fractions.values())
     hours = work / rate / 3600 * factor
-    hours_range = (work / fast / 3600 * factor, work / slow / 3600 * factor)
+    hours_range = (min(work / fast / 3600 * factor, hours), max(work / slow / 3600 * factor, hours))
+    hours_ci = (work / (measured.mean_ci[1] * central) / 3600 * factor, work / (measured.mean_ci[0] * central) / 3600 * factor) \
+        if measured.mean_ci and measured.mean_items_per_s else None
 
     first, _, max_minutes = _job(profile, nodes, gpus_per_node, 1, partition)
     total_minutes = math.ceil(hours * 60)
@@ -359,7 +375,7 @@ def size(
         runs=runs, hours_per_run=hours, hours_per_run_range=hours_range, jobs_per_run=jobs, job_time_minutes=job_minutes,
         cost=cost, cost_low=cost_low, cost_high=cost_high, energy_kwh=energy, projection=ratio[3] if ratio else None,
         overheads=fractions, availability=availability, calls=access_calls(site, cost.node_hours, cost.gpu_hours), notes=notes,
-        min_efficiency=min_efficiency, measurements=sorted(items, key=lambda m: m.devices),
+        min_efficiency=min_efficiency, measurements=sorted(items, key=lambda m: m.devices), hours_per_run_ci=hours_ci,
     )
 
 
@@ -403,10 +419,17 @@ def measurements_from_results(path: str | Path, workload: str | None = None) -> 
             continue
         extra, st = r.get("extra") or {}, r["stats"]
         where = f", job {extra['job_id']}" if extra.get("job_id") else ""
+        mean_rate, ci = None, None
+        times = [float(t) for t in r.get("times_s") or []]
+        if times and r.get("work_per_call"):  # the raw step times: the rate at the mean step and its interval
+            mean, low, high = mean_ci(times)
+            work_per_step = float(r["work_per_call"])
+            mean_rate, ci = work_per_step / mean, (work_per_step / high, work_per_step / low if low > 0 else math.inf)
         out.append(Measurement(
             devices=int(extra.get("devices", 1)), items_per_s=float(st["median"]), p10=st.get("p10"), p90=st.get("p90"),
             unit="tokens" if str(r.get("unit", "")).startswith("tokens") else "samples", device=str(r.get("device") or ""),
-            energy_j_per_item=r.get("energy_per_item_j"), site=str(extra.get("site", "")),
+            energy_j_per_item=r.get("energy_per_item_j"), site=str(extra.get("site", "")), mean_items_per_s=mean_rate, mean_ci=ci,
+            energy_source=str(r.get("energy_basis") or ""),
             source=f"{file} (run {doc.get('run_id')}, {r['case']}{where}, host {prov.get('host')}, git {(prov.get('git') or {}).get('commit')})"))
     return out
 

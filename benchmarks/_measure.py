@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ._device import DeviceInfo, event_factory, flush_bytes, synchronizer
 from ._reference import ReferenceTable
-from ._stats import summarize
+from ._stats import step_time, summarize
 from ._telemetry import Monitor, Sampler, default_samplers
 from ._timing import CacheFlusher, Timer, TimingConfig
 
@@ -98,6 +98,6 @@ class Context:
             self.progress.note(f"warning: {benchmark} {case}: {stats.warning}")
         return {"benchmark": benchmark, "case": case, "params": params or {}, "metric": metric, "unit": unit,
                 "higher_is_better": True, "work_per_call": work, "times_s": times, "values": values,
-                "stats": stats.to_dict(), "reference": reference.to_dict(stats.median) if reference else None,
+                "stats": stats.to_dict(), "step_time": step_time(times), "reference": reference.to_dict(stats.median) if reference else None,
                 "telemetry": telemetry, "energy_per_item_j": per_item, "device": self.device.name,
                 "extra": extra or {}}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from aifsdk._stats import percentile
+from aifsdk._stats import mean_ci, percentile
 
 CV_WARN = 0.10  # torch.utils.benchmark warns at IQR/median > 10 %; pyperf at std >= 10 % of the mean
 
@@ -106,3 +106,10 @@ def cv_of(values: Sequence[float]) -> float:
         raise ValueError(f"CV needs at least 2 values, got {len(values)}")
     mean = statistics.fmean(values)
     return statistics.stdev(values) / abs(mean) if mean else 0.0
+
+
+def step_time(times_s: Sequence[float]) -> dict[str, float | list[float]]:
+    """The median step (for reporting) and the mean step with its 95 % t interval (a long run's
+    wall time is a sum of steps, so predictions use the mean), in seconds."""
+    mean, low, high = mean_ci(times_s)
+    return {"median_s": percentile(times_s, 0.5), "mean_s": mean, "mean_ci95_s": [low, high]}

@@ -14,7 +14,7 @@ Document (``schema_version`` 2)::
      "config": {...}, "wall_s": float,
      "rows": [{benchmark, case, params, metric, unit, higher_is_better, work_per_call, times_s[],
                values[], stats{n, median, q1, q3, iqr, p10, p90, mean, stdev, cv, min, max,
-               unstable, warning}, reference{...}|null, telemetry{...}|null, energy_per_item_j,
+               unstable, warning}, step_time{median_s, mean_s, mean_ci95_s[2]}, reference{...}|null, telemetry{...}|null, energy_per_item_j,
                device, extra{...}} | {benchmark, case, skipped: reason}]}
 
 History of format changes:
@@ -22,7 +22,10 @@ History of format changes:
 - 1 (draft of issue 6, never written by a release): rows held ``times_s`` and ``work_per_call``
   only; throughput values and their statistics were computed by the reader.
 - 2: rows hold ``values`` (samples in the metric's unit) and ``stats`` computed when measured;
-  ``reference`` and ``telemetry`` added. Version 1 documents are upgraded on load.
+  ``reference`` and ``telemetry`` added. Version 1 documents are upgraded on load. Later
+  additions that readers may find missing in older version 2 files: ``step_time`` (the mean step
+  and its 95 % interval, what wall-time predictions use) and ``energy_basis`` (how
+  ``energy_per_item_j`` was obtained).
 
 :func:`load` reads any listed version; a newer version than this code knows is refused with the
 fix (update aifsdk) rather than misread.

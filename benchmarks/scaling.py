@@ -37,7 +37,7 @@ from typing import Any
 from aifsdk._sizing import ScalingRow, amdahl_fit
 
 from ._measure import Context
-from ._stats import summarize
+from ._stats import step_time, summarize
 
 METHOD = ("weak scaling, data-parallel (DistributedDataParallel), per-rank batch fixed; step time = slowest rank's step "
           "(device-synchronised); throughput = items per step x ranks / step time; speed-up and efficiency against the "
@@ -116,7 +116,7 @@ def size_row(result: dict[str, Any], *, nodes: int, tasks_per_node: int, workloa
             "unit": f"{result['unit']}/s", "higher_is_better": True,
             "params": {"workload": workload, "dtype": dtype, "nodes": nodes, "tasks_per_node": tasks_per_node, "devices": ranks},
             "work_per_call": float(items), "times_s": times, "values": values, "stats": summarize(values).to_dict(),
-            "reference": None, "telemetry": None, "energy_per_item_j": None, "device": device_name,
+            "step_time": step_time(times), "reference": None, "telemetry": None, "energy_per_item_j": None, "device": device_name,
             "extra": {"site": site, "nodes": nodes, "devices": ranks, "items_per_step": items, "step_time_median_s": summarize(times).median,
                       "startup_s": result["startup_s"], "warmup_s": result["warmup_s"], "steps_s": result["steps_s"],
                       "wall_s": result["wall_s"], "end_to_end_s": end_to_end_s, "hosts": result["hosts"], "job_id": job_id,

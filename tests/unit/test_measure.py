@@ -66,8 +66,9 @@ def test_a_real_torch_step_on_cpu() -> None:
     m = aifsdk.measure(step, items_per_step=32, steps=10, warmup=2, site="lumi-g")
     assert m.devices == 1 and m.items_per_s > 0 and m.p10 <= m.items_per_s <= m.p90
     assert "10 steps after 2 warm-up" in m.source
-    # what one hour at the measured median processes takes one hour, on one GCD of a LUMI-G node
-    s = aifsdk.size(m, work=m.items_per_s * 3600, site="lumi-g", overheads={"eval": 0, "checkpoint": 0, "io": 0, "startup": 0},
+    # what one hour at the measured mean step processes takes one hour, on one GCD of a LUMI-G node
+    assert m.mean_items_per_s is not None and m.mean_ci is not None and m.mean_ci[0] <= m.mean_items_per_s <= m.mean_ci[1]
+    s = aifsdk.size(m, work=m.mean_items_per_s * 3600, site="lumi-g", overheads={"eval": 0, "checkpoint": 0, "io": 0, "startup": 0},
                     availability=1)
     assert s.hours_per_run == pytest.approx(1.0, rel=1e-3) and (s.nodes, s.gpus_per_node) == (1, 1) and s.projection is None
 
@@ -76,3 +77,43 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(aifsdk.RequestError) as info:
         aifsdk.measure(lambda: None, items_per_step=0, steps=2, warmup=-1, unit="images")
     assert {p.param for p in info.value.problems} == {"items_per_step", "steps", "warmup", "unit"}
+
+
+class StallingStep(ScriptedStep):
+    """Steps of 100 ms +- 5 ms (seeded), every 20th one stalled to 600 ms (a data-loader refill, a
+    checkpoint flush): skewed step times, whose median is far below their mean."""
+
+    def __init__(self, seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        super().__init__([])
+        self.rng = rng
+
+    def duration(self, i: int) -> float:
+        return 0.6 if i % 20 == 19 else self.rng.uniform(0.095, 0.105)
+
+    def __call__(self) -> None:
+        self.now += self.duration(self.calls)
+        self.calls += 1
+
+
+def test_wall_time_follows_the_mean_step_with_skewed_step_times() -> None:
+    """Measure 100 skewed steps, size a 20,000-step run from them, then 'run' it on the same
+    simulated step times: the prediction is within 5 % of the simulated total (the median would be
+    ~20 % short, which the second assertion shows so that this test can fail)."""
+    step = StallingStep(seed=7)
+    m = aifsdk.measure(step, items_per_step=32, steps=100, warmup=0, clock=step.clock, sync=lambda: None, site="lumi-g")
+    run = StallingStep(seed=8)
+    total_steps = 20_000
+    simulated_s = sum(run.duration(i) for i in range(total_steps))
+    none = {"eval": 0, "checkpoint": 0, "io": 0, "startup": 0}
+    s = aifsdk.size(m, work=32 * total_steps, site="lumi-g", overheads=none, availability=1)
+    predicted_s = s.hours_per_run * 3600
+    assert abs(predicted_s - simulated_s) / simulated_s < 0.05
+    from_median_s = 32 * total_steps / m.items_per_s
+    assert (simulated_s - from_median_s) / simulated_s > 0.15
+    assert m.mean_ci is not None and m.mean_ci[0] <= m.mean_items_per_s <= m.mean_ci[1]
+    assert s.hours_per_run_ci is not None and s.hours_per_run_ci[0] <= s.hours_per_run <= s.hours_per_run_ci[1]
+    assert "mean step; 95% CI" in s.text() and "mean 1" in m.source
+    assert s.hours_per_run_range[0] <= s.hours_per_run <= s.hours_per_run_range[1]

@@ -86,6 +86,20 @@ def test_measurements_from_a_study_and_from_workload_rows(tmp_path: Path) -> Non
         measurements_from_results(tmp_path / "missing")
 
 
+def test_measurements_from_results_carry_the_mean_step_from_the_raw_times(tmp_path: Path) -> None:
+    """A run's rows keep raw step times: the measurement's mean rate is work per step over the mean step."""
+    row = size_row(1, 0.1)
+    row["times_s"] = [0.1] * 9 + [1.0]  # one stall in ten steps: median 0.1 s, mean 0.19 s
+    row["work_per_call"] = 100.0
+    (tmp_path / "skewed.json").write_text(json.dumps(document([row])))
+    (m,) = measurements_from_results(tmp_path / "skewed.json")
+    assert m.items_per_s == pytest.approx(1000.0) and m.mean_items_per_s == pytest.approx(100 / 0.19)
+    assert m.mean_ci is not None and m.mean_ci[0] < m.mean_items_per_s < m.mean_ci[1]
+    none = {"eval": 0, "checkpoint": 0, "io": 0, "startup": 0}
+    s = aifsdk.size(m, work=100 * 36_000, site="lumi-g", overheads=none, availability=1)
+    assert s.hours_per_run == pytest.approx(0.19 * 36_000 / 3600)
+
+
 def test_size_from_results_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # lumi-g: 8 GCDs a node; measured 8 and 16 at 1000 and 1900 samples/s -> 16 devices = 2 nodes (95%)
     rows = [size_row(8, 0.8), size_row(16, 16 * 100 / 1900)]

@@ -2,8 +2,7 @@
 
 Percentiles are aifsdk's one definition (:func:`aifsdk._stats.percentile`, linear interpolation
 between order statistics, numpy's default), the same as :func:`aifsdk.measure`'s. CV is the sample standard deviation over the mean.
-A comparison only calls a change a speed-up when the two interquartile ranges do not overlap;
-otherwise it says "not significant" (pyperf's rule of not claiming what noise can explain).
+Comparing two runs is :mod:`benchmarks._compare` (a tested verdict, or "not comparable").
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 from aifsdk._stats import mean_ci, percentile
 
@@ -72,32 +70,6 @@ def summarize(values: Sequence[float], cv_warn: float = CV_WARN) -> Summary:
     return Summary(n=len(vals), median=percentile(vals, 0.5), q1=percentile(vals, 0.25), q3=percentile(vals, 0.75),
                    p10=percentile(vals, 0.10), p90=percentile(vals, 0.90), mean=mean, stdev=stdev, cv=cv,
                    min=lo, max=hi, unstable=bool(reasons), warning=warning)
-
-
-Verdict = Literal["faster", "slower", "not significant"]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``new`` against ``base``: ratio of medians and whether the IQRs separate them."""
-
-    ratio: float
-    verdict: Verdict
-
-    def text(self) -> str:
-        if self.verdict == "not significant":
-            return f"not significant (x{self.ratio:.3f}, IQRs overlap)"
-        return f"{self.verdict} (x{self.ratio:.3f})"
-
-
-def compare(base: Summary, new: Summary, higher_is_better: bool = True) -> Comparison:
-    """Compare two summaries; "faster" or "slower" only when their IQRs do not overlap."""
-    ratio = new.median / base.median if base.median else math.inf
-    overlap = new.q1 <= base.q3 and base.q1 <= new.q3
-    if overlap:
-        return Comparison(ratio, "not significant")
-    better = new.median > base.median if higher_is_better else new.median < base.median
-    return Comparison(ratio, "faster" if better else "slower")
 
 
 def cv_of(values: Sequence[float]) -> float:

@@ -4,9 +4,14 @@
 
 The first run is the baseline. Runs measured on different hardware (device kind, name or count)
 are refused unless ``--allow-mismatched-hardware`` is given, and then the report says so at the
-top. A change is called "faster" or "slower" only when the interquartile ranges of the two runs
-do not overlap; otherwise "not significant". The report goes to a new folder (default
-``results/reports/<time>-<id>/``): ``report.md`` and one ``<benchmark>.png`` per benchmark.
+top. Each measurement of each later run is compared with the baseline's by
+:func:`benchmarks._compare.compare`: "faster" or "slower" only when a Mann-Whitney U test and the
+bootstrap interval of the ratio of medians both support it (the p-value and the interval are
+printed), "no significant change" otherwise, and "not comparable" with the reason when either side
+has fewer than 5 samples or was UNSTABLE. Each plot holds one unit (samples/s and tokens/s are
+never drawn on one axis). The report goes to a new folder: ``--out DIR``, or by default
+``<results_dir>/reports/<time>-<id>/`` beside the baseline run's folder; it holds ``report.md``
+and one ``<benchmark>-<unit>.png`` per benchmark and unit.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._stats import Summary, compare
+from ._compare import MIN_SAMPLES, compare
+from ._stats import Summary
 from .results import Run, load
 
 HARDWARE_KEYS = ("kind", "name", "count")
@@ -83,7 +89,9 @@ def render(runs: Sequence[Run], out: Path, allow_mismatched: bool = False, plots
     header = "| benchmark | case | unit | " + " | ".join(f"{r.document['run_id']} median [Q1–Q3]" for r in runs)
     header += "".join(f" | vs baseline ({r.document['run_id']})" for r in runs[1:]) + " |"
     lines += ["", "Medians with interquartile ranges; the first run is the baseline. A change is called faster or slower only when "
-              "the IQRs do not overlap.", "", header, "|" + "---|" * (3 + len(runs) + len(runs) - 1)]
+              "the two-sided Mann-Whitney U test gives p < 0.05 and the bootstrap 95% interval of the ratio of medians excludes 1; "
+              f"runs with fewer than {MIN_SAMPLES} samples or flagged UNSTABLE are not comparable.", "", header,
+              "|" + "---|" * (3 + len(runs) + len(runs) - 1)]
     keys = list(base) + [k for run in runs[1:] for k in (_key(r) for r in run.rows if "stats" in r) if k not in base]
     seen = set()
     for key in keys:
@@ -98,38 +106,45 @@ def render(runs: Sequence[Run], out: Path, allow_mismatched: bool = False, plots
             if r is None or found[0] is None:
                 verdicts.append("–")
             else:
-                verdicts.append(compare(_summary(found[0]), _summary(r), found[0].get("higher_is_better", True)).text())
+                verdicts.append(compare(found[0].get("values") or [], r.get("values") or [], _summary(found[0]), _summary(r),
+                                        found[0].get("higher_is_better", True)).text())
         lines.append(f"| {key[0]} | {key[1]} | {unit} | " + " | ".join(cells + verdicts) + " |")
     if plots:
         lines += ["", "## Plots", ""]
-        for bench, path in _plots(runs, out).items():
-            lines.append(f"![{bench}]({path.name})")
+        for (bench, unit), path in _plots(runs, out).items():
+            lines.append(f"![{bench} ({unit})]({path.name})")
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     return md
 
 
-def _plots(runs: Sequence[Run], out: Path) -> dict[str, Path]:
-    """One PNG per benchmark: median per case and run, with Q1–Q3 error bars."""
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "unit"
+
+
+def _plots(runs: Sequence[Run], out: Path) -> dict[tuple[str, str], Path]:
+    """One PNG per benchmark and unit (never two units on one axis): median per case and run,
+    with Q1–Q3 error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    benches = sorted({r["benchmark"] for run in runs for r in run.rows if "stats" in r})
+    groups = list(dict.fromkeys((r["benchmark"], r["unit"]) for run in runs for r in run.rows if "stats" in r))
     paths = {}
-    for bench in benches:
-        cases = list(dict.fromkeys(r["case"] for run in runs for r in run.rows if "stats" in r and r["benchmark"] == bench))
+    for bench, unit in groups:
+        def mine(r: dict[str, Any]) -> bool:
+            return "stats" in r and r["benchmark"] == bench and r["unit"] == unit  # noqa: B023 - used in this iteration only
+
+        cases = list(dict.fromkeys(r["case"] for run in runs for r in run.rows if mine(r)))
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(cases) * len(runs) + 1.5))
         height = 0.8 / len(runs)
-        unit = ""
         for j, run in enumerate(runs):
-            rows = {r["case"]: r for r in run.rows if "stats" in r and r["benchmark"] == bench}
+            rows = {r["case"]: r for r in run.rows if mine(r)}
             ys, meds, errs = [], [], [[], []]
             for i, case in enumerate(cases):
                 if case in rows:
                     s = rows[case]["stats"]
-                    unit = rows[case]["unit"]
                     ys.append(i + j * height)
                     meds.append(s["median"])
                     errs[0].append(max(s["median"] - s["q1"], 0))
@@ -138,14 +153,22 @@ def _plots(runs: Sequence[Run], out: Path) -> dict[str, Path]:
         ax.set_yticks([i + height * (len(runs) - 1) / 2 for i in range(len(cases))], cases)
         ax.invert_yaxis()
         ax.set_xlabel(f"{unit} (median, Q1–Q3)")
-        ax.set_title(bench)
+        ax.set_title(f"{bench} ({unit})")
         ax.legend(fontsize="small")
         fig.tight_layout()
-        path = out / f"{bench}.png"
+        path = out / f"{_slug(bench)}-{_slug(unit)}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
-        paths[bench] = path
+        paths[(bench, unit)] = path
     return paths
+
+
+def default_out(baseline: Run) -> Path:
+    """``reports/<time>-<id>`` in the results_dir that holds the baseline run's folder."""
+    if baseline.folder is None:
+        raise ValueError("the baseline run has no folder to put the report beside. Fix: pass --out DIR")
+    stamp = f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return baseline.folder.parent / "reports" / stamp
 
 
 def _load(values: Sequence[float] | None) -> str:
@@ -155,14 +178,14 @@ def _load(values: Sequence[float] | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run folders (or their results.json); the first is the baseline")
-    parser.add_argument("--out", help="new folder for report.md and the PNGs (default results/reports/<time>-<id>)")
+    parser.add_argument("--out", help="new folder for report.md and the PNGs (default: reports/<time>-<id> in the results_dir "
+                                      "that holds the baseline run)")
     parser.add_argument("--allow-mismatched-hardware", action="store_true", help="compare runs from different devices (said in the report)")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     try:
         runs = [load(p) for p in args.runs]
-        out = Path(args.out) if args.out else Path("results") / "reports" / (
-            f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}")
+        out = Path(args.out) if args.out else default_out(runs[0])
         md = render(runs, out, args.allow_mismatched_hardware, plots=not args.no_plots)
     except (HardwareMismatchError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

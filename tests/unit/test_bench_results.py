@@ -94,17 +94,53 @@ def test_report_refuses_mismatched_hardware_unless_asked(tmp_path: Path, capsys:
     assert report.main([str(cpu), str(gpu), "--out", str(tmp_path / "r2"), "--allow-mismatched-hardware"]) == 0
     md = (tmp_path / "r2" / "report.md").read_text()
     assert "WARNING: this comparison crosses hardware" in md and "'NVIDIA H100 80GB HBM3'" in md
-    assert (tmp_path / "r2" / "matmul.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "r2" / "matmul-tflops.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_says_not_significant_when_iqrs_overlap(tmp_path: Path) -> None:
-    base = _saved(tmp_path, _doc([10.0, 11.0, 12.0, 13.0, 14.0]))
-    noisy = _saved(tmp_path, _doc([12.0, 12.5, 13.0, 13.5, 14.0]))
-    faster = _saved(tmp_path, _doc([20.0, 21.0, 22.0, 23.0, 24.0]))
-    md = report.render([report.load(base), report.load(noisy), report.load(faster)], tmp_path / "rep", plots=False).read_text()
+def _spread(centre: float, n: int, seed: int, width: float = 0.02) -> list[float]:
+    import random
+
+    rng = random.Random(seed)
+    return [centre * (1 + rng.uniform(-width, width)) for _ in range(n)]
+
+
+def test_report_on_noisy_runs_says_not_comparable_and_why(tmp_path: Path) -> None:
+    """Two runs of the same workload, one with CV ~80 % and one with 3 samples: no verdict, reasons given."""
+    base = _saved(tmp_path, _doc([1.0, 0.2, 2.5, 0.3, 1.9, 0.1, 2.2]))
+    few = _saved(tmp_path, _doc([0.19, 0.2, 0.21]))
+    md = report.render([report.load(base), report.load(few)], tmp_path / "rep", plots=False).read_text()
     line = next(x for x in md.splitlines() if x.startswith("| matmul | fp32 best"))
-    assert "not significant (x1.083, IQRs overlap)" in line and "faster (x1.833)" in line
-    assert "WARNING" not in md
+    assert "not comparable" in line and "slower" not in line and "faster" not in line
+    assert "the baseline is UNSTABLE (CV" in line and "this run has 3 sample(s), fewer than 5" in line
+
+
+def test_report_on_clean_runs_gives_a_tested_verdict(tmp_path: Path) -> None:
+    base = _saved(tmp_path, _doc(_spread(10.0, 20, seed=1)))
+    same = _saved(tmp_path, _doc(_spread(10.0, 20, seed=2)))
+    faster = _saved(tmp_path, _doc(_spread(11.0, 20, seed=3)))
+    md = report.render([report.load(base), report.load(same), report.load(faster)], tmp_path / "rep", plots=False).read_text()
+    cells = next(x for x in md.splitlines() if x.startswith("| matmul | fp32 best")).split(" | ")
+    assert cells[-2].startswith("no significant change (x") and "Mann-Whitney p=" in cells[-2] and "95% CI" in cells[-2]
+    assert cells[-1].startswith("faster (x1.1") and "Mann-Whitney p=" in cells[-1]
+    p = float(cells[-1].split("p=")[1].split(")")[0])
+    assert p < 0.001
+
+
+def test_report_goes_beside_the_runs_and_draws_one_unit_per_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    results_dir = tmp_path / "my results"
+    docs = []
+    for seed in (1, 2):
+        doc = _doc(_spread(10.0, 10, seed))
+        doc["rows"] += [dict(_row("unet3d fp32", _spread(5.0, 10, seed)), benchmark="workload", unit="samples/s"),
+                        dict(_row("logformer fp32", _spread(900.0, 10, seed)), benchmark="workload", unit="tokens/s")]
+        docs.append(_saved(results_dir, doc))
+    monkeypatch.chdir(tmp_path)
+    assert report.main([str(d) for d in docs]) == 0
+    assert not (tmp_path / "results").exists()
+    (folder,) = (results_dir / "reports").iterdir()
+    assert sorted(p.name for p in folder.glob("*.png")) == ["matmul-tflops.png", "workload-samples-s.png", "workload-tokens-s.png"]
+    assert f"report: {folder / 'report.md'}" in capsys.readouterr().out
 
 
 def test_report_output_folder_is_new(tmp_path: Path) -> None:

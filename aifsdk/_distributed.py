@@ -124,17 +124,20 @@ def clean_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def torchrun_argv(argv: list[str], *, nnodes: int, nproc_per_node: int, python: str = sys.executable) -> list[str]:
+def torchrun_argv(argv: list[str], *, nnodes: int, nproc_per_node: int, python: str = sys.executable,
+                  env: Mapping[str, str] | None = None) -> list[str]:
     """``python train.py A`` -> ``python -m torch.distributed.run <c10d options> train.py A``.
 
     Other commands run under torchrun's ``--no-python``. Runs in each node's one srun task, with
-    MASTER_ADDR/MASTER_PORT from the batch script and the node rank from SLURM_NODEID.
+    MASTER_ADDR/MASTER_PORT from the batch script and the node rank from SLURM_NODEID (``env``,
+    default this process's environment; a plan shows it with the variables' names).
     """
+    env = os.environ if env is None else env
     opts = [
         f"--nnodes={nnodes}", f"--nproc_per_node={nproc_per_node}",
-        f"--node_rank={os.environ.get('SLURM_NODEID', '0')}",
-        f"--rdzv_id={os.environ.get('SLURM_JOB_ID', 'local')}", "--rdzv_backend=c10d",
-        f"--rdzv_endpoint={os.environ.get('MASTER_ADDR', '127.0.0.1')}:{os.environ.get('MASTER_PORT', '29500')}",
+        f"--node_rank={env.get('SLURM_NODEID', '0')}",
+        f"--rdzv_id={env.get('SLURM_JOB_ID', 'local')}", "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={env.get('MASTER_ADDR', '127.0.0.1')}:{env.get('MASTER_PORT', '29500')}",
     ]
     base = os.path.basename(argv[0])
     if re.fullmatch(r"python(\d+(\.\d+)?)?", base) and len(argv) > 1:

@@ -127,6 +127,19 @@ class Plan:
         per_node = 1 if self.launcher == "torchrun" else (self.resources.tasks_per_node or 1)
         return (self.resources.nodes or 1) * per_node
 
+    @property
+    def launch_lines(self) -> list[str]:
+        """The exact srun line of the script and, with torchrun, the command each node's task runs."""
+        out = [line for line in self.script.splitlines() if line.startswith("srun ")]
+        if self.launcher == "torchrun" and self.kind == "command" and self.callable is not None:
+            from ._distributed import torchrun_argv
+
+            names = {k: f"${k}" for k in ("SLURM_NODEID", "SLURM_JOB_ID", "MASTER_ADDR", "MASTER_PORT")}
+            argv = torchrun_argv(list(self.callable.argv), nnodes=self.callable.nnodes, nproc_per_node=self.callable.nproc_per_node,
+                                 python=self.python or "python", env=names)
+            out.append("each node's task runs: " + " ".join(argv))
+        return out
+
     def submit(self) -> Job:
         from ._launch import launch
 
@@ -148,6 +161,7 @@ class Plan:
         if r.extra:
             lines.append(f"{'extra:':<15}{dict(r.extra)}")
         lines.append(f"cost:      {self.cost}")
+        lines += [f"launch:    {line}" for line in self.launch_lines]
         if self.snapshot is not None:
             lines.append(f"snapshot:  {len(self.snapshot.files)} files of {self.snapshot.root} -> {self.folder / 'code'}")
         lines += [f"note:      {n}" for n in self.notes]
@@ -536,6 +550,21 @@ def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[s
     return lines
 
 
+def cpu_bind_args(profile: SiteProfile, r: Resources, launcher: str) -> list[str]:
+    """srun's ``--cpu-bind=mask_cpu:...`` from the site's masks: only for one srun task per mask
+    on whole nodes (a node-exclusive partition or ``extra={'exclusive': True}``) with the cores
+    the masks hold, where the site's binding applies."""
+    masks = profile.cpu_bind_masks
+    if not masks or launcher != "srun" or r.tasks_per_node != len(masks):
+        return []
+    part = profile.partitions.get(r.partition or "")
+    if not (part is not None and part.exclusive or r.extra.get("exclusive")):
+        return []
+    if r.cpus_per_task is not None and r.cpus_per_task > min(bin(int(m, 16)).count("1") for m in masks):
+        return []
+    return [f"--cpu-bind=mask_cpu:{','.join(masks)}"]
+
+
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
                   pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "") -> str:
     from . import __version__
@@ -578,6 +607,8 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
     lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]
+    if r.gpus_per_node and profile.launch_recipe and profile.software.modules:
+        lines += ["# site software (the profile's software.modules)", *profile.software.modules, ""]
     if env_lines:
         lines += ["# environment", *env_lines, ""]
     if profile.setup:
@@ -587,8 +618,8 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
 
         lines += ["# torch.distributed rendezvous: the first node, a port derived from the job id and free there",
                   *master_lines(python or python_command(profile)), ""]
-    # The site's CPU binding and other launch options (e.g. LUMI's --cpu-bind masks, one per GCD).
-    site_srun = list(profile.srun_args)
+    # The site's CPU binding (LUMI's masks, one per GCD) and other launch options.
+    site_srun = [*cpu_bind_args(profile, r, launcher), *profile.srun_args]
     srun = shlex.join(["srun", "--unbuffered", "--kill-on-bad-exit=1", *site_srun, "--output", out_pattern, "--error", err_pattern])
     lines += ["# run: check the payload's hash, then submitit's runner loads the target, runs it, saves the result",
               "export SUBMITIT_EXECUTOR=slurm", f"{srun} {run_command(python or python_command(profile), folder)}", ""]

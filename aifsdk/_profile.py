@@ -9,7 +9,8 @@ errors that name the file, the key and what is allowed.
 Sections of a profile: ``node`` (hardware as Slurm sees it), ``partitions`` and ``qos`` (limits),
 ``account`` (format, required), ``gpu_request`` (--gpus-per-node or --gres), ``gpu_policy``
 (cores and memory per GPU), ``billing`` (unit and conversion), ``launcher``/``launch_note``,
-``env``/``setup`` (rendered into the script), ``software`` (module and image hints, not run),
+``env``/``setup`` (rendered into the script), ``cpu_bind_masks`` (the site's CPU binding),
+``software`` (module lines, loaded by GPU jobs on sites with a launch recipe; image hints),
 ``job_root``/``scratch_job_root``/``storage``, ``status``/``notice`` (announced systems refuse to
 submit) and ``sources`` (per fact: source, confidence, date).
 """
@@ -120,8 +121,9 @@ class GpuPolicy:
 
     cpus_per_gpu_max: int | None = None  # more cores per GPU is refused
     cpus_per_gpu_fixed: int | None = None  # the site gives exactly this many per GPU (more is refused)
-    cpus_per_gpu_default: int | None = None  # what the site gives when the job does not say
+    cpus_per_gpu_default: int | None = None  # the site's cores-per-GPU rule: cpus_per_task when the job does not say
     mem_gb_per_gpu_max: float | None = None
+    mem_gb_per_gpu_default: float | None = None  # memory the site asks a job to request per GPU (mem_gb when unset)
     mem_request: bool = True  # False: memory follows the GPUs and --mem is refused
     note: str = ""
 
@@ -150,7 +152,9 @@ class Billing:
 
 @dataclass(frozen=True, kw_only=True)
 class Software:
-    """Hints, not run: module lines and container images users copy into their own setup."""
+    """The site's software: ``modules`` are shell lines that GPU jobs on sites with a launch
+    recipe (``launcher``) run before the job starts (empty the list in your copy of the profile to
+    skip them); ``images`` are hints for ``container=``."""
 
     modules: list[str] = field(default_factory=list)
     container_runtime: Literal["apptainer", "singularity", "enroot"] | None = None
@@ -212,7 +216,10 @@ class SiteProfile:
     billing: Billing = field(default_factory=Billing)
     env: dict[str, str] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
-    srun_args: list[str] = field(default_factory=list)  # e.g. CPU binding: ["--cpu-bind=verbose,mask_cpu:..."]
+    srun_args: list[str] = field(default_factory=list)  # extra srun options for every job step
+    # The site's CPU masks, one per node-local rank (LUMI-G: 7 cores next to each GCD); srun binds
+    # with them when a job runs exactly this many ranks per node on whole nodes.
+    cpu_bind_masks: list[str] = field(default_factory=list)
     software: Software = field(default_factory=Software)
     storage: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # site tools: accounts, qos, budget, ...
@@ -221,6 +228,12 @@ class SiteProfile:
     ssh: Ssh | None = None  # set in a user's copy of a profile to submit from a laptop
     container: str | None = None  # an Apptainer/Singularity image every job runs in (submit(container=...) overrides)
     source_file: str = ""
+
+    @property
+    def launch_recipe(self) -> bool:
+        """The site recommends one rank per GPU (``launcher``): GPU jobs get one task per GPU,
+        the site's cores and memory per GPU, its CPU binding and its module lines by default."""
+        return self.executor == "slurm" and self.launcher in ("srun-per-gpu", "torchrun-per-node")
 
     @property
     def default_partition(self) -> str | None:
@@ -384,9 +397,14 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
                           ("billing.slice_cpus", profile.billing.slice_cpus), ("billing.slice_mem_gb", profile.billing.slice_mem_gb),
                           ("gpu_policy.cpus_per_gpu_max", profile.gpu_policy.cpus_per_gpu_max),
                           ("gpu_policy.cpus_per_gpu_fixed", profile.gpu_policy.cpus_per_gpu_fixed),
-                          ("gpu_policy.mem_gb_per_gpu_max", profile.gpu_policy.mem_gb_per_gpu_max)):
+                          ("gpu_policy.mem_gb_per_gpu_max", profile.gpu_policy.mem_gb_per_gpu_max),
+                          ("gpu_policy.cpus_per_gpu_default", profile.gpu_policy.cpus_per_gpu_default),
+                          ("gpu_policy.mem_gb_per_gpu_default", profile.gpu_policy.mem_gb_per_gpu_default)):
         if number is not None and number <= 0:
             out.append(f"{where}: {number!r} must be > 0")
+    for i, mask in enumerate(profile.cpu_bind_masks):
+        if not re.fullmatch(r"0x[0-9a-fA-F]+", mask):
+            out.append(f"cpu_bind_masks[{i}]: {mask!r} is not a hexadecimal CPU mask such as 0x00000000000000fe")
     for i, src in enumerate(profile.sources):
         if isinstance(src, Source) and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", src.date):
             out.append(f"sources[{i}].date: {src.date!r} is not YYYY, YYYY-MM or YYYY-MM-DD")

@@ -90,6 +90,11 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     self.qos = qos
     _resolve_time(self, req, values, profile, partitions, part_name, part, qos_name, qos)
 
+    recipe = profile.launch_recipe and not local
+    asked_gpus = values["gpus_per_node"]
+    if recipe and values["tasks_per_node"] is None and "gpus_per_node" not in bad and isinstance(asked_gpus, int) and asked_gpus >= 1:
+        values["tasks_per_node"] = asked_gpus
+        self.origins["tasks_per_node"] = f"site {profile.name} launch recipe: one rank per GPU"
     for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
         if values[key] is None:
             values[key] = default
@@ -120,13 +125,19 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
             _partial_exclusive_node(self, gpus, nodes, partitions, part_name, part)
 
     cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus_usable or node.cpus) or (os.cpu_count() if local else None)
+    if cpus is None and not local and gpus and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
+        cpus = values["cpus_per_task"] = _cores_per_task(self, profile, tasks, gpus, cpu_cap)
+    mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb
+    per_gpu_mem = profile.gpu_policy.mem_gb_per_gpu_default
+    if values["mem_gb"] is None and per_gpu_mem and not local and gpus and profile.gpu_policy.mem_request and "gpus_per_node" not in bad:
+        values["mem_gb"] = min(per_gpu_mem * gpus, mem_cap) if mem_cap else per_gpu_mem * gpus
+        self.origins["mem_gb"] = f"site {profile.name}: {per_gpu_mem:g} GB per GPU (gpu_policy.mem_gb_per_gpu_default)"
     if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
         self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
     elif tasks > (cpu_cap or tasks) and "tasks_per_node" not in bad:
         self.fail("tasks_per_node", tasks, f"at most {cpu_cap} (CPUs per node)", f"use tasks_per_node<={cpu_cap}")
     elif not local and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
         _check_cpus_per_gpu(self, profile, tasks, cpus, gpus)
-    mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb
     if values["mem_gb"] is not None and "mem_gb" not in bad:
         if not profile.gpu_policy.mem_request and not local:
             self.fail("mem_gb", values["mem_gb"], f"no memory request on {profile.name} (memory follows the GPUs)", "leave mem_gb unset; ask for more GPUs for more memory")
@@ -300,6 +311,21 @@ def _costlier_partition(self: Resolution, profile: SiteProfile, r: Resources, pa
         unit = UNIT_LABEL[profile.billing.unit]
         self.warn("partition", r.partition, f"partition {r.partition} bills {here:.4g} {unit} for this job at its time limit, partition {name} {amount:.4g} {unit}",
                   f"use partition={name!r}")
+
+
+def _cores_per_task(self: Resolution, profile: SiteProfile, tasks: int, gpus: int, cpu_cap: int | None) -> int | None:
+    """The site's cores-per-GPU rule as cpus_per_task (None when the site has no rule): the cores
+    of the job's GPUs shared by its tasks, within the node."""
+    policy = profile.gpu_policy
+    per_gpu = policy.cpus_per_gpu_fixed or policy.cpus_per_gpu_default
+    if not per_gpu:
+        return None
+    cores = max(per_gpu * gpus // tasks, 1)
+    if cpu_cap:
+        cores = min(cores, max(cpu_cap // tasks, 1))
+    key = "cpus_per_gpu_fixed" if policy.cpus_per_gpu_fixed else "cpus_per_gpu_default"
+    self.origins["cpus_per_task"] = f"site {profile.name}: {per_gpu} cores per GPU (gpu_policy.{key})"
+    return cores
 
 
 def _check_cpus_per_gpu(self: Resolution, profile: SiteProfile, tasks: int, cpus: int | None, gpus: int) -> None:

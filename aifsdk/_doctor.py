@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, SiteProfile, load_site
-from ._resources import Resources, format_time, parse_time
+from ._resources import Resources, build, format_time, parse_time
 from ._scheduler import ClusterInfo, Slurm, _fields, _gpus_in_gres, parse_scontrol
 
 
@@ -200,10 +200,10 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
     if profile.ssh is not None:
         report.where = f"the Slurm cluster of {profile.ssh.host} (over SSH)"
     if request is not None:
-        req = Resources(**request)
+        req, bad = build(request)
         report.request = req
-        report.problems = req.problems() or check_request(req, info, nodes, profile.default_partition)
-        if not req.problems():
+        report.problems = bad or check_request(req, info, nodes, profile.default_partition)
+        if not bad:
             seen = {p.param for p in report.problems}
             res = resolve(req, profile, set())
             report.problems += [p for p in res.problems if p.param not in seen]

@@ -66,6 +66,21 @@ class PlanWarning:
                        f"{self.cheaper}; or drop strict=True (--strict) to accept it")
 
 
+def suggest(word: object, options: Sequence[str], aliases: dict[str, str] | None = None) -> list[str]:
+    """Options close to ``word``, in any case and with '-' or '_': an alias, a prefix match, else difflib's."""
+    text = str(word).strip().lower().replace("-", "_").lstrip("_")
+    folded = {o.lower().replace("-", "_"): o for o in options}
+    if text in folded:
+        return [folded[text]]
+    if aliases and text in aliases:
+        return [aliases[text]]
+    import difflib
+
+    prefix = [f for f in folded if len(text) >= 3 and (f.startswith(text) or text.startswith(f))]
+    prefix.sort(key=lambda f: -difflib.SequenceMatcher(None, text, f).ratio())
+    return [folded[f] for f in prefix[:3]] or [folded[c] for c in difflib.get_close_matches(text, list(folded), n=3, cutoff=0.6)]
+
+
 class RequestError(AifsdkError, ValueError):
     """A request that cannot be submitted. Nothing reached the scheduler."""
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -19,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _snapshot as snapshots
-from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError
+from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError, suggest
 from ._profile import SiteProfile, load_site
 from ._resolve import Cost, estimate_cost, resolve
-from ._resources import Resources, parse_time
+from ._resources import FIELD_ALIASES, Resources, build, parse_time
 from ._snapshot import SnapshotOptions
 
 if TYPE_CHECKING:
@@ -183,12 +182,15 @@ def plan(
     container: str | os.PathLike[str] | bool | None = None,
     after: Any = None,
     strict: bool = False,
-    **resources: Any,
+    resources: Resources | None = None,
+    **fields: Any,
 ) -> Plan:
     """Check a request and show what would be submitted; submit nothing.
 
-    Takes the same arguments as :func:`aifsdk.submit`. Raises :class:`~aifsdk.RequestError`
-    (a ``ValueError``) listing every problem at once. ``after`` makes the job wait for others
+    Takes the same arguments as :func:`aifsdk.submit`. The request is either the keyword
+    arguments (``nodes=2, gpus_per_node=4, ...``) or ``resources=aifsdk.Resources(...)``, or both
+    where they do not disagree. Raises :class:`~aifsdk.RequestError` (a ``ValueError``) listing
+    every problem at once, before anything is written. ``after`` makes the job wait for others
     (see :func:`aifsdk.afterok`, :func:`aifsdk.afterany`).
 
     aifsdk refuses only what the site refuses or what can never start there. A request the site
@@ -196,12 +198,26 @@ def plan(
     bills more than another that fits) gets a warning in ``Plan.warnings``, with the cheaper
     way; ``strict=True`` turns those warnings into problems of the RequestError.
     """
+    problems: list[Problem] = []
+    if resources is not None:
+        if not isinstance(resources, Resources):
+            problems.append(Problem("resources", resources, "an aifsdk.Resources", "pass resources=aifsdk.Resources(nodes=..., ...), or the fields as keywords"))
+        else:
+            for key, value in resources.as_dict().items():
+                if key == "extra" and not value:
+                    continue
+                if value is not None and key in fields and fields[key] != value:
+                    problems.append(Problem(key, fields[key], f"one value (resources= has {key}={value!r})", f"pass {key} either in resources= or as a keyword, not both"))
+                elif value is not None:
+                    fields.setdefault(key, value)
     if after is not None:
         from ._deps import dependency_extra
 
         executor = getattr(_site_or_none(site), "executor", None)
-        resources["extra"] = dependency_extra(after, site, executor, resources.get("extra") or {})
-    return _Planner(target, args, site, name, folder, resources, launcher, snapshot, container, strict).build()
+        fields["extra"] = dependency_extra(after, site, executor, fields.get("extra") or {})
+    planner = _Planner(target, args, site, name, folder, fields, launcher, snapshot, container, strict)
+    planner.problems += problems
+    return planner.build()
 
 
 class _Planner:
@@ -291,13 +307,19 @@ class _Planner:
     def _request(self) -> Resources:
         fields = Resources.field_names()
         known = {k: v for k, v in self.raw.items() if k in fields}
+        params = _parameters(self.target)
         for key in sorted(set(self.raw) - set(fields)):
-            options = fields + SUBMIT_OPTIONS
-            close = [f for f in options if f.startswith(key) or key.startswith(f)] or difflib.get_close_matches(key, options, n=1)
-            hint = f"did you mean {close[0]}=?" if close else "function keyword arguments go through functools.partial(fn, key=value)"
-            self.fail(key, self.raw[key], f"a resource ({', '.join(fields)}) or an option ({', '.join(SUBMIT_OPTIONS)})", hint)
-        request = Resources(**known)
-        self.problems += request.problems()
+            options = (*fields, *SUBMIT_OPTIONS, "resources")
+            close = suggest(key, options, FIELD_ALIASES)
+            if close:
+                hint = f"did you mean {close[0]}=?"
+            elif key in params:
+                hint = f"{key} is an argument of the target: pass it positionally, or bind it with functools.partial(fn, {key}=...)"
+            else:
+                hint = "remove it; see help(aifsdk.submit)"
+            self.fail(key, self.raw[key], f"a resource ({', '.join(fields)}) or an option ({', '.join(options[len(fields):])})", hint)
+        request, problems = build(known)
+        self.problems += problems
         self.bad_fields = {p.param.split("[")[0] for p in self.problems}
         return request
 
@@ -329,8 +351,28 @@ class _Planner:
         if not callable(target):
             self.fail("target", target, "a picklable callable, or a command as a list of strings", "pass a function defined at module level, or a list such as ['python', 'train.py']")
             return "function", None, repr(target)
+        for i, arg in enumerate(args):
+            if isinstance(arg, Resources):
+                self.fail(f"args[{i}]", arg, "arguments of the target (a Resources is the request, not an argument)",
+                          "pass it as resources=aifsdk.Resources(...), after the target's arguments")
+        if not any(isinstance(a, Resources) for a in args):
+            self._bind(target, args)
         self.call_args = args  # kept apart (not a partial) so a Checkpointable target stays one
         return "function", target, _describe(target)
+
+    def _bind(self, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """The target must accept these arguments: found here, not on the node after the queue wait."""
+        import inspect
+
+        try:
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):  # a builtin or C callable without a readable signature
+            return
+        try:
+            signature.bind(*args)
+        except TypeError as exc:
+            self.fail("args", args, f"arguments that {_describe(target)}{signature} accepts ({exc})",
+                      "pass the target's arguments after it: plan(fn, arg1, arg2, site=...); bind keyword arguments with functools.partial")
 
     def _name(self, description: str) -> str:
         if self.name is not None:
@@ -468,6 +510,15 @@ class _Planner:
         return folder
 
     # -- against the site ---------------------------------------------------------------------
+def _parameters(target: Any) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(target).parameters) if callable(target) else set()
+    except (TypeError, ValueError):
+        return set()
+
+
 def _site_or_none(site: str) -> SiteProfile | None:
     try:
         return load_site(site)

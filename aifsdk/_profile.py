@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ._errors import Problem, ProfileError, SiteNotFoundError
+from ._errors import Problem, ProfileError, SiteNotFoundError, suggest
 from ._resources import parse_time
 
 Confidence = Literal["official", "secondary", "press", "unverified"]
@@ -317,9 +317,9 @@ def load_site(name: str) -> SiteProfile:
     """Load and check the profile of site ``name``."""
     files = site_files()
     if not isinstance(name, str) or name not in files:
-        close = difflib.get_close_matches(str(name), files, n=3)
-        fix = f"did you mean {', '.join(close)}?" if close else "run `aifsdk sites` to list them"
-        fix += f"; or add your own in {user_config_dir() / 'site' / (str(name) + '.yaml')}"
+        close = suggest(name, sorted(files))
+        fix = (f"did you mean {', '.join(close)}?" if close else "run `aifsdk sites` to list them; or add your own in "
+               f"{user_config_dir() / 'site' / (str(name) + '.yaml')}")
         raise SiteNotFoundError([Problem("site", name, f"one of {', '.join(sorted(files))}", fix)])
     path = files[name]
     mtime = path.stat().st_mtime_ns

@@ -155,6 +155,9 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     resolved = Resources(**values)
     if not local and req.partition is not None and part is not None and not self.problems and not self.warnings:
         _costlier_partition(self, profile, resolved, partitions, part, info, need)
+    if gpus and tasks and gpus % tasks and tasks % gpus and not {"gpus_per_node", "tasks_per_node"} & bad:
+        self.warn("tasks_per_node", tasks, f"{tasks} tasks per node do not divide {gpus} GPUs per node: ranks get unequal GPU shares "
+                  "or some GPUs sit idle", f"use tasks_per_node={gpus} (one per GPU) or a divisor of {gpus}")
     return resolved
 
 
@@ -177,7 +180,13 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
             self.notes.append(f"QoS {chosen} chosen: {reason}")
             return chosen, profile.qos[chosen]
     if name is not None:
-        if "qos" in self.bad or not profile.qos:
+        if "qos" in self.bad:
+            return name, None
+        if not profile.qos:
+            if profile.partitions:  # a described site (not the generic `slurm`) that lists no QoS
+                self.fail("qos", name, f"no QoS on site {profile.name} (its profile declares none)",
+                          _with_command(profile, "qos", f"leave qos unset; if your project was given one, declare it under `qos:` "
+                                        f"in your copy of the profile (`aifsdk sites show {profile.name}` names the file)"))
             return name, None
         if name not in profile.qos:
             self.fail("qos", name, f"one of {', '.join(profile.qos)}", _with_command(profile, "qos", "pass a QoS the site has"))

@@ -1,5 +1,9 @@
 """The request: one typed, keyword-only dataclass, and the checks that need no site.
 
+A :class:`Resources` is checked when it is built: a bad field, an unknown keyword (with the field
+it most likely meant) or a positional argument raises :class:`~aifsdk.RequestError` listing every
+problem at once.
+
 Field names follow submitit's generic parameters (``nodes``, ``gpus_per_node``,
 ``tasks_per_node``, ``cpus_per_task``, ``mem_gb``) so that values pass through untranslated.
 ``None`` means "the site decides"; :func:`aifsdk.plan` shows what it decided and why.
@@ -14,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import Problem
+from ._errors import Problem, RequestError, suggest
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _CONSTRAINT_RE = re.compile(r"^[A-Za-z0-9_.:\[\]()&|*,!-]+$")
@@ -47,6 +51,15 @@ class Resources:
     qos: str | None = None
     constraint: str | None = None
     extra: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # only the fields that are set: the rest is "the site decides"
+        shown = {k: v for k, v in self.as_dict().items() if v is not None and not (k == "extra" and not v)}
+        return f"Resources({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise RequestError(problems)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -91,8 +104,59 @@ class Resources:
                 out.append(Problem(name, value, "a name of letters, digits, '_', '-', '.', '+'", f"pass the {name} name exactly as the site spells it"))
         if self.constraint is not None and (not isinstance(self.constraint, str) or not _CONSTRAINT_RE.match(self.constraint)):
             out.append(Problem("constraint", self.constraint, "a Slurm feature expression such as 'a100&ib'", "remove spaces and shell characters"))
-        out += _extra_problems(self.extra)
+        out += _extra_problems(self.extra, self)
         return out
+
+
+# Words users reach for, and the field they mean (Slurm's and other launchers' spellings).
+FIELD_ALIASES = {
+    "gpus": "gpus_per_node", "gpu": "gpus_per_node", "ngpus": "gpus_per_node", "gres": "gpus_per_node",
+    "ntasks": "tasks_per_node", "ntasks_per_node": "tasks_per_node", "nproc_per_node": "tasks_per_node", "tasks": "tasks_per_node",
+    "cpus": "cpus_per_task", "ncpus": "cpus_per_task", "mem": "mem_gb", "memory": "mem_gb", "mem_per_node": "mem_gb",
+    "num_nodes": "nodes", "nnodes": "nodes", "node": "nodes", "n": "nodes", "walltime": "time", "time_limit": "time",
+    "timeout_min": "time", "project": "account", "queue": "partition",
+}
+
+
+def _checked_init(generated: Any) -> Any:
+    """Wrap the dataclass's __init__: positional arguments and unknown keywords become RequestError
+    problems with the field meant, instead of a bare TypeError."""
+    import functools
+
+    @functools.wraps(generated)
+    def __init__(self: Resources, *args: Any, **kwargs: Any) -> None:
+        names = Resources.field_names()
+        problems = []
+        if args:
+            problems.append(Problem("Resources", args, f"keyword arguments only ({', '.join(names)})",
+                                    "name each value, e.g. Resources(nodes=2, gpus_per_node=4)"))
+        for key in [k for k in kwargs if k not in names]:
+            close = suggest(key, names, FIELD_ALIASES)
+            problems.append(Problem(key, kwargs.pop(key), f"a field of Resources ({', '.join(names)})",
+                                    f"did you mean {close[0]}=?" if close else "remove it; see help(aifsdk.Resources)"))
+        if problems:
+            try:
+                generated(self, **kwargs)
+            except RequestError as exc:
+                problems += exc.problems
+            raise RequestError(problems)
+        generated(self, **kwargs)
+
+    return __init__
+
+
+Resources.__init__ = _checked_init(Resources.__init__)  # type: ignore[method-assign]
+
+
+def build(values: Mapping[str, Any]) -> tuple[Resources, list[Problem]]:
+    """A Resources of the good fields of ``values``, and the problems of the others (nothing raised),
+    so that a caller can report them together with its own."""
+    try:
+        return Resources(**values), []
+    except RequestError as exc:
+        bad = {p.param.split("[")[0] for p in exc.problems}
+        good = {k: v for k, v in values.items() if k not in bad and k in Resources.field_names()}
+        return Resources(**good), list(exc.problems)
 
 
 TIME_FORMATS = "minutes (int), '90min', '2h', '1d', '1-12:00:00', 'HH:MM:SS', 'MM:SS', 'D-HH', 'D-HH:MM'"
@@ -157,9 +221,9 @@ SBATCH_OPTIONS = frozenset(
     acctg-freq array batch bb bbf begin chdir cluster-constraint clusters comment container
     container-id contiguous core-spec cores-per-socket cpu-freq cpus-per-gpu deadline delay-boot
     dependency distribution exclude exclusive export export-file extra get-user-env gid
-    gpu-bind gpu-freq gpus gpus-per-socket gpus-per-task gres gres-flags hint hold ignore-pbs
+    gpu-bind gpu-freq gpus-per-socket gpus-per-task gres gres-flags hint hold ignore-pbs
     kill-on-invalid-dep licenses mail-type mail-user mcs-label mem-bind mem-per-cpu mem-per-gpu
-    mincpus network nice no-kill no-requeue nodefile nodelist ntasks ntasks-per-core
+    mincpus network nice no-kill no-requeue nodefile nodelist ntasks-per-core
     ntasks-per-gpu ntasks-per-socket overcommit oversubscribe power prefer priority profile
     propagate reboot requeue reservation sockets-per-node spread-job switches thread-spec
     threads-per-core tmp tres-per-task uid use-min-nodes wait-all-nodes wckey
@@ -171,11 +235,12 @@ RESERVED_OPTIONS = {
     "partition": "partition", "p": "partition", "account": "account", "A": "account", "qos": "qos",
     "constraint": "constraint", "C": "constraint", "job-name": "name", "J": "name",
     "output": "folder", "o": "folder", "error": "folder", "e": "folder", "open-mode": "folder",
+    "gpus": "gpus_per_node", "G": "gpus_per_node", "ntasks": "tasks_per_node", "n": "tasks_per_node", "c": "cpus_per_task",
     "signal": "(set by aifsdk for checkpointing)", "wait": "Job.wait()", "parsable": "(set by aifsdk)",
 }
 
 
-def _extra_problems(extra: Any) -> list[Problem]:
+def _extra_problems(extra: Any, request: Resources) -> list[Problem]:
     if not isinstance(extra, Mapping):
         return [Problem("extra", extra, "a dict of sbatch long options to values", "pass e.g. extra={'mail-type': 'END'}")]
     out = []
@@ -189,6 +254,12 @@ def _extra_problems(extra: Any) -> list[Problem]:
             close = [c if c in SBATCH_OPTIONS else f"{RESERVED_OPTIONS[c]}= (not extra)" for c in close]
             hint = f"did you mean {', '.join(close)}?" if close else "check `man sbatch` for the long option name"
             out.append(Problem(f"extra[{key!r}]", value, "a long sbatch option (see `man sbatch`)", hint))
+        elif name == "gres" and "gpu" in str(value):
+            out.append(Problem(f"extra[{key!r}]", value, "gres other than GPUs (aifsdk requests GPUs itself)",
+                               "use gpus_per_node= instead (the site's profile says whether it becomes --gres or --gpus-per-node)"))
+        elif name in ("mem-per-cpu", "mem-per-gpu") and request.mem_gb is not None:
+            out.append(Problem(f"extra[{key!r}]", value, f"no {name} together with mem_gb (sbatch takes one of --mem, --mem-per-cpu, --mem-per-gpu)",
+                               f"drop mem_gb={request.mem_gb!r} or extra {name}"))
         elif not isinstance(value, (str, int, bool)) or isinstance(value, str) and "\n" in value:
             out.append(Problem(f"extra[{key!r}]", value, "a str, int or True, on one line", "pass a plain value"))
     return out

@@ -29,6 +29,7 @@ node: {{gpus: 4, cpus: 32, mem_gb: 256}}
 partitions:
   gpu: {{default: true, max_time: "1-00:00:00", max_nodes: 4, gpus_per_node: 4, cpus_per_node: 32, mem_gb: 256}}
   short: {{max_time: "02:00:00", max_nodes: 8, gpus_per_node: 4}}
+qos: {{normal: {{default: true, description: the test QoS}}}}
 account: {{required: true, pattern: "proj_[0-9]+", example: proj_123}}
 billing: {{unit: node-hours}}
 env: {{NCCL_SOCKET_IFNAME: hsn, OMP_NUM_THREADS: 7}}
@@ -234,3 +235,18 @@ def test_typical_request_renders_the_stored_script(site: str, nodes: int) -> Non
                     snapshot=False, **request)
     _check_expected(f"typical-{site}-{nodes}node.sbatch", p.script)
     assert f"#SBATCH --nodes={nodes}\n" in p.script or site == "local"
+
+
+def test_resources_keyword_is_the_request(sites: None) -> None:
+    p = aifsdk.plan(train, {}, site="testc", account="proj_1", resources=aifsdk.Resources(nodes=2, gpus_per_node=4, time="2h"))
+    assert (p.resources.nodes, p.resources.gpus_per_node, p.resources.time) == (2, 4, "02:00:00")
+    assert p.args == ({},)  # the Resources did not become an argument of the target
+    same = aifsdk.plan(train, {}, site="testc", account="proj_1", nodes=2, gpus_per_node=4, time="2h")
+    assert same.script.replace(str(same.folder), "F") == p.script.replace(str(p.folder), "F")
+
+
+def test_tasks_that_do_not_divide_the_gpus_get_a_warning(sites: None) -> None:
+    uneven = aifsdk.plan(train, {}, site="testc", account="proj_1", gpus_per_node=4, tasks_per_node=3)
+    assert any("3 tasks per node do not divide 4 GPUs" in str(w) for w in uneven.warnings)
+    even = aifsdk.plan(train, {}, site="testc", account="proj_1", gpus_per_node=4, tasks_per_node=2)
+    assert not any("do not divide" in str(w) for w in even.warnings)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -148,6 +150,41 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     return command, opts
 
 
+# The API's words for the CLI's flags: a RequestError printed by the command names flags, not keywords.
+_FLAGS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos",
+          "constraint", "site", "name", "folder", "launcher", "container")
+_KEYWORD_RE = re.compile(r"\b(%s)(<=|>=|=)(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)?'\"]+))?" % "|".join(_FLAGS))
+_EXTRA_RE = re.compile(r"extra=\{'([^']+)': '?([^'}]*)'?\}")
+
+
+def cli_words(text: str) -> str:
+    """``gpus_per_node<=8`` -> ``--gpus-per-node 8 (or less)``; ``account=...`` -> ``--account ...``;
+    ``extra={'mail-type': 'END'}`` -> ``--extra mail-type=END``."""
+    def flag(m: re.Match[str]) -> str:
+        name, op = "--" + m.group(1).replace("_", "-"), m.group(2)
+        value = next((g for g in m.groups()[2:] if g is not None), "")
+        if not value:
+            return name
+        return f"{name} {value}" + {"<=": " (or less)", ">=": " (or more)", "=": ""}[op]
+
+    text = _EXTRA_RE.sub(lambda m: f"--extra {m.group(1)}={m.group(2)}", text)
+    return _KEYWORD_RE.sub(flag, text)
+
+
+def cli_problem(p: Any) -> str:
+    """One problem as the command's user reads it: the flag, the value, what is allowed, the fix."""
+    param = p.param
+    if param.startswith("extra["):
+        shown = f"--extra {param[7:-2]}" + (f"={p.value}" if p.value is not True else "")
+    elif param in _FLAGS:
+        shown = f"--{param.replace('_', '-')} {p.value if p.value is not None else '(not given)'}"
+    elif param in ("target", "command"):
+        shown = f"command {p.value!r}"
+    else:
+        shown = f"{param} {p.value!r}"
+    return f"{shown}: allowed {cli_words(p.allowed)}. Fix: {cli_words(p.fix)}"
+
+
 def _problem(param: str, value: Any, allowed: str, fix: str) -> Any:
     from ._errors import Problem
 
@@ -182,7 +219,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                 for warning in pl.warnings:
                     print(f"aifsdk: warning: {warning} (--strict refuses such requests)", file=sys.stderr)
             if args.verb == "plan":
-                print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else str(pl))
+                text = "\n".join(cli_words(line) if line.startswith("note:") else line for line in pl.summary().splitlines())
+                print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else f"{text}\n\n--- script ---\n{pl.script}")
                 return EXIT_OK
             job = pl.submit()
             if args.json:
@@ -275,6 +313,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                 return EXIT_OK
             sys.stdout.write(text)
             return EXIT_OK
+    except RequestError as exc:
+        head = str(exc).splitlines()[0]
+        print("\n".join([f"aifsdk: {head}", *(f"  - {cli_problem(p)}" for p in exc.problems)]), file=sys.stderr)
+        return EXIT_USAGE
     except AifsdkError as exc:
         code = next((c for kind, c in _EXIT_CODES if isinstance(exc, kind)), EXIT_USAGE)
         prefix = "scheduler error: " if code == EXIT_SCHEDULER else ""
@@ -284,4 +326,17 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`aifsdk jobs | head`): stop quietly. Python's documented recipe
+        # (library/signal, "Note on SIGPIPE"): point stdout at devnull so that the interpreter's
+        # own flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_FAILED
+    except KeyboardInterrupt:
+        print("aifsdk: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

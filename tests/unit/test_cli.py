@@ -22,8 +22,16 @@ def test_plan_prints_script_and_json() -> None:
 def test_bad_request_exits_2_and_names_every_problem() -> None:
     out = aifsdk("submit", "--nodes", "0", "--time", "soon", "--extra", "tiem=3", "--", "echo", "x")
     assert out.returncode == 2
-    for fragment in ("nodes=0", "time='soon'", "extra['tiem']", "nothing was submitted"):
+    for fragment in ("--nodes 0", "--time soon", "--extra tiem=3", "did you mean --time", "nothing was submitted"):
         assert fragment in out.stderr, fragment
+    assert "nodes=" not in out.stderr and "time=" not in out.stderr  # the command speaks in flags
+
+
+def test_cli_fixes_name_flags() -> None:
+    out = aifsdk("plan", "--site", "lumi-g", "--gpus-per-node", "9", "--", "true")
+    assert out.returncode == 2
+    assert "--gpus-per-node 8 (or less)" in out.stderr and "pass --account ..." in out.stderr
+    assert "account=" not in out.stderr and "gpus_per_node" not in out.stderr
 
 
 def test_missing_command_exits_2() -> None:
@@ -62,3 +70,10 @@ def test_plan_shows_budget_warnings_and_strict_refuses_them() -> None:
     assert [w["param"] for w in data["warnings"]] == ["partition"] and "small-g" in data["warnings"][0]["cheaper"]
     strict = aifsdk("submit", "--strict", *request)
     assert strict.returncode == 2 and "strict" in strict.stderr and "nothing was submitted" in strict.stderr
+
+
+def test_every_listing_survives_a_closed_pipe() -> None:
+    """`aifsdk sites | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    for args in ("sites", "sites show lumi-g", "jobs --limit 0", "plan -- echo hi"):
+        out = subprocess.run(f"{sys.executable} -m aifsdk {args} | head -c 1 >/dev/null", shell=True, capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, (args, out.stderr)

@@ -178,6 +178,8 @@ def cli_problem(p: Any) -> str:
         shown = f"--extra {param[7:-2]}" + (f"={p.value}" if p.value is not True else "")
     elif param in _FLAGS:
         shown = f"--{param.replace('_', '-')} {p.value if p.value is not None else '(not given)'}"
+    elif param.startswith("--"):
+        shown = f"{param} {p.value}"
     elif param in ("target", "command"):
         shown = f"command {p.value!r}"
     else:

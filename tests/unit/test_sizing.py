@@ -137,4 +137,4 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["cost"]["amount"] == pytest.approx(10.0) and data["nodes"] == 1
     assert run(["size", "--site", "lumi-g", "--measure", "eight:100", "--work", "1e6", "--overhead", "eval"]) == 2
     err = capsys.readouterr().err
-    assert "--measure='eight:100'" in err and "--overhead='eval'" in err
+    assert "--measure eight:100:" in err and "--overhead eval:" in err

@@ -25,7 +25,7 @@ twin_conf_path() { echo "$TWIN_CONF_ROOT/$1/slurm.conf"; }
 twin_pidfile() { echo "$RUNDIR/twin-$1.pid"; }
 
 # The twin's slurm.conf: this machine's keys (ports, files, CLOUD power saving, EnforcePartLimits),
-# then the site's file with its node ranges expanded to one addressed line per node.
+# then the site's file, its nodes marked State=CLOUD.
 twin_write_conf() {
   local site=$1 idx port conf host accounting
   idx=$(twin_index "$site"); port=$((TWIN_PORT_BASE + 2 * idx))
@@ -69,7 +69,8 @@ SchedulerType=sched/backfill
 JobCompType=jobcomp/none
 $accounting
 EOF
-    python3 "$TWIN_DIR/expand_nodes.py" "$TWIN_DIR/$site.conf"
+    # CLOUD nodes: powered down but available, never contacted, and their names need no address
+    sed -E 's/^(NodeName=[^#]*[^[:space:]#])/\1 State=CLOUD/' "$TWIN_DIR/$site.conf"
   } > "$conf.new"
   if cmp -s "$conf.new" "$conf"; then rm -f "$conf.new"; TWIN_CHANGED=0; else mv "$conf.new" "$conf"; TWIN_CHANGED=1; fi
   chmod 644 "$conf"

@@ -35,6 +35,7 @@ if _TYPE_CHECKING:  # the names __getattr__ imports on first use, for type check
         RequestError,
         SchedulerError,
         SiteNotFoundError,
+        StorageError,
     )
     from ._job import Job
     from ._measure import measure
@@ -68,6 +69,7 @@ __all__ = [
     "SiteProfile",
     "Sizing",
     "SnapshotOptions",
+    "StorageError",
     "__version__",
     "afterany",
     "afterok",
@@ -90,7 +92,7 @@ _LAZY = {
     "distributed": "_distributed",
     **dict.fromkeys(
         ("AifsdkError", "JobCancelledError", "JobError", "JobFailedError", "JobNotFoundError", "JobTimeoutError",
-         "Problem", "ProfileError", "RequestError", "SchedulerError", "SiteNotFoundError"),
+         "Problem", "ProfileError", "RequestError", "SchedulerError", "SiteNotFoundError", "StorageError"),
         "_errors",
     ),
     "Job": "_job",

@@ -28,7 +28,7 @@ from submitit.core.utils import DelayedSubmission
 
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
-from ._paths import JOB_FILE, make_private_dir, register
+from ._paths import JOB_FILE, register
 from ._plan import Plan, plan
 from ._scheduler import default_slurm
 
@@ -108,10 +108,10 @@ def array_script(script: str, folder: Path, count: int, max_parallel: int | None
 
 def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: int | None = None) -> list[Job]:
     """Pickle every payload into the plan's folder, submit them as one or more arrays, record."""
-    from ._launch import _submission_environment, _take_snapshot, job_record
+    from ._launch import _submission_environment, _take_snapshot, job_record, make_job_folder
 
     folder = first.folder
-    make_private_dir(folder)
+    make_job_folder(first, folder)
     snap = _take_snapshot(first)
     pending = []
     for k, payload in enumerate(payloads):

@@ -7,6 +7,7 @@ Every error aifsdk raises on purpose derives from :class:`AifsdkError`::
     │   └── SiteNotFoundError                the site name matches no profile
     ├── ProfileError (also ValueError)      a site profile YAML breaks the schema
     ├── SchedulerError                      sbatch/squeue/scancel failed or is missing
+    ├── StorageError (also OSError)         a folder aifsdk keeps is not private to you, full or not writable
     ├── JobNotFoundError (also LookupError) no job with that id or folder is known
     └── JobError                            something about one submitted job
         ├── JobFailedError                  the job ended without a result
@@ -109,6 +110,19 @@ class ProfileError(AifsdkError, ValueError):
 
 class SchedulerError(AifsdkError):
     """A scheduler command failed (sbatch, squeue, scancel, ...) or is not installed."""
+
+
+class StorageError(AifsdkError, OSError):
+    """A folder aifsdk keeps (AIFSDK_HOME, the registry, a job root, the snapshot store, a job
+    folder) cannot be used: it belongs to someone else or others may write to it, or the disk is
+    full or not writable. The message names the path and the fix; ``path`` holds it."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+    def __str__(self) -> str:  # OSError's own formatting would drop the message's text
+        return str(self.args[0]) if self.args else ""
 
 
 class JobNotFoundError(AifsdkError, LookupError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import signal
 import sys
@@ -27,7 +28,7 @@ from ._errors import (
     JobNotFoundError,
     SchedulerError,
 )
-from ._paths import JOB_FILE, lookup
+from ._paths import JOB_FILE, ensure_private, lookup, trusted
 from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
 from ._wait import FILE_POLL_S, Poller, poller
 from ._wait import wait as _wait_all
@@ -60,7 +61,12 @@ class Job:
         """Reattach to a job by its id (as printed by submit) or by its folder."""
         path = Path(ref).expanduser()
         array_id, _, index = str(ref).partition("_")
-        candidates = [path] if (path / JOB_FILE).is_file() else lookup(str(ref)) or (lookup(array_id) if index else [])
+        if (path / JOB_FILE).is_file():
+            if not trusted(path):  # its payload and results would be unpickled: code of whoever can write there
+                ensure_private(path, "the job folder")  # raises StorageError naming the owner or the mode, and the fix
+            candidates = [path]
+        else:
+            candidates = lookup(str(ref)) or (lookup(array_id) if index else [])
         for folder in candidates:
             try:
                 record = json.loads((folder / JOB_FILE).read_text())
@@ -175,7 +181,7 @@ class Job:
     def _state_from_files(self, scheduler_state: str) -> str:
         if len(self._finished_tasks()) == self.num_tasks:
             if scheduler_state == "UNKNOWN":  # slurmctld forgot the job and accounting is off: its files tell
-                return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+                return "FAILED" if any(self._outcome_kind(t) != "success" for t in range(self.num_tasks)) else "COMPLETED"
             return "COMPLETING"  # every task is done; Slurm is still cleaning up
         if scheduler_state == "UNKNOWN" and (self.folder / f"{self.job_id}.{CANCEL_MARK}").exists():
             return "CANCELLED"
@@ -208,7 +214,7 @@ class Job:
         if (self.folder / CANCEL_MARK).exists():
             return "CANCELLED"
         if len(self._finished_tasks()) == self.num_tasks:
-            return "FAILED" if any(self._outcome(t)[0] != "success" for t in range(self.num_tasks)) else "COMPLETED"
+            return "FAILED" if any(self._outcome_kind(t) != "success" for t in range(self.num_tasks)) else "COMPLETED"
         return "FAILED"
 
     @property
@@ -237,14 +243,39 @@ class Job:
             time.sleep(FILE_POLL_S / 2)
 
     # -- results -------------------------------------------------------------------------------
+    def _outcome_kind(self, task: int) -> str:
+        """"success" or "error" from the head of a task's result file, without unpickling it (a state
+        is answered without running anything the file holds); "unreadable" for an empty or foreign file."""
+        if task in self._outcomes:
+            return str(self._outcomes[task][0])
+        try:
+            with open(self.paths(task).result_pickle, "rb") as f:
+                head = f.read(64)
+        except OSError:
+            return "unreadable"
+        # pickle protocol 2-5 of the tuple (outcome, value): the outcome is the first short string
+        for kind in ("success", "error"):
+            if bytes([0x8C, len(kind)]) + kind.encode() in head or b"X" + len(kind).to_bytes(4, "little") + kind.encode() in head:
+                return kind
+        return "unreadable"
+
     def _outcome(self, task: int) -> tuple[str, Any]:
         if task not in self._outcomes:
             path = self.paths(task).result_pickle
             try:
-                self._outcomes[task] = pickle_load(path)
-            except EOFError:  # still being moved into place
-                time.sleep(0.5)
-                self._outcomes[task] = pickle_load(path)
+                try:
+                    self._outcomes[task] = pickle_load(path)
+                except EOFError:  # still being moved into place
+                    time.sleep(0.5)
+                    self._outcomes[task] = pickle_load(path)
+            except (EOFError, pickle.UnpicklingError, ValueError, IndexError) as exc:
+                size = path.stat().st_size if path.exists() else 0
+                raise JobFailedError(
+                    f"job {self.job_id}: the result file of task {task} is damaged ({size} bytes; "
+                    f"{type(exc).__name__}: {exc or 'empty or cut short'}); the result is lost. Run the job again "
+                    f"(`aifsdk resubmit {self.job_id}`); its logs may tell why the write failed",
+                    job_id=self.job_id, folder=self.folder, logs=list(self.log_paths(task)), inspect=f"aifsdk logs {self.job_id} --task {task}",
+                ) from None
         return self._outcomes[task]
 
     def result(self, timeout: float | None = None) -> Any:

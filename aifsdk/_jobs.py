@@ -9,7 +9,6 @@ elapsed times and GPU-hours summed.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -17,20 +16,17 @@ from typing import Any
 
 from ._errors import SchedulerError
 from ._job import Job
-from ._paths import JOB_FILE, aifsdk_home
+from ._paths import JOB_FILE, aifsdk_home, glob_escape, registry_links
 from ._scheduler import default_slurm
 from ._wait import poller
 
 
 def registered(site: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """The records of registered jobs, newest first (one per job folder)."""
-    root = aifsdk_home() / "registry"
-    sites = [root / site] if site else [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    links = [entry for folder in sites if folder.is_dir() for entry in os.scandir(folder) if entry.is_symlink()]
-    links.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime, reverse=True)
+    """The records of registered jobs, newest first (one per job folder; only folders of the user's own)."""
+    links = registry_links(aifsdk_home() / "registry", f"{glob_escape(site)}/*" if site else "*/*")
+    links.sort(key=lambda hit: hit[0], reverse=True)
     seen, out = set(), []
-    for link in links:
-        folder = Path(os.readlink(link.path))
+    for _, folder in links:
         if folder in seen:
             continue
         seen.add(folder)

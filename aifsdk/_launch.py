@@ -103,7 +103,7 @@ def launch(plan: Plan) -> Job:
 
         stage = _remote.Stage.for_plan(plan)
     local = stage.local if stage else plan.folder
-    make_private_dir(local)
+    make_job_folder(plan, local)
     snap = _take_snapshot(plan, local)
     executor = _remote.executor(stage, plan) if stage else _executor(plan)
     target = plan.callable
@@ -287,25 +287,49 @@ def _installed_packages() -> list[str]:
     return packages
 
 
+def store_of(plan: Plan, folder: Path) -> Path:
+    """The snapshot store of a job folder: ``.snapshots`` in the user's job root (a remote job's
+    local copy: in ``<AIFSDK_HOME>/remote``); for a folder outside it, next to the folder, in the
+    user's own folder where that parent is shared."""
+    from ._paths import expand_root, user_root
+
+    if folder != plan.folder:  # a remote job's local copy: the store of remote sites, here
+        return folder.parent.parent / ".snapshots"
+    account = plan.resources.account if isinstance(plan.resources.account, str) else None
+    for template in {plan.profile.job_root_for(account), plan.profile.job_root}:
+        try:
+            root = user_root(expand_root(template))
+        except ValueError:
+            continue
+        if root in folder.parents:
+            return root / ".snapshots"
+    parent = user_root(folder.parent)
+    return (parent if parent in folder.parents else folder.parent) / ".snapshots"
+
+
+def make_job_folder(plan: Plan, folder: Path) -> None:
+    """Create the job folder 0700, after checking (or creating 0700) the folders aifsdk trusts
+    around it: the user's job root, which holds the snapshot store, and the site's folder in it."""
+    from ._paths import ensure_private
+
+    root = store_of(plan, folder).parent
+    ensure_private(root, "the job root")
+    if folder.parent != root and root in folder.parents:
+        ensure_private(folder.parent, "the job root's site folder")
+    make_private_dir(folder)
+
+
 def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
     """Store the planned files (a pack of what is new to the store) and point <folder> at them;
     the job extracts them into <folder>/code when it starts (a debug job, here and now)."""
     if plan.snapshot is None:
         return None
     folder = plan.folder if folder is None else folder
-    from ._paths import expand_root
     from ._snapshot import take
 
-    if folder != plan.folder:  # a remote job's local copy: the store of remote sites, here
-        store = folder.parent.parent / ".snapshots"
-    else:
-        try:
-            root = expand_root(plan.profile.job_root)
-        except ValueError:
-            root = plan.folder.parent
-        store = (root if root in plan.folder.parents else plan.folder.parent) / ".snapshots"
+    store = store_of(plan, folder)
     workdir = folder / "code" / plan.workdir.relative_to(plan.folder / "code") if plan.workdir else None
-    snap = take(plan.snapshot.root, store, plan.snapshot.files, folder, workdir)
+    snap = take(plan.snapshot.root, store, plan.snapshot.files, folder, workdir, tuple(plan.snapshot.options.allow))
     if plan.profile.executor == "debug":  # runs in this process, without the job-side start
         from ._pack import materialise
 

@@ -32,8 +32,9 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 REF_FILE = "snapshot.json"  # in the job folder: which snapshot, and where its store is
 DONE_FILE = ".code-complete"  # in the job folder: code/ holds that snapshot in full
@@ -58,7 +59,7 @@ def snapshot_digest(entries: list[tuple[str, str, bool]] | list[list]) -> str:
 
 def _write_new(path: Path, data: bytes, mode: int = 0o400) -> None:
     """Write a whole file under a temporary name and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         _write_all(fd, data)
@@ -108,13 +109,20 @@ class PackStore:
                 found.setdefault(parts[0], (parts[1], int(parts[2]), int(parts[3])))
         return found
 
-    def add(self, root: Path, entries: list[tuple[str, str, bool]]) -> tuple[str, list[tuple[str, str, bool]], int]:
+    def add(self, root: Path, entries: list[tuple[str, str, bool]], sources: dict[str, tuple[str, os.stat_result]] | None = None,
+            scanner: Callable[[str], Any] | None = None) -> tuple[str, list[tuple[str, str, bool]], int]:
         """Store a new snapshot of ``root``: the objects not stored yet go into one new pack, then
         its manifest is written. ``entries`` are (path, sha256, executable) as hashed before; a
         file whose bytes changed since is stored as it is now, and one deleted since is left out.
+        ``sources``: the file each entry is read from and its stat when it was checked; it is opened
+        without following a symlink and must still be that file (else :class:`PackChanged`).
+        ``scanner(name)``: a secret scan fed the bytes that go into the pack (None: not scanned);
+        one that finds something stops the pack (:class:`PackChanged`, ``found`` set).
         Returns (snapshot digest, entries, bytes new to the store)."""
         for sub in ("", "packs", "snapshots"):
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in ("packs", "snapshots"):
+            remove_leftovers(self.path / sub)
         known = self.objects()
         pack = f"{os.urandom(8).hex()}.pack"
         part = self.path / "packs" / f".{pack}.part"
@@ -123,14 +131,19 @@ class PackStore:
         kept: list[tuple[str, str, bool]] = []
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         offset = 0
+        done = False
         try:
             for name, sha, executable in entries:
                 where = known.get(sha) or new.get(sha)
                 if where is None:
+                    source, checked = (sources or {}).get(name) or (f"{root}/{name}", None)
+                    scan = scanner(name) if scanner else None
                     try:
-                        sha, size = _append(fd, f"{root}/{name}")
+                        sha, size = _append(fd, source, checked, scan)
                     except FileNotFoundError:
                         continue  # deleted since it was listed: not in the snapshot
+                    if scan is not None and scan.found:
+                        raise PackChanged(name, found=scan.found)
                     where = known.get(sha) or new.get(sha)
                     if where is None:  # bytes new to the store: keep them in this pack
                         where = new[sha] = (pack, offset, size)
@@ -140,8 +153,12 @@ class PackStore:
                         os.lseek(fd, offset, os.SEEK_SET)
                 kept.append((name, sha, executable))
                 files.append([name, sha, int(executable), where[0], where[1], where[2]])
+            done = True
         finally:
             os.close(fd)
+            if not done:
+                with contextlib.suppress(OSError):
+                    part.unlink()  # a pack cut short (a full disk, a refused file) is not left behind
         digest = snapshot_digest(kept)
         if new:
             os.chmod(part, 0o400)
@@ -159,16 +176,62 @@ class PackStore:
         return digest, kept, offset
 
 
-def _append(fd: int, path: str) -> tuple[str, int]:
-    """Append a file's bytes to the pack, hashing what is written: (sha256, size)."""
+class PackChanged(RuntimeError):
+    """A file changed between its check and its packing: now a symlink or another file (``found``
+    empty), or it now holds a likely secret (``found`` = [what, pattern])."""
+
+    def __init__(self, name: str, found: list[str] | None = None) -> None:
+        self.name, self.found = name, found or []
+        super().__init__(f"{name} changed while it was packed" + (f": {found[0]} matched ({found[1]})" if found else ""))
+
+
+def _append(fd: int, path: str, checked: os.stat_result | None = None, scan: Any = None) -> tuple[str, int]:
+    """Append a file's bytes to the pack, hashing (and scanning) what is written: (sha256, size).
+    The file is opened without following a symlink, and must be the one ``checked`` (same device
+    and inode): a file swapped for a link or another file after its check is not read."""
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as src:
-        while chunk := src.read(_CHUNK):
+    try:
+        src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # O_NONBLOCK: a fifo swapped in does not hang
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PackChanged(path) from None
+        raise
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode) or checked is not None and (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+            raise PackChanged(path)
+        while chunk := os.read(src, _CHUNK):
             h.update(chunk)
+            if scan is not None:
+                scan.feed(chunk)
             _write_all(fd, chunk)
             size += len(chunk)
+    finally:
+        os.close(src)
     return h.hexdigest(), size
+
+
+def remove_leftovers(folder: Path, age_s: float = 3600.0) -> list[Path]:
+    """Delete this user's temporary files in a store folder that a killed or failed submit left
+    (``.*.part``, ``.*.tmp``), once they are ``age_s`` old (an hour: a submit still writing one is
+    not disturbed); returns what went."""
+    gone = []
+    uid = os.getuid()
+    now = time.time()
+    try:
+        found = list(os.scandir(folder))
+    except OSError:
+        return gone
+    for entry in found:
+        if not entry.name.startswith(".") or not entry.name.endswith((".part", ".tmp")):
+            continue
+        with contextlib.suppress(OSError):
+            st = entry.stat(follow_symlinks=False)
+            if st.st_uid == uid and stat.S_ISREG(st.st_mode) and now - st.st_mtime > age_s:
+                os.unlink(entry.path)
+                gone.append(Path(entry.path))
+    return gone
 
 
 # -- the job folder's reference ------------------------------------------------------------------
@@ -266,6 +329,7 @@ def materialise(folder: Path) -> bool:
         if is_complete(folder, digest):
             return False  # another task of this job did it while we waited
         store = store_of(folder, ref)
+        check_owned(store, "the snapshot store")
         manifest = load_manifest(store, digest)
         (folder / "code").mkdir(exist_ok=True)
         try:
@@ -275,6 +339,19 @@ def materialise(folder: Path) -> bool:
             raise
         _write_new(folder / DONE_FILE, _done_text(folder, digest).encode(), 0o600)
     return True
+
+
+def check_owned(path: Path, what: str) -> None:
+    """Refuse to run code from a folder that is not this user's own or that others may write to."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SnapshotIntegrityError(f"{what} {path} is missing: the store was changed after submission; submit again") from None
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise SnapshotIntegrityError(
+            f"{what} {path} belongs to uid {st.st_uid} (this job runs as uid {os.getuid()}) or may be written by others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}): the job does not run code from it. Submit again from aifsdk "
+            "(it keeps a store of your own), or make the folder yours and private (chmod 700)")
 
 
 def tree_of(store: Path, digest: str) -> Path:
@@ -336,6 +413,7 @@ def _link_tree(tree: Path, digest: str, manifest: dict, code: Path) -> bool:
     """Hard-link every file of the tree into ``code/`` and check each link against the tree's record
     (inode, size, mode, mtime); False when the tree is not the one recorded (changed, or replaced
     meanwhile). Raises OSError when a link cannot be made (errno in ``_NO_LINK``: extract instead)."""
+    check_owned(tree, "the snapshot's tree")
     try:
         record = json.loads((tree / "record.json").read_bytes())
         stamps = record["files"]

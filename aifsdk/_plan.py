@@ -479,7 +479,7 @@ class _Planner:
         return shlex.join([self.container.runtime, "exec", *flags, "--bind", ",".join(binds), self.container.image]) + f" {inner}"
 
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
-        from ._paths import expand_root, new_folder_name
+        from ._paths import expand_root, new_folder_name, user_root
 
         if self.folder_arg is not None:
             folder = Path(self.folder_arg).expanduser().absolute()
@@ -495,7 +495,7 @@ class _Planner:
                     root = _remote.job_root(profile, account if isinstance(account, str) else None)
                     folder = Path(root) / profile.name / new_folder_name(name)
                 else:
-                    folder = expand_root(root) / profile.name / new_folder_name(name)
+                    folder = user_root(expand_root(root)) / profile.name / new_folder_name(name)
             except RequestError as exc:
                 self.problems += exc.problems
                 return None

@@ -22,6 +22,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._errors import Problem
 
@@ -35,21 +36,26 @@ DATA_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".npy", ".npz",
                  ".nii", ".nii.gz", ".dcm", ".zarr", ".parquet", ".tar", ".tar.gz", ".zip", ".mp4", ".onnx")
 
 SECRET_NAMES = {
-    ".env": "a dotenv file", ".netrc": "a .netrc credentials file", ".pgpass": "a PostgreSQL password file",
+    ".env": "a dotenv file", ".netrc": "a .netrc credentials file",
+    "_netrc": "a .netrc credentials file (Windows name)", ".pgpass": "a PostgreSQL password file",
     "id_rsa": "an SSH private key", "id_ed25519": "an SSH private key", "id_ecdsa": "an SSH private key", "id_dsa": "an SSH private key",
     "credentials": "a cloud credentials file", ".git-credentials": "git credentials", ".npmrc": "a registry token file",
-    ".pypirc": "a package-index credentials file", ".dockercfg": "a registry credentials file",
+    ".pypirc": "a package-index credentials file", ".dockercfg": "a registry credentials file", "kaggle.json": "a Kaggle API token",
+    "terraform.tfstate": "a Terraform state file (it holds resource secrets)",
 }
 SECRET_PATH_PATTERNS = {
     r"(^|/)\.ssh/": "an .ssh directory", r"(^|/)\.aws/credentials$": "AWS credentials", r"(^|/)\.docker/config\.json$": "Docker registry credentials",
     r"(^|/)\.env\.[^/]+$": "a dotenv file", r"(^|/)\.kube/config$": "a Kubernetes config", r"\.(pem|key|p12|pfx)$": "a private key or certificate bundle",
     r"(^|/)gcloud/.*credentials.*\.json$": "Google Cloud credentials", r"(^|/)\.huggingface/token$": "a Hugging Face token",
+    r"(^|/)\.kaggle/kaggle\.json$": "a Kaggle API token",
 }
 # what a text file must not hold: pattern -> (what it is, a literal every match contains). The literal
 # gates the pattern: plain substring tests run at hundreds of MB/s, each regex at about 30 MB/s, so a
 # pattern only runs on files that hold its literal (case-insensitive literals are matched lower-cased).
+_KEY_WORDS = ("passw", "secret", "api_key", "apikey", "access_token", "auth_token", "access_key")
 SECRET_TEXT_PATTERNS = {
-    r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP )?PRIVATE KEY( BLOCK)?-----": ("a private key", b"PRIVATE KEY"),
+    # PEM private keys, PKCS#1, SEC1, PKCS#8 (plain and ENCRYPTED), OpenSSH, PGP
+    r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY( BLOCK)?-----": ("a private key", b"PRIVATE KEY"),
     r"\bAKIA[0-9A-Z]{16}\b": ("an AWS access key id", b"AKIA"),
     r"\bhf_[A-Za-z0-9]{30,}\b": ("a Hugging Face token", b"hf_"),
     r"\bgh[pousr]_[A-Za-z0-9]{36,}\b": ("a GitHub token", re.compile(rb"gh[pousr]_")),  # a literal prefix: as fast as `in`
@@ -57,10 +63,13 @@ SECRET_TEXT_PATTERNS = {
     r"\bAIza[0-9A-Za-z_\-]{35}\b": ("a Google API key", b"AIza"),
     r"\bxox[abpr]-[0-9A-Za-z-]{10,}\b": ("a Slack token", b"xox"),
     r"\bsk-[A-Za-z0-9]{32,}\b": ("an API secret key", b"sk-"),
-    # a literal value: quoted, or a bare token that ends the line (not `os.environ[...]`, `${VAR}`, prose)
-    r"(?im)\b(password|passwd|secret|api_key|apikey|access_token|auth_token)\s*[:=]\s*"
-    r"(?:'[^'\s]{6,}'|\"[^\"\s]{6,}\"|[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": (
-        "a password or secret assignment", (b"passw", b"secret", b"api_key", b"apikey", b"access_token", b"auth_token")),
+    r"\bsk-(?:proj|svcacct|admin|ant-api\d\d)-[A-Za-z0-9_\-]{32,}": ("an OpenAI or Anthropic API key", b"sk-"),
+    # a literal value given to a name that holds one of the key words (password, WANDB_API_KEY,
+    # aws_secret_access_key, "clientSecret", "password" in JSON): quoted, or a bare token that ends the
+    # line and holds a digit; not a reference (os.environ[...], ${VAR}, config.password, prose)
+    r"(?im)\b[\w.-]*(?:password|passwd|secret|api_key|apikey|access_token|auth_token|access_key)[\w.-]*[\"']?\s*[:=]\s*"
+    r"(?:'[^'\s$]{6,}'|\"[^\"\s$]{6,}\"|(?=\S*\d)[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": (
+        "a password or secret assignment", tuple(w.encode() for w in _KEY_WORDS)),
 }
 
 
@@ -186,16 +195,15 @@ def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
 
 _PATH_RE = re.compile("|".join(f"(?:{p})" for p in SECRET_PATH_PATTERNS))
 # a literal each path pattern above holds: names without one skip _PATH_RE (whose `.*` parts cost ~6 us a name)
-_PATH_GATE = re.compile(r"\.(?:ssh|aws|docker|env|kube|huggingface|pem|key|p12|pfx)|gcloud")
+_PATH_GATE = re.compile(r"\.(?:ssh|aws|docker|env|kube|huggingface|kaggle|pem|key|p12|pfx)|gcloud")
 _TEXT_RES = [(re.compile(p.encode()), what, p, anchor) for p, (what, anchor) in SECRET_TEXT_PATTERNS.items()]
-SCAN_VERSION = 2  # bump whenever the secret patterns change: findings cached under an older version are redone
+SCAN_VERSION = 3  # bump whenever the secret patterns change: findings cached under an older version are redone
 _CHUNK = 1 << 20
+_OVERLAP = 4096  # bytes of one window carried into the next, so that a secret across a window's edge is seen
 
 
 def _scan_bytes(head: bytes) -> list[str]:
-    """[what, pattern] of the first secret pattern the text matches, [] when none (or binary)."""
-    if b"\0" in head[:8192]:
-        return []  # binary
+    """[what, pattern] of the first secret pattern the text matches, [] when none."""
     low = None
     for rx, what, pattern, anchor in _TEXT_RES:
         if isinstance(anchor, tuple):
@@ -210,6 +218,28 @@ def _scan_bytes(head: bytes) -> list[str]:
         if rx.search(head):
             return [what, pattern]
     return []
+
+
+class SecretScan:
+    """A secret scan fed a file's bytes in order, whole (windows of 1 MB that overlap by 4 KB):
+    ``found`` is [what, pattern] once a pattern matched, [] while none has. A file whose first 8 KB
+    hold a NUL byte is binary and not scanned."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self._tail = b""
+        self._binary: bool | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self.found or self._binary or not chunk:
+            return
+        if self._binary is None:
+            self._binary = b"\0" in chunk[:8192]
+            if self._binary:
+                return
+        window = self._tail + chunk
+        self.found = _scan_bytes(window)
+        self._tail = window[-_OVERLAP:]
 
 
 class FileIndex:
@@ -269,26 +299,26 @@ _INDEX: FileIndex | None = None
 def file_index() -> FileIndex:
     """This user's index (reloaded when AIFSDK_HOME changes)."""
     global _INDEX
-    from ._paths import aifsdk_home
+    from ._paths import aifsdk_home, ensure_private, private_home
 
     path = aifsdk_home() / "cache" / "snapshot-index.json"
     if _INDEX is None or _INDEX.path != path:
+        private_home()  # the index says which stored contents a file holds: only the user may write it
+        ensure_private(path.parent, "the cache folder")
         _INDEX = FileIndex(path)
     return _INDEX
 
 
 def _read(path: str, index: FileIndex, st: os.stat_result, scan: bool) -> list:
-    """Read a file once: hash all of it, scan its first MB for secrets when asked; record both."""
+    """Read a file once: hash all of it and, when asked, scan all of it for secrets; record both."""
     h = hashlib.sha256()
-    found: list[str] | None = None
+    scanner = SecretScan() if scan else None
     with open(path, "rb") as f:
-        chunk = f.read(_CHUNK)
-        if scan:
-            found = _scan_bytes(chunk)
-        while chunk:
+        while chunk := f.read(_CHUNK):
             h.update(chunk)
-            chunk = f.read(_CHUNK)
-    return index.put(path, st, h.hexdigest(), found)
+            if scanner is not None:
+                scanner.feed(chunk)
+    return index.put(path, st, h.hexdigest(), None if scanner is None else scanner.found)
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -353,38 +383,105 @@ def check_size(root: Path, names: list[str], max_mb: float) -> list[Problem]:
                     "cluster's filesystem; or snapshot=False")]
 
 
-def take(root: Path, store: Path, names: list[str], folder: Path, workdir: Path | None = None) -> Snapshot:
+def source_of(root: Path, name: str) -> tuple[str, os.stat_result] | None:
+    """The file a snapshot entry is read from, as it is now, and its stat: the file itself, or for a
+    symlink, its target when that is a regular file inside ``root``; None when it is gone.
+    Raises :class:`aifsdk.RequestError` for a symlink that now leads out of the tree (or to no
+    regular file): nothing outside the project is shipped, whatever changed since the plan."""
+    from ._errors import RequestError
+
+    path = f"{root}/{name}"
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return path, st
+    target = Path(path).resolve()
+    if stat.S_ISLNK(st.st_mode) and target.is_relative_to(root):
+        try:
+            tst = os.lstat(target)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISREG(tst.st_mode):
+            return str(target), tst
+    raise RequestError([Problem("snapshot", name, "files inside the project folder, as they were when planned",
+                                f"it became {'a link to ' + str(target) if stat.S_ISLNK(st.st_mode) else 'something else than a file'} "
+                                "after the plan; restore it or add it to .aifsdkignore, then submit again")])
+
+
+def secret_scanner(allow: tuple[str, ...]) -> Any:
+    """For :meth:`aifsdk._pack.PackStore.add`: a fresh :class:`SecretScan` for a file name, None for an allowed one."""
+    return lambda name: None if allow and any(fnmatch.fnmatch(name, pat) for pat in allow) else SecretScan()
+
+
+def refuse_secret(name: str, found: list[str]) -> Any:
+    from ._errors import RequestError
+
+    why, matched = found
+    return RequestError([Problem("snapshot", name, "no likely secrets in the shipped code",
+                                 f"{why} matched ({matched}) in what was read at submit (the file changed after the plan); "
+                                 f"remove it, add it to .aifsdkignore, or allow it with snapshot=aifsdk.SnapshotOptions(allow=({name!r},))")])
+
+
+def take(root: Path, store: Path, names: list[str], folder: Path, workdir: Path | None = None,
+         allow: tuple[str, ...] = ()) -> Snapshot:
     """Store the files under ``store`` (a pack holding only the contents new to it, and the
     snapshot's manifest) and point the job ``folder`` at the snapshot; the files are linked into
     ``<folder>/code`` when the job starts (:func:`aifsdk._pack.materialise`). An unchanged file is
-    neither read nor hashed again (the file index), and an unchanged tree writes no pack at all."""
-    from ._pack import PackStore, snapshot_digest, write_ref
+    neither read nor hashed again (the file index), and an unchanged tree writes no pack at all.
+
+    What is stored is checked as it is read now, not only at plan time: no symlink is followed out
+    of the tree (files are opened without following links and compared with what was checked), and
+    a file changed since the plan is scanned for secrets again (the bytes that go into the pack)."""
+    from ._errors import RequestError
+    from ._pack import PackChanged, PackStore, snapshot_digest, write_ref
+    from ._paths import ensure_private, storage_error
 
     commit, diff = _git_start(root, "rev-parse", "HEAD"), _git_start(root, "diff", "HEAD", "--binary")  # run alongside
     index = file_index()
     entries: list[tuple[str, str, bool]] = []
     sizes: dict[str, int] = {}
-    base_dir = str(root)
+    sources: dict[str, tuple[str, os.stat_result]] = {}
+    allowed = secret_scanner(allow)
     try:
         for name in names:
-            path = f"{base_dir}/{name}"
-            try:
-                st = os.stat(path)  # now, not at plan time: what is stored is what the file holds at submit
-                entry = index.get(path, st)
-                if entry is None or not entry[2]:
-                    entry = _read(path, index, st, scan=False)
-            except FileNotFoundError:
+            found = source_of(root, name)  # now, not at plan time: what is stored is what the file holds at submit
+            if found is None:
                 continue  # deleted since it was listed: not in the snapshot (the manifest counts what is)
+            path, st = found
+            entry = index.get(path, st)
+            scan = allowed(name) is not None
+            if entry is None or not entry[2] or (scan and entry[3] is None):
+                try:
+                    entry = _read(path, index, st, scan=scan)
+                except FileNotFoundError:
+                    continue
+            if scan and entry[3]:
+                raise refuse_secret(name, entry[3])
             entries.append((name, entry[2], bool(st.st_mode & stat.S_IXUSR)))
             sizes[name] = st.st_size
+            sources[name] = found
         index.save()
         digest = snapshot_digest(entries)
+        ensure_private(store, "the snapshot store")  # jobs run what it holds: it must be the user's alone
         packs = PackStore(store)
         copied = 0
         if not packs.has(digest):
-            store.mkdir(parents=True, exist_ok=True, mode=0o700)
-            digest, entries, copied = packs.add(root, entries)
-        code = write_ref(folder, store, digest, workdir)
+            try:
+                digest, entries, copied = packs.add(root, entries, sources=sources, scanner=allowed)
+            except PackChanged as exc:
+                name = os.path.relpath(exc.name, root) if os.path.isabs(exc.name) else exc.name
+                if exc.found:
+                    raise refuse_secret(name, exc.found) from None
+                raise RequestError([Problem("snapshot", name, "files inside the project folder, as they were when checked",
+                                            "it was replaced (by a link or another file) while it was packed; submit again")]) from None
+            except OSError as exc:
+                raise storage_error(exc, Path(exc.filename or store), "storing the code snapshot in") from None
+        try:
+            code = write_ref(folder, store, digest, workdir)
+        except OSError as exc:
+            raise storage_error(exc, Path(exc.filename or folder), "writing the job folder") from None
     except BaseException:
         _git_output(commit), _git_output(diff)  # reaped, not left behind
         raise

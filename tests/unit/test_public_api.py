@@ -10,7 +10,7 @@ import aifsdk
 EXPECTED = [
     "AifsdkError", "CommandResult", "Cost", "Job", "JobCancelledError", "JobError", "JobFailedError",
     "JobNotFoundError", "JobTimeoutError", "Measurement", "Plan", "Problem", "ProfileError", "RequestError", "Resources",
-    "SchedulerError", "SiteNotFoundError", "SiteProfile", "Sizing", "SnapshotOptions", "__version__", "afterany", "afterok", "distributed",
+    "SchedulerError", "SiteNotFoundError", "SiteProfile", "Sizing", "SnapshotOptions", "StorageError", "__version__", "afterany", "afterok", "distributed",
     "load_site", "map", "measure", "plan", "size", "submit", "wait",
 ]
 

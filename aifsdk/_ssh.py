@@ -181,9 +181,10 @@ class SSH:
         self.pull_filtered(remote, local, tuple(f"--exclude={pattern}" for pattern in exclude))
 
     def pull_filtered(self, remote: str, local: Path, rules: tuple[str, ...]) -> None:
-        """``pull`` with rsync filter rules (``--include=...``/``--exclude=...``, first match wins)."""
+        """``pull`` with rsync filter rules (``--include=...``/``--exclude=...``, first match wins).
+        What comes back is the local user's and private to them (aifsdk trusts only such folders)."""
         local.mkdir(parents=True, exist_ok=True)
-        self._rsync(["-a", "--modify-window=-1", *rules, f"{self.spec.host}:{remote}/", f"{local}/"], f"{remote}")
+        self._rsync(["-a", "--no-owner", "--no-group", "--chmod=go-rwx", "--modify-window=-1", *rules, f"{self.spec.host}:{remote}/", f"{local}/"], f"{remote}")
 
     # -- the cluster-side Python ---------------------------------------------------------------
     def environment(self) -> dict[str, Any]:

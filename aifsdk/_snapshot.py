@@ -1,7 +1,8 @@
 """Code snapshots: the job runs the code as it was at submit time, not as it is when it starts.
 
 The files are chosen like git does (tracked plus untracked-but-not-ignored files in a work tree;
-elsewhere every file minus ignore patterns), plus the patterns of an ``.aifsdkignore`` file.
+elsewhere every file minus ignore patterns), plus the patterns of an ``.aifsdkignore`` file, read
+with git's rules (gitignore(5): ``/data/``, ``!keep.csv``, ``**``, last match wins).
 They are stored under ``<job_root>/.snapshots/``: the contents new to the store in one pack per
 snapshot, and a manifest per snapshot (see :mod:`aifsdk._pack`), so identical files are stored
 once across all jobs and an unchanged tree writes nothing. The job folder names its snapshot and
@@ -20,6 +21,7 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,17 +145,23 @@ def _ignore_patterns(root: Path, extra: tuple[str, ...]) -> list[str]:
     return patterns
 
 
-def _ignore_regex(patterns: list[str]) -> re.Pattern[str]:
-    """One regex for all patterns: 'dir/' ignores a folder anywhere; others match the path or its name."""
-    parts = []
-    for pat in patterns:
-        if pat.endswith("/"):
-            body = fnmatch.translate(pat.rstrip("/")).removesuffix(r"\Z").removeprefix("(?s:").removesuffix(")")
-            parts.append(f"(?:^|.*/)(?:{body})/.*")
-        else:
-            body = fnmatch.translate(pat).removesuffix(r"\Z").removeprefix("(?s:").removesuffix(")")
-            parts.append(f"(?:{body})" if "/" in pat else f"(?:.*/)?(?:{body})")
-    return re.compile(r"(?s:" + "|".join(parts) + r")\Z")
+def _ignore_matcher(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a relative path is ignored, with git's rules (gitignore(5), through the pathspec
+    package): '/data/' only at the top, 'data/' a folder anywhere, '!keep.csv' brings a file back,
+    the last matching pattern wins. Without '!' patterns, one combined regex answers (the same
+    answer, faster on trees of many thousand files)."""
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    compiled = [p for p in spec.patterns if getattr(p, "include", None) is not None]
+    if not all(p.include for p in compiled):
+        return spec.match_file
+    body = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in compiled) or "(?!)"
+    combined = re.compile(body)
+    return lambda name: combined.match(name) is not None
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
 _LISTED: dict[str, os.stat_result] = {}  # absolute path -> stat from the last listing (plan time)
@@ -161,7 +169,7 @@ _LISTED: dict[str, os.stat_result] = {}  # absolute path -> stat from the last l
 
 def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
     """Relative paths of the files a snapshot of ``root`` holds, sorted."""
-    ignore = _ignore_regex(_ignore_patterns(root, extra_ignores))
+    ignored = _ignore_matcher(_ignore_patterns(root, extra_ignores))
     listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     if listed is not None:
         names = [n for n in listed.split("\0") if n]
@@ -170,13 +178,13 @@ def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
         for dirpath, dirnames, filenames in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = [d for d in dirnames if not ignore.match(rel_dir + d + "/x")]
+            dirnames[:] = [d for d in dirnames if not ignored(rel_dir + d + "/x")]
             names += [rel_dir + f for f in filenames]
     out = []
     base = str(root)
     _LISTED.clear()
     for name in names:
-        if ignore.match(name):
+        if ignored(name):
             continue
         path = f"{base}/{name}"
         try:

@@ -48,6 +48,26 @@ def test_git_tree_files_are_shipped_and_ignored_ones_not(project: Path) -> None:
     assert "data/notes.txt" not in aifsdk.plan(["python", "train.py"]).snapshot.files  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("git", [True, False])
+def test_aifsdkignore_follows_gitignore_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git: bool) -> None:
+    """'/data/' is the top folder only, 'data/' any folder of that name, '!keep.csv' brings a file
+    back, '**' spans folders; with and without git listing the files."""
+    root = make_project(tmp_path / "proj", git=git)
+    for rel in ("src/data/inner.txt", "a.csv", "keep.csv", "sub/keep.csv", "sub/b.csv", "logs/x/y/run.log", "top.log"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x\n")
+    monkeypatch.chdir(root)
+    (root / ".aifsdkignore").write_text("# comment\n/data/\n*.csv\n!keep.csv\nlogs/**/*.log\n")
+    files = set(aifsdk.plan(["python", "train.py"]).snapshot.files)  # type: ignore[union-attr]
+    assert "data/notes.txt" not in files and "src/data/inner.txt" in files  # anchored at the top
+    assert "a.csv" not in files and "sub/b.csv" not in files
+    assert {"keep.csv", "sub/keep.csv"} <= files  # negation
+    assert "logs/x/y/run.log" not in files and "top.log" in files
+    (root / ".aifsdkignore").write_text("data/\n")
+    files = set(aifsdk.plan(["python", "train.py"]).snapshot.files)  # type: ignore[union-attr]
+    assert "data/notes.txt" not in files and "src/data/inner.txt" not in files  # unanchored: any folder named data
+
+
 def test_job_runs_the_code_as_submitted_not_as_edited(project: Path) -> None:
     projmod = importlib.import_module("projmod")
     plan = aifsdk.plan(projmod.which)

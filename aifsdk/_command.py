@@ -11,15 +11,53 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+TEXT_LIMIT = 1 << 20  # the text a result holds of each stream: its last MiB (the whole output stays in the log files)
+
+
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command job returns: its exit code and where its output went."""
+    """What a command job returns: its exit code, its output as text, and the log files.
+
+    ``stdout`` and ``stderr`` hold what the command itself wrote (the last MiB of each, as
+    ``subprocess.run(..., text=True)`` would give it); ``stdout_path`` and ``stderr_path`` are the
+    task's log files, which hold all of it.
+    """
 
     argv: tuple[str, ...]
     exit_code: int
-    stdout: Path
-    stderr: Path
+    stdout: str
+    stderr: str
     duration_s: float
+    stdout_path: Path
+    stderr_path: Path
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A result pickled by an older aifsdk held the log paths under ``stdout``/``stderr``."""
+        if isinstance(state.get("stdout"), Path) and "stdout_path" not in state:
+            state = {**state, "stdout_path": state["stdout"], "stderr_path": state["stderr"]}
+            state["stdout"], state["stderr"] = (_read_from(Path(state[k]), 0) for k in ("stdout_path", "stderr_path"))  # type: ignore[arg-type]
+        object.__setattr__(self, "__dict__", state)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """The text written to ``path`` after ``offset`` (its last TEXT_LIMIT bytes)."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            start = max(offset, end - TEXT_LIMIT)
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return f"[{start - offset} earlier bytes in {path}]\n{text}" if start > offset else text
 
 
 class CommandFailed(RuntimeError):
@@ -64,6 +102,7 @@ class CommandTarget:
         sys.stderr.flush()
         cwd = self.cwd if os.path.isdir(self.cwd) else None
         argv, child_env = self.command()
+        offsets = _size(paths.stdout), _size(paths.stderr)
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=cwd, env=child_env)
         forwarded = {}
@@ -77,4 +116,6 @@ class CommandTarget:
         exit_code_file(paths.folder, env.job_id, env.global_rank).write_text(f"{code}\n")
         if code != 0:
             raise CommandFailed(f"command {list(self.argv)} exited with code {code} on {env.hostname} (rank {env.global_rank})")
-        return CommandResult(self.argv, code, paths.stdout, paths.stderr, time.monotonic() - start)
+        duration = time.monotonic() - start
+        return CommandResult(self.argv, code, _read_from(paths.stdout, offsets[0]), _read_from(paths.stderr, offsets[1]), duration,
+                             paths.stdout, paths.stderr)

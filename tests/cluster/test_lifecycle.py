@@ -156,7 +156,7 @@ def test_submit_limit_and_partitions_are_asked_once_per_cache_lifetime(tmp_path:
 
 def test_command_sweep_passes_each_items_arguments() -> None:
     jobs = aifsdk.map(["bash", "-c", 'echo "arg=$0 $1"'], [["a", "1"], ["b", "2"], "c"], site="slurm", time=5)
-    outputs = [j.result(timeout=120).stdout.read_text() for j in jobs]
+    outputs = [j.result(timeout=120).stdout for j in jobs]
     assert ["arg=a 1" in outputs[0], "arg=b 2" in outputs[1], "arg=c " in outputs[2]] == [True, True, True], outputs
 
 

@@ -54,7 +54,7 @@ def test_function_and_command_jobs_over_ssh(ssh_host: Path) -> None:
 
     cmd = aifsdk.submit(["python3", "-c", "import getpass; print('hello from', getpass.getuser())"], site=site, time=5)
     res = cmd.result(timeout=180)
-    assert res.exit_code == 0 and f"hello from {REMOTE_USER}" in res.stdout.read_text()
+    assert res.exit_code == 0 and f"hello from {REMOTE_USER}" in res.stdout
     assert getpass.getuser() != REMOTE_USER
 
 

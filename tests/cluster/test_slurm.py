@@ -45,7 +45,7 @@ def test_default_time_comes_from_the_partition_not_submitit() -> None:
 def test_command_job_exit_code_and_output() -> None:
     ok = aifsdk.submit(["bash", "-c", "echo from-$SLURMD_NODENAME"], site="slurm", time=5)
     res = ok.result(timeout=120)
-    assert res.exit_code == 0 and "from-n" in res.stdout.read_text()
+    assert res.exit_code == 0 and "from-n" in res.stdout
     bad = aifsdk.submit(["bash", "-c", "echo nope >&2; exit 3"], site="slurm", time=5)
     with pytest.raises(aifsdk.JobFailedError) as info:
         bad.result(timeout=120)
@@ -191,5 +191,5 @@ def test_queued_job_runs_the_submitted_code_after_edit_and_delete(tmp_path: Path
     (root / "run.py").unlink()
     subprocess.run(["scontrol", "release", fn_job.job_id, cmd_job.job_id], check=True)
     assert fn_job.result(timeout=120) == "submitted"
-    assert "cmd submitted" in cmd_job.result(timeout=120).stdout.read_text()
+    assert "cmd submitted" in cmd_job.result(timeout=120).stdout
     sys.modules.pop("slurmmod", None)

@@ -70,7 +70,7 @@ def test_tasks_on_two_nodes_extract_once_and_a_requeue_finds_it_done(project: Pa
     (project / "run.py").write_text("import packmod, os\nprint('task', os.environ.get('SLURM_PROCID'), packmod.which())\n")
     job = aifsdk.submit([sys.executable, "run.py"], site="slurm", nodes=2, time=5)
     res = job.result(timeout=180)
-    assert res.exit_code == 0 and "submitted" in res.stdout.read_text()
+    assert res.exit_code == 0 and "submitted" in res.stdout
     digest = job.manifest()["snapshot"]["sha256"]
     assert (job.folder / ".code-complete").read_text().split()[0] == digest
     assert (job.folder / "code" / "run.py").read_text() == (project / "run.py").read_text()

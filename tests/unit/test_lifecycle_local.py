@@ -57,7 +57,7 @@ def test_map_on_local_gives_one_job_per_item_in_order() -> None:
     jobs = aifsdk.map(double, [5, 1, 3])
     assert [j.result(timeout=120) for j in jobs] == [10, 2, 6]
     sweep = aifsdk.map([sys.executable, "-c", "import sys; print('got', sys.argv[1:])"], ["a", ["b", "c"]])
-    outs = [j.result(timeout=120).stdout.read_text() for j in sweep]
+    outs = [j.result(timeout=120).stdout for j in sweep]
     assert "got ['a']" in outs[0] and "got ['b', 'c']" in outs[1]
 
 

@@ -48,7 +48,8 @@ def test_command_job_exit_code_and_output(tmp_path: Path) -> None:
     ok = aifsdk.submit(["bash", "-c", "echo out-line; echo err-line >&2"])
     res = ok.result(timeout=60)
     assert isinstance(res, aifsdk.CommandResult) and res.exit_code == 0
-    assert "out-line" in res.stdout.read_text() and "err-line" in res.stderr.read_text()
+    assert (res.stdout, res.stderr) == ("out-line\n", "err-line\n")  # the command's own output, as text
+    assert "out-line" in res.stdout_path.read_text() and "err-line" in res.stderr_path.read_text()
     bad = aifsdk.submit(["bash", "-c", "echo before-fail >&2; exit 7"])
     with pytest.raises(aifsdk.JobFailedError) as info:
         bad.result(timeout=60)
@@ -123,3 +124,17 @@ def test_multiple_tasks_on_local() -> None:
     job = aifsdk.submit(whoami, tasks_per_node=2)
     ranks = sorted(r["rank"] for r in job.results(timeout=60))
     assert ranks == [0, 1]
+
+
+def test_a_command_result_pickled_by_an_older_version_still_loads(tmp_path: Path) -> None:
+    """Older results held the log paths under stdout/stderr: they load with the text read back."""
+    import pickle
+
+    out, err = tmp_path / "1_0_log.out", tmp_path / "1_0_log.err"
+    out.write_text("old out\n")
+    err.write_text("old err\n")
+    old = object.__new__(aifsdk.CommandResult)
+    object.__setattr__(old, "__dict__", {"argv": ("x",), "exit_code": 0, "stdout": out, "stderr": err, "duration_s": 1.0})
+    data = pickle.dumps(old)
+    new = pickle.loads(data)
+    assert (new.stdout, new.stderr, new.stdout_path, new.stderr_path) == ("old out\n", "old err\n", out, err)

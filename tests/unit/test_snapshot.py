@@ -78,7 +78,7 @@ def test_job_runs_the_code_as_submitted_not_as_edited(project: Path) -> None:
     cmd = aifsdk.submit(["python", "train.py"])
     (project / "train.py").unlink()  # deleted right after submit
     res = cmd.result(timeout=60)
-    assert "running v2" in res.stdout.read_text()  # the edit made before this submission is what ran
+    assert "running v2" in res.stdout  # the edit made before this submission is what ran
 
 
 def _store() -> Path:
@@ -286,7 +286,7 @@ def test_a_missing_pack_fails_the_job_and_is_stored_again(project: Path) -> None
     problem, kind = extract_code(plan.folder)
     assert kind == "SnapshotCorrupt" and f"its pack {pack.name} is missing" in str(problem)
     again = aifsdk.submit(["python", "train.py"])
-    assert "running v1" in again.result(timeout=60).stdout.read_text() and again.manifest()["snapshot"]["new_bytes_stored"] > 0
+    assert "running v1" in again.result(timeout=60).stdout and again.manifest()["snapshot"]["new_bytes_stored"] > 0
 
 
 def test_a_code_folder_that_cannot_be_written_is_named(project: Path) -> None:
@@ -412,7 +412,7 @@ def test_cli_show_and_resubmit_a_command(project: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "aifsdk", "resubmit", job.job_id], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     new = aifsdk.Job.attach(out.stdout.strip())
-    assert "running v1" in new.result(timeout=60).stdout.read_text()
+    assert "running v1" in new.result(timeout=60).stdout
 
 
 def test_job_folders_are_private(project: Path) -> None:

@@ -382,7 +382,8 @@ class _Planner:
             return self.name
         base = description.split()[0] if description else "job"
         base = os.path.basename(base).split("(")[0]
-        if isinstance(self.target, (list, tuple)) and len(self.target) > 1 and os.path.basename(self.target[0]).startswith("python"):
+        if (isinstance(self.target, (list, tuple)) and len(self.target) > 1 and all(isinstance(a, str) for a in self.target)
+                and os.path.basename(self.target[0]).startswith("python")):
             base = os.path.basename(next((a for a in self.target[1:] if not a.startswith("-")), base))
         return re.sub(r"[^A-Za-z0-9_.+-]+", "-", base.rsplit(".", 1)[-1] if "." in base and not base.endswith(".py") else base)[:100] or "job"
 

@@ -43,17 +43,39 @@ _EXIT_CODES = ((RequestError, EXIT_USAGE), (SchedulerError, EXIT_SCHEDULER), (Jo
                (JobTimeoutError, EXIT_TIMEOUT), (JobFailedError, EXIT_FAILED))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a fix on every usage error (argparse names the flag, the value and what is allowed)."""
+
+    def error(self, message: str) -> Any:
+        if "Fix:" not in message:
+            message += f". Fix: see `{self.prog} --help`"
+        super().error(message)
+
+
+def _number(kind: type, example: str) -> Any:
+    """An argparse type whose error says what is allowed and gives an example."""
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}. Fix: e.g. {example}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--site", default="local", help="site profile (see `aifsdk sites`; default: local)")
     p.add_argument("--name", help="job name (default: from the command)")
     p.add_argument("--folder", help="job folder (default: a new one under the site's job_root)")
     p.add_argument("--launcher", choices=["srun", "torchrun"], help="srun starts every rank (default), or one torchrun per node")
-    p.add_argument("--nodes", "-N", type=int)
-    p.add_argument("--gpus-per-node", type=int)
-    p.add_argument("--tasks-per-node", type=int)
-    p.add_argument("--cpus-per-task", type=int)
-    p.add_argument("--mem-gb", type=float)
+    p.add_argument("--nodes", "-N", type=_number(int, "--nodes 2"))
+    p.add_argument("--gpus-per-node", type=_number(int, "--gpus-per-node 4"))
+    p.add_argument("--tasks-per-node", type=_number(int, "--tasks-per-node 4"))
+    p.add_argument("--cpus-per-task", type=_number(int, "--cpus-per-task 8"))
+    p.add_argument("--mem-gb", type=_number(float, "--mem-gb 64"))
     p.add_argument("--time", "-t", help="wall time: minutes, 90min, 2h, 1-12:00:00, HH:MM:SS")
     p.add_argument("--partition", "-p")
     p.add_argument("--account", "-A")
@@ -66,7 +88,7 @@ def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentPar
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aifsdk", description="Run jobs on EuroHPC AI Factory supercomputers through Slurm.")
+    parser = _Parser(prog="aifsdk", description="Run jobs on EuroHPC AI Factory supercomputers through Slurm.")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"aifsdk {__version__}")

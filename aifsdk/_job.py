@@ -224,6 +224,13 @@ class Job:
         self._last_state = (time.monotonic(), state)
         return state
 
+    def consumed_energy_j(self) -> float | None:
+        """Joules the job's nodes drew, from Slurm's energy accounting where the site collects it
+        (``sacct -o ConsumedEnergyRaw``); None where it does not, or off Slurm."""
+        if self._executor != "slurm":
+            return None
+        return self._slurm().consumed_energy([self.job_id]).get(self.job_id)
+
     def done(self) -> bool:
         """True once every task has written its result, or the scheduler says the job ended."""
         if self._executor == "debug":

@@ -240,6 +240,28 @@ class Slurm:
             out[jid.strip()] = {"state": normalise_state(state), "elapsed_s": elapsed, "tres": tres}
         return out
 
+    def consumed_energy(self, job_ids: list[str]) -> dict[str, float | None]:
+        """Joules each job's nodes drew, from Slurm's energy accounting (``sacct -o
+        ConsumedEnergyRaw``: node-level, every node of the job, the whole job). None for a job
+        whose site does not collect it (no AcctGatherEnergyType plugin: sacct shows 0 or nothing),
+        and for every job when accounting is not usable."""
+        if not job_ids:
+            return {}
+        try:
+            text = self.run(["sacct", "-X", "-n", "-P", "-o", "JobID,ConsumedEnergyRaw", "-j", ",".join(job_ids)])
+        except SchedulerError:
+            return dict.fromkeys(job_ids)
+        out: dict[str, float | None] = dict.fromkeys(job_ids)
+        for line in text.splitlines():
+            jid, _, raw = line.partition("|")
+            try:
+                joules = float(raw.strip())
+            except ValueError:
+                continue
+            if jid.strip() in out and joules > 0:
+                out[jid.strip()] = joules
+        return out
+
     def config_value(self, key: str) -> str | None:
         """One value of ``scontrol show config`` (read again after ``cache_ttl_s``)."""
         if self._config is None or time.monotonic() - self._config[0] > self.cache_ttl_s:

@@ -50,6 +50,23 @@ class Progress:
         self.stream.flush()
 
 
+def energy_of(telemetry: dict[str, Any]) -> tuple[float | None, str | None]:
+    """(joules, basis) of a measurement window: the device's energy counter where it exists
+    (NVML, amdsmi), else an ESTIMATE from the device's mean power over the window, labelled with
+    its basis; (None, None) when the device reports neither (CPU)."""
+    if telemetry.get("energy_j") is not None:
+        sources = [s for s in telemetry.get("sources", []) if s != "cpu"]
+        return telemetry["energy_j"], f"{'/'.join(sources) or 'device'} energy counter over the window"
+    for source in telemetry.get("sources", []):
+        power = (telemetry.get("fields") or {}).get(f"{source}.power_w")
+        if power and telemetry.get("duration_s"):
+            samples = sum(1 for r in telemetry.get("samples", []) if f"{source}.power_w" in r)
+            joules = power["mean"] * telemetry["duration_s"]
+            return joules, (f"ESTIMATE: mean {source} power {power['mean']:.0f} W ({samples} samples every "
+                            f"{telemetry.get('interval_s', 0):g} s) x {telemetry['duration_s']:.2f} s; no energy counter on this device")
+    return None, None
+
+
 class Context:
     """Device, timer, telemetry and reference figures for one suite run."""
 
@@ -90,7 +107,7 @@ class Context:
         stats = summarize(values)
         reference = self.references.lookup(self.device.name, reference_key) if reference_key else None
         telemetry = monitor.summary()
-        energy = telemetry["energy_j"]
+        energy, basis = energy_of(telemetry)
         per_item = None
         if energy is not None and items_per_call:
             per_item = energy / (items_per_call * (len(times) + max(self.timing.warmup_iters, 1)))
@@ -99,5 +116,6 @@ class Context:
         return {"benchmark": benchmark, "case": case, "params": params or {}, "metric": metric, "unit": unit,
                 "higher_is_better": True, "work_per_call": work, "times_s": times, "values": values,
                 "stats": stats.to_dict(), "step_time": step_time(times), "reference": reference.to_dict(stats.median) if reference else None,
-                "telemetry": telemetry, "energy_per_item_j": per_item, "device": self.device.name,
+                "telemetry": telemetry, "energy_per_item_j": per_item, "energy_basis": basis if per_item is not None else None,
+                "device": self.device.name,
                 "extra": extra or {}}

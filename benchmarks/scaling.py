@@ -96,13 +96,16 @@ def rank_main(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_job(site: str, nodes: int, tasks_per_node: int, cfg: dict[str, Any], options: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], str, float]:
-    """Submit one size, wait, return (rank 0's result, job id, submit-to-result seconds)."""
+    """Submit one size, wait, return (rank 0's result, job id, submit-to-result seconds); rank 0's
+    result gets the job's Slurm energy (``slurm_energy_j``, None where the site collects none)."""
     import aifsdk
 
     submitted = time.perf_counter()
     job = aifsdk.submit(rank_main, cfg, site=site, nodes=nodes, tasks_per_node=tasks_per_node, **options)
     results = job.results(timeout=timeout_s)
-    return next(r for r in results if r["rank"] == 0), str(job.job_id), time.perf_counter() - submitted
+    took = time.perf_counter() - submitted
+    first = next(r for r in results if r["rank"] == 0)
+    return dict(first, slurm_energy_j=job.consumed_energy_j()), str(job.job_id), took
 
 
 def size_row(result: dict[str, Any], *, nodes: int, tasks_per_node: int, workload: str, dtype: str, device_name: str, site: str,
@@ -112,14 +115,19 @@ def size_row(result: dict[str, Any], *, nodes: int, tasks_per_node: int, workloa
     items = result["items_per_step"] * ranks
     times = result["times_s"]
     values = [items / t for t in times]
+    joules = result.get("slurm_energy_j")
+    per_item = joules / (items * (len(times) + result["warmup_steps"])) if joules else None
     return {"benchmark": "scaling", "case": f"{workload} {dtype} x{nodes} node(s)", "metric": "throughput",
             "unit": f"{result['unit']}/s", "higher_is_better": True,
             "params": {"workload": workload, "dtype": dtype, "nodes": nodes, "tasks_per_node": tasks_per_node, "devices": ranks},
             "work_per_call": float(items), "times_s": times, "values": values, "stats": summarize(values).to_dict(),
-            "step_time": step_time(times), "reference": None, "telemetry": None, "energy_per_item_j": None, "device": device_name,
+            "step_time": step_time(times), "reference": None, "telemetry": None, "energy_per_item_j": per_item,
+            "energy_basis": ("Slurm ConsumedEnergy of the whole job (every node, node level: CPUs and start-up included) over "
+                             "its warm-up and timed items") if per_item else None, "device": device_name,
             "extra": {"site": site, "nodes": nodes, "devices": ranks, "items_per_step": items, "step_time_median_s": summarize(times).median,
                       "startup_s": result["startup_s"], "warmup_s": result["warmup_s"], "steps_s": result["steps_s"],
                       "wall_s": result["wall_s"], "end_to_end_s": end_to_end_s, "hosts": result["hosts"], "job_id": job_id,
+                      "slurm_energy_j": joules,
                       "backend": result["backend"], "threads": result["threads"], "model_params": result["model_params"],
                       "steps": len(times), "warmup_steps": result["warmup_steps"], "method": METHOD}}
 

@@ -35,6 +35,29 @@ def test_function_job_returns_its_value() -> None:
     assert job.state == "COMPLETED"
 
 
+def test_consumed_energy_is_none_where_the_cluster_collects_none() -> None:
+    """This cluster runs acct_gather_energy/none, as many sites do: sacct's ConsumedEnergyRaw is 0
+    for every job, which aifsdk reports as "not collected" (None), never as 0 J."""
+    job = aifsdk.submit(double, 2, site="slurm", time="5min")
+    assert job.result(timeout=600) == 4
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    assert "acct_gather_energy/none" in config
+    assert job.consumed_energy_j() is None
+
+
+def test_consumed_energy_is_read_where_a_site_collects_it() -> None:
+    """A site with an energy plugin cannot exist on this machine: the sacct answer such a site
+    gives is fed through Slurm.run, the seam every scheduler command goes through."""
+    from aifsdk._scheduler import Slurm
+
+    class EnergySite(Slurm):
+        def run(self, argv: list[str], timeout: float = 60.0) -> str:
+            assert argv[:6] == ["sacct", "-X", "-n", "-P", "-o", "JobID,ConsumedEnergyRaw"]
+            return "101|3600000\n102|0\n103|\n"
+
+    assert EnergySite().consumed_energy(["101", "102", "103", "104"]) == {"101": 3.6e6, "102": None, "103": None, "104": None}
+
+
 def test_default_time_comes_from_the_partition_not_submitit() -> None:
     job = aifsdk.submit(double, 1, site="slurm")
     job.result(timeout=120)

@@ -158,3 +158,27 @@ def test_monitor_records_a_failing_sampler_without_stopping() -> None:
     assert summary["sources"] == ["broken", "cpu"] and summary["energy_j"] is None
     assert all(r["broken.error"] == "sensor gone" for r in summary["samples"])
     assert "cpu.rss_bytes" in summary["fields"]
+
+
+class FakeNvmlNoCounter(FakeNvml):
+    """A GPU older than Volta: power readings but no energy counter."""
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: str) -> int:
+        raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+
+
+def test_energy_from_the_counter_else_an_estimate_labelled_with_its_basis() -> None:
+    from benchmarks._measure import energy_of
+
+    with Monitor([NvmlSampler(0, library=FakeNvml(watts=250.0)), CpuSampler()], interval_s=0.02) as mon:
+        time.sleep(0.2)
+    joules, basis = energy_of(mon.summary())
+    assert joules == pytest.approx(250.0 * mon.duration_s, rel=0.15) and basis == "nvml energy counter over the window"
+    with Monitor([NvmlSampler(0, library=FakeNvmlNoCounter(watts=400.0)), CpuSampler()], interval_s=0.02) as mon:
+        time.sleep(0.2)
+    joules, basis = energy_of(mon.summary())
+    assert joules == pytest.approx(400.0 * mon.duration_s)
+    assert basis is not None and basis.startswith("ESTIMATE: mean nvml power 400 W") and "no energy counter" in basis
+    with Monitor([CpuSampler()], interval_s=0.02) as mon:
+        time.sleep(0.05)
+    assert energy_of(mon.summary()) == (None, None)  # no device power at all: nothing, not a guess

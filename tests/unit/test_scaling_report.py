@@ -157,3 +157,23 @@ def test_workload_wrap_runs_the_wrapped_model() -> None:
     wl.step()
     assert isinstance(wl.model, Counting) and calls == [1]
     assert any(not torch.equal(a, b) for a, b in zip(before, wl.model.parameters()))  # the optimizer updated the wrapped weights
+
+
+def test_slurm_energy_of_a_study_job_becomes_energy_per_item_with_its_basis(tmp_path: Path) -> None:
+    from benchmarks.scaling import size_row as study_row
+
+    result = {"world_size": 2, "items_per_step": 50, "times_s": [0.1] * 10, "warmup_steps": 2, "unit": "samples", "startup_s": 1.0,
+              "warmup_s": 0.2, "steps_s": 1.0, "wall_s": 2.2, "hosts": ["n1", "n2"], "backend": "gloo", "threads": 1,
+              "model_params": 10, "slurm_energy_j": 2400.0}
+    row = study_row(result, nodes=2, tasks_per_node=1, workload="unet3d", dtype="fp32", device_name="AMD EPYC", site="lumi-g",
+                    job_id="7", end_to_end_s=3.0)
+    assert row["energy_per_item_j"] == pytest.approx(2400 / (100 * 12)) and row["extra"]["slurm_energy_j"] == 2400.0
+    assert row["energy_basis"].startswith("Slurm ConsumedEnergy of the whole job")
+    assert row["step_time"]["mean_s"] == pytest.approx(0.1) and row["step_time"]["median_s"] == pytest.approx(0.1)
+    (tmp_path / "results.json").write_text(json.dumps(document([row])))
+    (m,) = measurements_from_results(tmp_path)
+    assert m.energy_j_per_item == pytest.approx(2.0) and m.energy_source == row["energy_basis"]
+    none = dict(result, slurm_energy_j=None)
+    row = study_row(none, nodes=2, tasks_per_node=1, workload="unet3d", dtype="fp32", device_name="AMD EPYC", site="lumi-g",
+                    job_id="8", end_to_end_s=3.0)
+    assert row["energy_per_item_j"] is None and row["energy_basis"] is None

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from ._carbon import Footprint, carbon_file, site_carbon
 from ._cost import UNIT_LABEL
 from ._errors import Problem, RequestError
 from ._profile import Source, load_site, shipped_config_dir
@@ -155,6 +156,21 @@ def plot_scaling(rows: list[ScalingRow], path: Path, title: str, threshold: floa
     return True
 
 
+def _kwh(f: Footprint | None) -> str:
+    return "" if f is None else f"{f.kwh:,.0f} ({f.kwh_range[0]:,.0f}-{f.kwh_range[1]:,.0f})"
+
+
+def _co2(f: Footprint | None) -> str:
+    if f is None or f.tco2e is None or f.tco2e_range is None:
+        return ""
+    return f"{_t(f.tco2e)} ({_t(f.tco2e_range[0])}-{_t(f.tco2e_range[1])})"
+
+
+def _t(tonnes: float | None) -> str:
+    """Tonnes with three significant digits (small requests emit well under a tonne)."""
+    return "" if tonnes is None else (f"{tonnes:.3g}" if abs(tonnes) < 100 else f"{tonnes:,.0f}")
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "package"
 
@@ -176,21 +192,39 @@ def render(title: str, packages: list[WorkPackage], out: str | Path) -> Path:
              f"Prepared with aifsdk {__version__} on {now} by {getpass.getuser()} (Python {platform.python_version()}).", "",
              "## Request", "",
              "| work package | site, partition | job size | efficiency | hours per run | runs | chained jobs per run | total (site unit) "
-             "| P90-P10 range | GPU-h | node-h | energy |",
-             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "| P90-P10 range | GPU-h | node-h | kWh (range) | tCO2e (range) |",
+             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     totals: dict[tuple[str, str], list[float]] = {}
+    energy: dict[str, list[float | None]] = {}  # per site: kWh, low, high, tCO2e, low, high (None once a package lacks it)
     for pkg in packages:
         s = pkg.sizing
         label = UNIT_LABEL.get(s.cost.unit, s.cost.unit)
         lines.append(f"| {pkg.name} | {s.site}, {s.partition or '(default)'} | {s.nodes} node(s) x {s.gpus_per_node} GPU(s) | {s.efficiency:.0%} "
                      f"| {s.hours_per_run:,.1f} | {s.runs} | {s.jobs_per_run} x {s.job_time_minutes // 60}:{s.job_time_minutes % 60:02d} "
                      f"| {s.cost.amount:,.0f} {label} | {s.cost_low.amount:,.0f}-{s.cost_high.amount:,.0f} | {s.cost.gpu_hours:,.0f} "
-                     f"| {s.cost.node_hours:,.0f} | {'' if s.energy_kwh is None else f'{s.energy_kwh:,.0f} kWh'} |")
+                     f"| {s.cost.node_hours:,.0f} | {_kwh(s.footprint)} | {_co2(s.footprint)} |")
         t = totals.setdefault((s.site, label), [0.0, 0.0, 0.0, 0.0, 0.0])
         for k, v in enumerate((s.cost.amount, s.cost_low.amount, s.cost_high.amount, s.cost.gpu_hours, s.cost.node_hours)):
             t[k] += v
+        f = s.footprint
+        add = [f.kwh, *f.kwh_range, f.tco2e, *(f.tco2e_range or (None, None))] if f else [None] * 6
+        energy[s.site] = [None if a is None or b is None else a + b for a, b in zip(energy.get(s.site, [0.0] * 6), add)]
     for (site, label), t in totals.items():
-        lines.append(f"| **total {site}** | | | | | | | **{t[0]:,.0f} {label}** | {t[1]:,.0f}-{t[2]:,.0f} | **{t[3]:,.0f}** | **{t[4]:,.0f}** | |")
+        e = energy[site]
+        kwh = "" if e[0] is None else f"**{e[0]:,.0f}** ({e[1]:,.0f}-{e[2]:,.0f})"
+        co2 = "" if e[3] is None else f"**{_t(e[3])}** ({_t(e[4])}-{_t(e[5])})"
+        lines.append(f"| **total {site}** | | | | | | | **{t[0]:,.0f} {label}** | {t[1]:,.0f}-{t[2]:,.0f} | **{t[3]:,.0f}** | **{t[4]:,.0f}** "
+                     f"| {kwh} | {co2} |")
+    lines += ["", "## Energy and emissions per site", "",
+              "Device energy from each package's measured energy per item (its basis below) x work x runs, with the overheads and "
+              "availability of the request; the range follows the P90-P10 time range. tCO2e = kWh (x PUE where the site publishes one) "
+              "x the grid's carbon intensity. A blank cell: no measured energy for that package, or no cited grid figure for the site.", ""]
+    for site in energy:
+        carbon = site_carbon(site)
+        lines.append(f"- {site}: " + (carbon.words() if carbon else f"no grid carbon intensity in {carbon_file()}"))
+        lines += [f"  - {pkg.name}: energy from {pkg.sizing.footprint.energy_basis}" for pkg in packages
+                  if pkg.sizing.site == site and pkg.sizing.footprint]
+    lines.append("")
     lines += ["", "## Access modes the totals fit", ""]
     for (site, _), t in totals.items():
         lines.append(f"Site {site} (total {t[3]:,.0f} GPU-h, {t[4]:,.0f} node-h):")
@@ -212,7 +246,8 @@ def render(title: str, packages: list[WorkPackage], out: str | Path) -> Path:
     lines += ["## Method", "",
               "hours per run = work / X(n) / 3600 x (1 + f_eval + f_checkpoint + f_io + f_startup); total = runs x hours per run x "
               "the site's bill for the job size / availability (after the ARCHER2 and NCAR guidance on sizing resource requests).",
-              "X(n) is the measured median throughput of the whole job at n devices; the job size is the largest measured size whose "
+              "X(n) is the measured throughput of the whole job at n devices at the mean step time (a run's wall time is the sum "
+              "of its steps; medians are shown for reporting); the job size is the largest measured size whose "
               "per-device throughput stays at or above the efficiency threshold against the smallest size. The range uses the P10 and "
               "P90 of the measured step times (and the projection range when the target was not measured). A run longer than the "
               "partition's (or QoS's) maximum time is split into chained jobs. The bill follows each site profile's billing rule.", "",

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from ._carbon import Footprint, footprint
 from ._cost import UNIT_LABEL, Cost, estimate_cost
 from ._errors import Problem, RequestError
 from ._profile import SiteProfile, load_site, shipped_config_dir
@@ -123,6 +124,7 @@ class Sizing:
     min_efficiency: float = DEFAULT_MIN_EFFICIENCY
     measurements: list[Measurement] = field(default_factory=list)
     hours_per_run_ci: tuple[float, float] | None = None
+    footprint: Footprint | None = None
 
     def text(self) -> str:
         label = UNIT_LABEL.get(self.cost.unit, self.cost.unit)
@@ -135,8 +137,10 @@ class Sizing:
             f"{self.jobs_per_run} chained job(s) of {self.job_time_minutes // 60}:{self.job_time_minutes % 60:02d}",
             f"total for {self.runs} run(s): {self.cost.amount:,.0f} {label} "
             f"(range {self.cost_low.amount:,.0f}-{self.cost_high.amount:,.0f}) = {self.cost.gpu_hours:,.0f} GPU-h "
-            f"= {self.cost.node_hours:,.0f} node-h" + (f", {self.energy_kwh:,.1f} kWh" if self.energy_kwh is not None else ""),
+            f"= {self.cost.node_hours:,.0f} node-h",
         ]
+        if self.footprint is not None:
+            lines.append(f"energy and emissions: {self.footprint.text()}")
         if self.projection:
             lines.append(f"PROJECTION: {self.projection}")
         lines += [f"note: {n}" for n in self.notes]
@@ -361,12 +365,17 @@ def size(
     cost = dataclasses.replace(cost, detail=f"{runs} run(s) x {hours:.3g} h / availability {availability:g}, each job billed as: {one_job.detail}")
     cost_low = _scaled(cost, hours_range[0] / hours)
     cost_high = _scaled(cost, hours_range[1] / hours)
-    energy = None
+    energy, foot = None, None
     if measured.energy_j_per_item is not None:
         if ratio:
-            notes.append("energy not projected across devices: measure on the target to report kWh")
+            notes.append("energy not projected across devices: measure on the target to report kWh and tCO2e")
         else:
             energy = measured.energy_j_per_item * work * runs * factor / availability / 3.6e6
+            basis = measured.energy_source or f"{measured.energy_j_per_item:g} J/item, {measured.source or 'as given'}"
+            foot = footprint(energy, (energy * hours_range[0] / hours, energy * hours_range[1] / hours), basis, site)
+    else:
+        notes.append("no energy per item: no kWh or tCO2e (run the benchmark on the target's GPU, which reads its energy "
+                     "counter, or give the measured J/item)")
     if measured.p10 is None or measured.p90 is None:
         notes.append("no P10/P90 for the chosen size: the range only reflects the projection (if any)")
     return Sizing(
@@ -376,6 +385,7 @@ def size(
         cost=cost, cost_low=cost_low, cost_high=cost_high, energy_kwh=energy, projection=ratio[3] if ratio else None,
         overheads=fractions, availability=availability, calls=access_calls(site, cost.node_hours, cost.gpu_hours), notes=notes,
         min_efficiency=min_efficiency, measurements=sorted(items, key=lambda m: m.devices), hours_per_run_ci=hours_ci,
+        footprint=foot,
     )
 
 

@@ -108,9 +108,10 @@ def array_script(script: str, folder: Path, count: int, max_parallel: int | None
 
 def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: int | None = None) -> list[Job]:
     """Pickle every payload into the plan's folder, submit them as one or more arrays, record."""
-    from ._launch import _submission_environment, _take_snapshot, job_record, make_job_folder
+    from ._launch import _submission_environment, _take_snapshot, job_record, make_job_folder, refuse_wrong_cluster
 
     folder = first.folder
+    refuse_wrong_cluster(first)
     make_job_folder(first, folder)
     snap = _take_snapshot(first)
     pending = []

@@ -28,6 +28,7 @@ from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
 from ._plan import Plan, environment_lines, signal_delay
+from ._profile import user_config_dir
 from ._run import PAYLOAD_HASH_FILE, record_hash, sha256_file
 
 
@@ -95,8 +96,27 @@ def _executor(plan: Plan) -> Any:
     return ex
 
 
+def refuse_wrong_cluster(plan: Plan) -> None:
+    """Before anything is written: a Slurm site must be this machine's cluster or reached over ssh."""
+    from ._resolve import wrong_cluster
+
+    why = wrong_cluster(plan.profile)
+    if why is None:
+        return
+    profile = plan.profile
+    copy = user_config_dir() / "site" / f"{profile.name}.yaml"
+    login = next((n.split(":", 1)[1].strip() for n in profile.notes if n.lower().startswith("login:")), None)
+    raise RequestError([Problem(
+        "site", plan.site, f"a site this machine submits to: its own Slurm, or ssh to its login node ({why})",
+        f"run aifsdk on a login node of {profile.title or profile.name}" + (f" ({login})" if login else "")
+        + f", or add an ssh block (ssh: {{host: <your ssh host for the site>}}) to your copy of the profile, {copy}, "
+        "so that aifsdk submits there over ssh; `aifsdk doctor --site " + profile.name + "` checks either way",
+    )], site=plan.site)
+
+
 def launch(plan: Plan) -> Job:
     """Create the job folder, submit, and record the job. Errors name the folder kept."""
+    refuse_wrong_cluster(plan)
     stage = None
     if plan.profile.ssh is not None:  # a remote site: staged here, pushed over SSH, run there
         from . import _remote

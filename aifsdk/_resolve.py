@@ -387,6 +387,30 @@ def _cluster_info(self: Resolution, profile: SiteProfile) -> ClusterInfo | None:
     return info
 
 
+def wrong_cluster(profile: SiteProfile) -> str | None:
+    """Why this machine's Slurm cannot be site ``profile`` (None when it may be, or when the site
+    is reached over ``ssh``): no Slurm commands here, or a cluster none of whose partitions is one
+    of the site's (a laptop's test cluster, another site)."""
+    if profile.executor != "slurm" or profile.ssh is not None or not profile.partitions:
+        return None
+    if shutil.which("scontrol") is None or shutil.which("sbatch") is None:
+        return "this machine has no Slurm commands (sbatch, scontrol)"
+    slurm = default_slurm()
+    try:
+        info = slurm.cluster_info()
+    except SchedulerError:
+        return None  # the controller does not answer: sbatch will say why
+    if set(profile.partitions) & set(info.partitions):
+        return None
+    try:
+        name = slurm.config_value("ClusterName")
+    except SchedulerError:
+        name = None
+    cluster = f"cluster {name!r}" if name else "its cluster"
+    return (f"this machine's Slurm is {cluster} with partitions {', '.join(sorted(info.partitions)) or 'none'}, "
+            f"none of site {profile.name}'s ({', '.join(profile.partitions)})")
+
+
 def slurm_for(profile: SiteProfile) -> Slurm:
     """The scheduler seam for a site: this machine's Slurm, or the login node's over SSH."""
     if profile.ssh is not None:

@@ -8,7 +8,11 @@ the scheduler seam, then reports
   cluster lacks, a different time or node limit, a different node shape...), each with a fix;
 - for a request (``-N 1 --gpus-per-node 4``), whether it fits what the cluster really has (its
   nodes, not the profile's claims), naming the node size when it does not, and the profile's
-  own checks (account format, QoS, cores per GPU...).
+  own checks (account format, QoS, cores per GPU...);
+- the site's own account and budget tools (the profile's ``commands.accounts`` and
+  ``commands.budget``: ``lumi-allocations``, ``saldo -b``, ``jutil``...), run where the site's
+  Slurm is (this machine, or the login node over SSH), their answer shown beside the request's
+  cost in the site's billing unit; a tool that is not there is named as missing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._cost import Cost, estimate_cost
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, SiteProfile, load_site
 from ._resources import Resources, build, format_time, parse_time
@@ -52,6 +57,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     request: Resources | None = None
     where: str = "this machine's Slurm cluster"
+    budget: list[Budget] = field(default_factory=list)
+    budget_skipped: str = ""  # why the site's budget tools were not run
+    cost: Cost | None = None
 
     def text(self) -> str:
         lines = [f"site {self.site} against {self.where}:"]
@@ -71,7 +79,62 @@ class Report:
             asked = ", ".join(f"{k}={v}" for k, v in r.as_dict().items() if v not in (None, {}))
             lines.append(f"request ({asked or 'defaults'}): " + ("fits" if not self.problems else f"{len(self.problems)} problem(s)"))
             lines += [f"  - {p}" for p in self.problems]
+        if self.budget or self.budget_skipped or self.cost is not None:
+            head = f" not run: {self.budget_skipped}" if self.budget_skipped else "" if self.budget else " none declared in the profile (commands.budget)"
+            lines.append("budget (the site's own tools):" + head)
+            for answer in self.budget:
+                lines += [f"  {line}" for line in answer.text().splitlines()]
+            if self.cost is not None:
+                lines.append(f"  this request: {self.cost}")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One account or budget tool of the site and what it answered (``missing``: not installed there)."""
+
+    key: str  # the profile's commands.<key>
+    command: str
+    output: str = ""
+    missing: bool = False
+    error: str = ""
+
+    def text(self) -> str:
+        if self.missing:
+            return (f"$ {self.command}: not found where the site's Slurm runs (commands.{self.key} of the profile); "
+                    "run the doctor on the site's login node, or fix the command in your copy of the profile")
+        if self.error:
+            return f"$ {self.command}: failed ({self.error})"
+        body = self.output.rstrip().splitlines() or ["(no output)"]
+        shown = body[:BUDGET_LINES] + ([f"... {len(body) - BUDGET_LINES} more lines"] if len(body) > BUDGET_LINES else [])
+        return "\n".join([f"$ {self.command}", *(f"  {line}" for line in shown)])
+
+
+BUDGET_LINES = 30
+BUDGET_KEYS = ("budget", "accounts")  # read-only tools; never e.g. commands.switch_default_project
+
+
+def read_budget(profile: SiteProfile, slurm: Slurm) -> list[Budget]:
+    """Run the profile's account and budget tools once each, where its Slurm runs."""
+    out: list[Budget] = []
+    seen: set[str] = set()
+    for key in BUDGET_KEYS:
+        command = profile.commands.get(key)
+        if not command or command in seen:
+            continue
+        seen.add(command)
+        try:
+            proc = slurm.site_command(command)
+        except SchedulerError as exc:
+            out.append(Budget(key, command, error=str(exc)))
+            continue
+        if proc.returncode == 127:
+            out.append(Budget(key, command, missing=True))
+        elif proc.returncode != 0:
+            out.append(Budget(key, command, proc.stdout, error=f"exit code {proc.returncode}: {proc.stderr.strip()[-300:]}"))
+        else:
+            out.append(Budget(key, command, proc.stdout))
+    return out
 
 
 def _t(minutes: int | None) -> str:
@@ -199,6 +262,14 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
     report = Report(site, info, nodes, max_array, disagreements, notes=notes)
     if profile.ssh is not None:
         report.where = f"the Slurm cluster of {profile.ssh.host} (over SSH)"
+    from ._resolve import wrong_cluster
+
+    elsewhere = wrong_cluster(profile)
+    if elsewhere is None:
+        report.budget = read_budget(profile, slurm)
+    elif any(profile.commands.get(k) for k in BUDGET_KEYS):
+        tools = ", ".join(dict.fromkeys(profile.commands[k] for k in BUDGET_KEYS if profile.commands.get(k)))
+        report.budget_skipped = f"{tools} run on the site's login node or over ssh, and {elsewhere}"
     if request is not None:
         req, bad = build(request)
         report.request = req
@@ -208,4 +279,6 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
             res = resolve(req, profile, set())
             report.problems += [p for p in res.problems if p.param not in seen]
             report.notes += [f"warning: {w}" for w in res.warnings]
+            if not res.problems and res.resources is not None:
+                report.cost = estimate_cost(profile, res.resources, res.partition)
     return report

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import SchedulerError
 from ._profile import SiteProfile, load_site
-from ._scheduler import Slurm
+from ._scheduler import Slurm, guarded_command
 from ._ssh import SSH
 
 if TYPE_CHECKING:
@@ -94,6 +95,10 @@ class RemoteSlurm(Slurm):
         if proc.returncode != 0:
             raise SchedulerError(f"`{shlex.join(argv)}` failed on {self.ssh.spec.host} with exit code {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
+
+    def site_command(self, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        self.calls += 1
+        return self.ssh.run(guarded_command(command), timeout=timeout, check=False)
 
     def user(self) -> str:
         if self._remote_user is None:

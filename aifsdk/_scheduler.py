@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 import time
 from collections import Counter
@@ -106,6 +107,12 @@ def parse_scontrol(partitions_text: str, nodes_text: str) -> ClusterInfo:
     return ClusterInfo(partitions=parts, total_nodes=totals)
 
 
+def guarded_command(command: str) -> str:
+    """``command`` for ``sh -c``, exiting 127 (command not found) when its program is missing."""
+    program = shlex.split(command)[0]
+    return f"command -v {shlex.quote(program)} >/dev/null 2>&1 || exit 127; {command}"
+
+
 class Slurm:
     """Runs Slurm's commands. ``cache_ttl_s`` bounds how stale discovered limits may be."""
 
@@ -134,6 +141,16 @@ class Slurm:
         if proc.returncode != 0:
             raise SchedulerError(f"`{' '.join(argv)}` failed with exit code {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
+
+    def site_command(self, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """A site tool's command line (``lumi-allocations``, ``saldo -b``...) run by the shell where
+        Slurm runs. Exit code 127 means the tool is not there."""
+        self.calls += 1
+        text = guarded_command(command)
+        try:
+            return subprocess.run(["/bin/sh", "-c", text], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SchedulerError(f"`{command}` did not answer within {timeout:.0f} s") from None
 
     # -- discovery -------------------------------------------------------------------------
     def _cache_file(self, what: str = "info") -> Path | None:

@@ -92,9 +92,15 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
 
     recipe = profile.launch_recipe and not local
     asked_gpus = values["gpus_per_node"]
-    if recipe and values["tasks_per_node"] is None and "gpus_per_node" not in bad and isinstance(asked_gpus, int) and asked_gpus >= 1:
-        values["tasks_per_node"] = asked_gpus
-        self.origins["tasks_per_node"] = f"site {profile.name} launch recipe: one rank per GPU"
+    if recipe and values["tasks_per_node"] is None and not {"gpus_per_node", "cpus_per_task"} & bad and isinstance(asked_gpus, int) and asked_gpus >= 1:
+        asked_cpus = values["cpus_per_task"]
+        node_cpus = part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus_usable or profile.node.cpus
+        if asked_cpus is not None and node_cpus and asked_gpus * asked_cpus > node_cpus:  # the request's cores say one task
+            self.notes.append(f"one rank per GPU would take {asked_gpus} x {asked_cpus} cores, more than the node's {node_cpus}: "
+                              "1 task per node (pass tasks_per_node to choose)")
+        else:
+            values["tasks_per_node"] = asked_gpus
+            self.origins["tasks_per_node"] = f"site {profile.name} launch recipe: one rank per GPU"
     for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
         if values[key] is None:
             values[key] = default

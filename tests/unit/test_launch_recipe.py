@@ -116,3 +116,9 @@ def test_cpu_jobs_and_sites_without_a_recipe_are_unchanged() -> None:
 def test_a_cpu_mask_must_be_hexadecimal() -> None:
     with pytest.raises(aifsdk.ProfileError, match=r"cpu_bind_masks\[1\]: 'fe' is not a hexadecimal CPU mask"):
         parse_profile("executor: slurm\ncpu_bind_masks: ['0xfe', 'fe']\n", name="x", source="x.yaml")
+
+
+def test_cores_that_only_fit_one_task_keep_one_task() -> None:
+    p = plan("lumi-g", gpus_per_node=8, cpus_per_task=56, account="project_465001926")
+    assert flags(p.script)["ntasks-per-node"] == "1" and flags(p.script)["cpus-per-task"] == "56"
+    assert any("8 x 56 cores, more than the node's 56" in n for n in p.notes)

@@ -384,7 +384,15 @@ class _Planner:
         base = os.path.basename(base).split("(")[0]
         if (isinstance(self.target, (list, tuple)) and len(self.target) > 1 and all(isinstance(a, str) for a in self.target)
                 and os.path.basename(self.target[0]).startswith("python")):
-            base = os.path.basename(next((a for a in self.target[1:] if not a.startswith("-")), base))
+            args = list(self.target[1:])
+            for i, arg in enumerate(args):  # python's own options come before the script, -m MODULE or -c CODE
+                if not arg.startswith("-"):
+                    base = os.path.basename(arg)
+                    break
+                if arg == "-m" and i + 1 < len(args):
+                    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", args[i + 1])[:100] or "job"
+                if not arg.startswith("--") and "c" in arg[1:]:
+                    return "python-c"  # the code itself is no name
         return re.sub(r"[^A-Za-z0-9_.+-]+", "-", base.rsplit(".", 1)[-1] if "." in base and not base.endswith(".py") else base)[:100] or "job"
 
     def _launcher(self, profile: SiteProfile | None, kind: str) -> str:

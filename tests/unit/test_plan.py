@@ -250,3 +250,14 @@ def test_tasks_that_do_not_divide_the_gpus_get_a_warning(sites: None) -> None:
     assert any("3 tasks per node do not divide 4 GPUs" in str(w) for w in uneven.warnings)
     even = aifsdk.plan(train, {}, site="testc", account="proj_1", gpus_per_node=4, tasks_per_node=2)
     assert not any("do not divide" in str(w) for w in even.warnings)
+
+
+@pytest.mark.parametrize("command, name", [
+    (["python", "-c", "import sys; print(1, file=sys.stderr)"], "python-c"),
+    (["python3", "-u", "-c", "print()"], "python-c"),
+    (["python", "-uc", "print()"], "python-c"),
+    (["python3", "-m", "json.tool", "--help"], "json.tool"),
+    (["bash", "-c", "echo x"], "bash"),
+])
+def test_a_command_job_is_named_after_what_it_runs(command: list[str], name: str) -> None:
+    assert aifsdk.plan(command).name == name

@@ -2,7 +2,7 @@
 
     aifsdk submit [--site S] [--nodes N] [--gpus-per-node G] [--time 2h] ... [--wait] -- CMD ARGS...
     aifsdk plan   [same options] -- CMD ARGS...
-    aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] | aifsdk cancel JOB
+    aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] [-f [--all]] | aifsdk cancel JOB
     aifsdk show JOB | aifsdk resubmit JOB
     aifsdk sites | aifsdk sites show NAME
     aifsdk doctor [--site slurm] [-N 1 --gpus-per-node 4 ...]
@@ -95,6 +95,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True)
     s = _request_parser(sub, "submit", "submit a command as a job")
     s.add_argument("--wait", action="store_true", help="wait for the end; exit with the command's exit code")
+    s.add_argument("--yes", "-y", action="store_true", help="submit without asking, whatever the cost")
+    s.add_argument("--follow", "-f", action="store_true", help="follow the job's output (as aifsdk logs -f), then exit as --wait does")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     p = _request_parser(sub, "plan", "show what submit would do (script, resources, cost); submit nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -105,10 +107,14 @@ def _build_parser() -> argparse.ArgumentParser:
         q.add_argument("job", help="job id or job folder")
         if verb == "wait":
             q.add_argument("--timeout", type=float, help="seconds; exit 5 if the job is still running")
-    lg = sub.add_parser("logs", help="print a job's output", description="print a job's stdout (or stderr) of one task")
+    lg = sub.add_parser("logs", help="print or follow a job's output",
+                        description="print one task's stdout (or stderr); with -f, follow every task (or --task N), stdout and "
+                                    "stderr merged, each line prefixed by [rank host], until the job ends")
     lg.add_argument("job", help="job id or job folder")
-    lg.add_argument("--task", type=int, default=0)
+    lg.add_argument("--task", type=_number(int, "--task 0"), help="one task's rank (default: task 0; with -f: every task)")
     lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
+    lg.add_argument("-f", "--follow", action="store_true", help="follow the output until the job ends")
+    lg.add_argument("--all", action="store_true", help="with -f: show submitit's own INFO lines too")
     st = sub.add_parser("sites", help="list the site profiles; `sites show NAME` prints one", description="list the site profiles; `sites show NAME` prints one")
     st.add_argument("show", nargs="*", metavar="show NAME", help="print one profile in full")
     st.add_argument("--json", action="store_true")
@@ -215,6 +221,56 @@ def _problem(param: str, value: Any, allowed: str, fix: str) -> Any:
     return Problem(param, value, allowed, fix)
 
 
+DEFAULT_CONFIRM_ABOVE = 100.0
+
+
+def confirm_above() -> float:
+    """The cost (in the site's billing unit) above which ``aifsdk submit`` asks in a terminal:
+    $AIFSDK_CONFIRM_ABOVE, else ``confirm_above:`` in $AIFSDK_CONFIG_DIR/settings.yaml
+    (~/.config/aifsdk/settings.yaml), else 100."""
+    from ._profile import user_config_dir
+
+    text = os.environ.get("AIFSDK_CONFIRM_ABOVE")
+    where = "AIFSDK_CONFIRM_ABOVE"
+    if text is None:
+        path = user_config_dir() / "settings.yaml"
+        if not path.is_file():
+            return DEFAULT_CONFIRM_ABOVE
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise RequestError([_problem(str(path), "(not YAML)", "a YAML mapping, e.g. `confirm_above: 100`", f"fix the file: {exc}")]) from None
+        text, where = (data.get("confirm_above", DEFAULT_CONFIRM_ABOVE) if isinstance(data, dict) else data), f"{path}: confirm_above"
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0:
+        raise RequestError([_problem(where, text, "a number of billed units >= 0", "e.g. confirm_above: 100 (0: always ask)")])
+    return value
+
+
+def _go_ahead(pl: Any, args: argparse.Namespace) -> bool:
+    """In a terminal: show the resolved request and its cost; ask when the cost is above the
+    threshold, unless --yes. Without a terminal (a script, a pipe): never ask."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()) or args.json:
+        return True
+    lines = [ln for ln in pl.summary().splitlines() if not ln.startswith(("note:", "WARNING:"))]
+    print("\n".join(cli_words(ln) for ln in lines), file=sys.stderr)
+    limit = confirm_above()
+    if args.yes or pl.cost.amount <= limit:
+        return True
+    from ._cost import UNIT_LABEL
+
+    unit = UNIT_LABEL.get(pl.cost.unit, pl.cost.unit)
+    print(f"This job may cost {pl.cost.amount:.4g} {unit}, more than {limit:g} {unit} (confirm_above). Submit? [y/N] ",
+          end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
 def _plan_json(pl: Any) -> dict[str, Any]:
     return {
         "site": pl.site, "kind": pl.kind, "target": pl.target, "name": pl.name, "folder": str(pl.folder),
@@ -246,13 +302,23 @@ def run(argv: Sequence[str] | None = None) -> int:
                 text = "\n".join(cli_words(line) if line.startswith("note:") else line for line in pl.summary().splitlines())
                 print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else f"{text}\n\n--- script ---\n{pl.script}")
                 return EXIT_OK
+            if not _go_ahead(pl, args):
+                print("aifsdk: not submitted (nothing was written)", file=sys.stderr)
+                return EXIT_FAILED
+            if pl.profile.executor == "local" and not (args.wait or args.follow):
+                print(f"aifsdk: site {pl.site} runs the job as a child of this command, so the command waits until the job ends "
+                      "(Ctrl-C cancels it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
             job = pl.submit()
             if args.json:
                 print(json.dumps({"job_id": job.job_id, "site": job.site, "folder": str(job.folder)}))
             else:
                 print(job.job_id)
-                print(f"submitted {job.name} to {job.site}; folder {job.folder}; follow with `aifsdk logs {job.job_id}`", file=sys.stderr)
-            return _wait_exit(job) if args.wait else EXIT_OK
+                print(f"submitted {job.name} to {job.site}; folder {job.folder}; follow with `aifsdk logs -f {job.job_id}`", file=sys.stderr)
+            if args.follow:
+                from ._follow import follow
+
+                follow(job)
+            return _wait_exit(job) if args.wait or args.follow else EXIT_OK
         if args.verb == "doctor":
             from ._doctor import doctor
 
@@ -331,9 +397,18 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"{job.job_id} cancel requested", file=sys.stderr)
             return EXIT_OK
         if args.verb == "logs":
-            text = job.stderr(args.task) if args.stderr else job.stdout(args.task)
+            if args.task is not None and not 0 <= args.task < job.num_tasks:
+                raise RequestError([_problem("--task", args.task, f"a rank from 0 to {job.num_tasks - 1} (job {job.job_id} has {job.num_tasks} tasks)",
+                                             "e.g. --task 0")])
+            if args.follow:
+                from ._follow import follow
+
+                follow(job, None if args.task is None else [args.task], all_lines=args.all)
+                return EXIT_OK
+            task = args.task or 0
+            text = job.stderr(task) if args.stderr else job.stdout(task)
             if text is None:
-                print(f"no {'stderr' if args.stderr else 'stdout'} yet for task {args.task} of job {job.job_id} ({job.log_paths(args.task)[1 if args.stderr else 0]})", file=sys.stderr)
+                print(f"no {'stderr' if args.stderr else 'stdout'} yet for task {task} of job {job.job_id} ({job.log_paths(task)[1 if args.stderr else 0]})", file=sys.stderr)
                 return EXIT_OK
             sys.stdout.write(text)
             return EXIT_OK

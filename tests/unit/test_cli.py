@@ -77,3 +77,18 @@ def test_every_listing_survives_a_closed_pipe() -> None:
     for args in ("sites", "sites show lumi-g", "jobs --limit 0", "plan -- echo hi"):
         out = subprocess.run(f"{sys.executable} -m aifsdk {args} | head -c 1 >/dev/null", shell=True, capture_output=True, text=True, timeout=120)
         assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, (args, out.stderr)
+
+
+def test_logs_follow_merges_the_tasks_of_a_local_job_with_rank_and_host() -> None:
+    import socket
+
+    sub = aifsdk("submit", "--tasks-per-node", "2", "--", "bash", "-c", "echo out-$RANK; echo err-$RANK >&2")
+    assert sub.returncode == 0, sub.stderr
+    assert "waits until the job ends" in sub.stderr  # said before the wait, not after
+    job = sub.stdout.strip()
+    followed = aifsdk("logs", "-f", job)
+    assert followed.returncode == 0, followed.stderr
+    host = socket.gethostname()
+    assert sorted(followed.stdout.splitlines()) == [f"[0 {host}] err-0", f"[0 {host}] out-0", f"[1 {host}] err-1", f"[1 {host}] out-1"]
+    bad = aifsdk("logs", "-f", "--task", "2", job)
+    assert bad.returncode == 2 and "--task 2" in bad.stderr and "from 0 to 1" in bad.stderr

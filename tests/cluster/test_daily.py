@@ -1,0 +1,132 @@
+"""Daily use on the real local cluster: following a 2-node job's logs, and the confirmation asked
+in a real terminal (a pty) before a costly submit."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aifsdk
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
+
+TALKER = ("for i in 1 2 3; do echo out-$i-rank$RANK-$SLURMD_NODENAME; echo err-$i-rank$RANK-$SLURMD_NODENAME >&2; sleep 1; done")
+
+
+def aifsdk_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aifsdk", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _prefixed(text: str) -> dict[tuple[str, str], list[str]]:
+    """[rank host] line -> {(rank, host): [line, ...]}"""
+    out: dict[tuple[str, str], list[str]] = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"\[(\d+) (\S+)\] (.*)", line)
+        assert m, f"a line without its [rank host] prefix: {line!r}"
+        out.setdefault((m.group(1), m.group(2)), []).append(m.group(3))
+    return out
+
+
+def test_logs_follow_every_task_of_a_two_node_job_until_it_ends() -> None:
+    job = aifsdk.submit(["bash", "-c", TALKER], site="slurm", nodes=2, time=5)
+    followed = aifsdk_cli("logs", "-f", job.job_id)  # started while the job is queued or running; returns at its end
+    assert followed.returncode == 0, followed.stderr
+    assert job.done()
+    by_task = _prefixed(followed.stdout)
+    assert {rank for rank, _ in by_task} == {"0", "1"}
+    hosts = {host for _, host in by_task}
+    assert hosts == {"n1", "n2"}, by_task  # one task per node, each named by its own host
+    for (rank, host), lines in by_task.items():
+        for i in (1, 2, 3):  # stdout and stderr merged, in each stream's order
+            assert f"out-{i}-rank{rank}-{host}" in lines and f"err-{i}-rank{rank}-{host}" in lines
+        outs = [ln for ln in lines if ln.startswith("out-")]
+        assert outs == sorted(outs)
+    assert "submitit INFO" not in followed.stdout  # submitit's own lines are hidden ...
+    everything = aifsdk_cli("logs", "-f", "--all", job.job_id)
+    assert "submitit INFO" in everything.stdout  # ... unless --all
+    one = _prefixed(aifsdk_cli("logs", "-f", "--task", "1", job.job_id).stdout)
+    assert {rank for rank, _ in one} == {"1"} and len(next(iter(one.values()))) == 6
+
+
+def test_submit_follow_streams_then_exits_with_the_command_code() -> None:
+    out = aifsdk_cli("submit", "--site", "slurm", "--time", "5", "--follow", "--", "bash", "-c", "echo step-1; echo step-2; exit 4")
+    assert out.returncode == 4, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].isdigit()  # the job id first, then its output as it comes
+    shown = [ln.split("] ", 1)[1] for ln in lines[1:]]
+    assert shown[:2] == ["step-1", "step-2"], shown  # submitit's error report of the exit follows them (not hidden)
+
+
+def _in_a_terminal(args: list[str], answer: str | None, env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    """Run the command with a real pty as its terminal; type ``answer`` when it asks."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "aifsdk", *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if answer is not None and not answered and b"Submit? [y/N]" in seen:
+            os.write(master, answer.encode() + b"\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, seen.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.fixture
+def terminal_env(clean_env: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AIFSDK_CONFIRM_ABOVE"] = "5"  # GPU-h; the request below may cost 2 nodes x 2 GPUs x 2 h = 8
+    return env
+
+
+REQUEST = ["submit", "--site", "slurm", "-N", "2", "--gpus-per-node", "2", "-t", "2h", "--", "true"]
+
+
+def test_a_costly_submit_asks_in_a_terminal_and_no_submits_nothing(terminal_env: dict[str, str]) -> None:
+    jobs = Path(terminal_env["AIFSDK_JOB_ROOT"])
+    code, screen = _in_a_terminal(REQUEST, "n", terminal_env)
+    assert "cost:" in screen and "8 GPU-h at most" in screen
+    assert "nodes:         2" in screen and "gpus_per_node: 2" in screen  # the resolved request, then its cost
+    assert "more than 5 GPU-h" in screen and "Submit? [y/N]" in screen
+    assert code == 1 and "not submitted" in screen
+    assert not jobs.exists() or not any(jobs.rglob("aifsdk-job.json"))
+
+
+def test_a_costly_submit_goes_on_with_yes_typed_or_given(terminal_env: dict[str, str]) -> None:
+    code, screen = _in_a_terminal(REQUEST, "y", terminal_env)
+    assert code == 0 and "Submit? [y/N]" in screen
+    job_id = re.search(r"^(\d+)$", screen, re.M)
+    assert job_id, screen
+    aifsdk.wait([aifsdk.Job.attach(job_id.group(1))], timeout=240)
+    code, screen = _in_a_terminal([*REQUEST[:1], "--yes", *REQUEST[1:]], None, terminal_env)
+    assert code == 0 and "Submit?" not in screen and "cost:" in screen  # shown, not asked
+
+
+def test_a_cheap_submit_and_a_script_are_never_asked(terminal_env: dict[str, str]) -> None:
+    cheap = ["submit", "--site", "slurm", "-t", "10", "--", "true"]  # 1 node, no GPU: 0 GPU-h
+    code, screen = _in_a_terminal(cheap, None, terminal_env)
+    assert code == 0 and "cost:" in screen and "Submit?" not in screen
+    piped = subprocess.run([sys.executable, "-m", "aifsdk", *REQUEST], capture_output=True, text=True, env=terminal_env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+    assert piped.returncode == 0 and "Submit?" not in piped.stderr and piped.stdout.strip().isdigit()

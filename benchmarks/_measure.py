@@ -1,8 +1,8 @@
 """The measurement context every benchmark callable receives, and the one way a row is made.
 
-A benchmark is a callable ``fn(ctx, **params) -> list[dict]`` named by its config's ``_target_``.
+A benchmark is a callable ``fn(ctx, **params) -> list[Row]`` named by its config's ``_target_``.
 It builds its inputs, then calls :meth:`Context.measure` for each case; that runs the timer under
-background telemetry and returns a result row (see :mod:`benchmarks.results` for the schema).
+background telemetry and returns a :class:`benchmarks.results.Row`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 from ._device import DeviceInfo, event_factory, flush_bytes, synchronizer
 from ._reference import ReferenceTable
-from ._stats import step_time, summarize
+from ._stats import summarize
 from ._telemetry import Monitor, Sampler, default_samplers
 from ._timing import CacheFlusher, Timer, TimingConfig
+from .results import Row
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Context:
     def measure(self, benchmark: str, case: str, fn: Callable[[], Any], *, work: float, unit: str, metric: str,
                 params: dict[str, Any] | None = None, setup: Callable[[], Any] | None = None,
                 reference_key: str | None = None, items_per_call: float | None = None, timer: Timer | None = None,
-                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                extra: dict[str, Any] | None = None) -> Row:
         """Time ``fn`` and make a result row; each sample's value is ``work / seconds`` in ``unit``.
 
         ``items_per_call`` (samples, tokens, bytes) turns the window's energy into energy per item.
@@ -113,9 +114,6 @@ class Context:
             per_item = energy / (items_per_call * (len(times) + max(self.timing.warmup_iters, 1)))
         if stats.warning and self.progress is not None:
             self.progress.note(f"warning: {benchmark} {case}: {stats.warning}")
-        return {"benchmark": benchmark, "case": case, "params": params or {}, "metric": metric, "unit": unit,
-                "higher_is_better": True, "work_per_call": work, "times_s": times, "values": values,
-                "stats": stats.to_dict(), "step_time": step_time(times), "reference": reference.to_dict(stats.median) if reference else None,
-                "telemetry": telemetry, "energy_per_item_j": per_item, "energy_basis": basis if per_item is not None else None,
-                "device": self.device.name,
-                "extra": extra or {}}
+        return Row(benchmark, case, values=values, times_s=times, unit=unit, metric=metric, params=params or {}, work_per_call=work,
+                   reference=reference.to_dict() if reference else None, telemetry=telemetry, energy_per_item_j=per_item,
+                   energy_basis=basis if per_item is not None else None, device=self.device.name, extra=extra or {})

@@ -24,7 +24,7 @@ from ._device import DeviceInfo, detect, torch_dtype
 from ._measure import Context, Progress
 from ._rounds import merge_rounds
 from ._timing import TimingConfig
-from .results import new_document, provenance
+from .results import Row, new_document, provenance
 
 #: benchmarks that submit jobs through aifsdk: their site is the `site=` choice when one is made
 SUBMITTING = ("benchmarks.allreduce.allreduce", "benchmarks.scaling.scaling")
@@ -145,11 +145,11 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
         progress.note(f"device warm-up: {timing.device_warmup_s:g} s of 4096^3 matmuls on {device.name}")
         x = torch.randn(4096, 4096, device=device.torch_device)
         ctx.timer.warm_device(lambda: torch.mm(x, x))
-    per_round: list[list[dict[str, Any]]] = []
+    per_round: list[list[Row]] = []
     failed = 0
     broken: set[str] = set()
     for index in range(rounds):
-        rows: list[dict[str, Any]] = []
+        rows: list[Row] = []
         for name, fn, kwargs in calls:
             if name in broken or (index > 0 and _submits(fn)):  # a job-submitting benchmark runs once
                 continue
@@ -159,7 +159,7 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
                 failed += 1
                 broken.add(name)
                 progress.note(f"error: benchmark {name} failed: {exc!r}")
-                rows.append({"benchmark": name, "case": "error", "skipped": f"failed: {exc!r}", "traceback": traceback.format_exc()})
+                rows.append(Row.skip(name, "error", f"failed: {exc!r}", traceback.format_exc()))
         per_round.append(rows)
     rows = merge_rounds(per_round)
     progress.close()

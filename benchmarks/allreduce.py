@@ -21,6 +21,7 @@ from typing import Any
 
 from ._measure import Context
 from ._stats import summarize
+from .results import Row
 
 
 def bus_factor(n: int) -> float:
@@ -80,7 +81,7 @@ def rank_main(cfg: dict[str, Any]) -> dict[str, Any]:
                 "job_id": os.environ.get("SLURM_JOB_ID"), "nodelist": os.environ.get("SLURM_JOB_NODELIST")}
 
 
-def rows_from_result(ctx_device: str, result: dict[str, Any], extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def rows_from_result(ctx_device: str, result: dict[str, Any], extra: dict[str, Any] | None = None) -> list[Row]:
     """Result rows (busbw in GB/s per iteration as the samples) from rank 0's return value."""
     n = result["world_size"]
     factor = bus_factor(n)
@@ -88,20 +89,16 @@ def rows_from_result(ctx_device: str, result: dict[str, Any], extra: dict[str, A
     for r in result["rows"]:
         times = r["times_s"]
         algbw = [r["bytes"] / t / 1e9 for t in times]
-        busbw = [a * factor for a in algbw]
-        stats = summarize(busbw)
-        out.append({"benchmark": "allreduce", "case": f"{r['bytes']}B x{n}", "metric": "busbw", "unit": "GB/s", "higher_is_better": True,
-                    "params": {"bytes": r["bytes"], "ranks": n, "backend": result["backend"]},
-                    "work_per_call": r["bytes"] * factor / 1e9, "times_s": times, "values": busbw, "stats": stats.to_dict(),
-                    "reference": None, "telemetry": None, "energy_per_item_j": None, "device": ctx_device,
-                    "extra": dict(extra or {}, algbw_median_gbs=summarize(algbw).median, wrong=r["wrong"], hosts=r["hosts"],
-                                  slurm_job_id=result.get("job_id"), nodelist=result.get("nodelist"))})
+        out.append(Row("allreduce", f"{r['bytes']}B x{n}", values=[a * factor for a in algbw], times_s=times, unit="GB/s", metric="busbw",
+                       params={"bytes": r["bytes"], "ranks": n, "backend": result["backend"]}, work_per_call=r["bytes"] * factor / 1e9,
+                       device=ctx_device, extra=dict(extra or {}, algbw_median_gbs=summarize(algbw).median, wrong=r["wrong"], hosts=r["hosts"],
+                                                     slurm_job_id=result.get("job_id"), nodelist=result.get("nodelist"))))
     return out
 
 
 def allreduce(ctx: Context, *, site: str = "slurm", nodes: int = 2, tasks_per_node: int = 1, gpus_per_node: int | None = None,
               min_bytes: int = 1024, max_bytes: int = 16 * 2**20, factor: int = 4, warmup: int = 5, iters: int = 20,
-              time_limit: str | int = 10, timeout_s: float = 600, submit_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+              time_limit: str | int = 10, timeout_s: float = 600, submit_options: dict[str, Any] | None = None) -> list[Row]:
     """Submit the all-reduce sweep through aifsdk and return busbw rows (one per payload)."""
     import aifsdk
 

@@ -22,6 +22,7 @@ from ._device import torch_dtype
 from ._measure import Context
 from ._stats import summarize
 from ._timing import Timer
+from .results import Row
 
 
 def _load_builder() -> tuple[Callable[..., Any], Mapping[str, str]]:
@@ -48,7 +49,7 @@ def _reset_peak(ctx: Context) -> None:
 
 
 def workloads(ctx: Context, *, names: Sequence[str], dtype: str = "fp32", params: Mapping[str, Mapping[str, Any]] | None = None,
-              builder: Callable[..., Any] | None = None, known: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+              builder: Callable[..., Any] | None = None, known: Mapping[str, str] | None = None) -> list[Row]:
     """One row per workload in ``names``; ``params[name]`` are passed to its builder.
     ``builder``/``known`` are seams for tests (default: the benchmarks.workloads package)."""
     if builder is None or known is None:
@@ -69,9 +70,9 @@ def workloads(ctx: Context, *, names: Sequence[str], dtype: str = "fp32", params
                           metric="throughput", params={"workload": name, "dtype": dtype, **dict(wl.config)},
                           items_per_call=float(wl.items_per_step), timer=timer)
         mem, kind = peak_memory(ctx)
-        step = summarize(row["times_s"])
+        step = summarize(row.times_s)
         flops = wl.flops_per_step
-        row["extra"] = {"domain": wl.domain, "unit": wl.unit, "items_per_step": wl.items_per_step, "model_params": wl.params,
+        row.extra = {"domain": wl.domain, "unit": wl.unit, "items_per_step": wl.items_per_step, "model_params": wl.params,
                         "flops_per_step": flops, "step_time_median_s": step.median, "step_time_iqr_s": step.iqr,
                         "step_time_p10_s": step.p10, "step_time_p90_s": step.p90,
                         "achieved_tflops": flops / step.median / 1e12 if flops and step.median else None,

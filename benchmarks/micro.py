@@ -1,6 +1,6 @@
 """Microbenchmarks: matmul throughput with a shape search, device memory bandwidth, host<->device copy.
 
-Each is a callable ``fn(ctx, **params) -> list[row]`` named by a suite config's ``_target_``.
+Each is a callable ``fn(ctx, **params) -> list[Row]`` named by a suite config's ``_target_``.
 
 - :func:`matmul` follows mamf-finder (v2): ``torch.mm(A, B, out=C)`` with B transposed
   (``randn(n, k).t()``), random-normal inputs, the last-level cache flushed and C re-randomised
@@ -17,6 +17,7 @@ Each is a callable ``fn(ctx, **params) -> list[row]`` named by a suite config's 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from typing import Any
 from ._device import event_factory, flush_bytes, synchronizer, torch_dtype
 from ._measure import Context
 from ._timing import CacheFlusher, Timer
+from .results import Row
 
 
 def shape_grid(mode: str, m_range: Sequence[int], n_range: Sequence[int], k_range: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -86,7 +88,7 @@ def _timer_for(ctx: Context, device: str) -> Timer:
     return timers[device]
 
 
-def _one_matmul(ctx: Context, device: str, dtype_name: str, m: int, n: int, k: int) -> dict[str, Any]:
+def _one_matmul(ctx: Context, device: str, dtype_name: str, m: int, n: int, k: int) -> Row:
     torch = ctx.torch
     dtype = torch_dtype(dtype_name, torch)
     gen = torch.Generator(device="cpu").manual_seed(1234 + m + n + k)
@@ -100,16 +102,16 @@ def _one_matmul(ctx: Context, device: str, dtype_name: str, m: int, n: int, k: i
                            setup=lambda: c.copy_(c_rand), reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, device))
 
 
-def slowest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def slowest(rows: Sequence[Row]) -> Row:
     """The row with the lowest median throughput: the figure a node can be counted on for."""
     if not rows:
         raise ValueError("no rows to pick the slowest device from")
-    return min(rows, key=lambda r: r["stats"]["median"])
+    return min(rows, key=lambda r: r.stats.median)
 
 
 def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quick", m_range: Sequence[int] = (256, 1024, 256),
            n_range: Sequence[int] = (1024,), k_range: Sequence[int] = (1024,), devices: str | None = None,
-           tf32: bool = False) -> list[dict[str, Any]]:
+           tf32: bool = False) -> list[Row]:
     """Matmul TFLOPS per dtype over a shape search; one row per shape and device, plus a ``best``
     row per dtype (the best shape's median; with several devices, the slowest device's best)."""
     shapes = shape_grid(mode, m_range, n_range, k_range)
@@ -117,16 +119,16 @@ def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quic
     torch = ctx.torch
     for dtype_name in dtypes:
         torch_dtype(dtype_name, torch)  # an unknown dtype fails here, before anything runs
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     for dtype_name in dtypes:
         if ctx.device.kind in ("cuda", "rocm"):  # "tf32" is fp32 storage on TF32 tensor cores
             torch.backends.cuda.matmul.allow_tf32 = bool(tf32) or dtype_name == "tf32"
-        per_device: dict[str, list[dict[str, Any]]] = {i: [] for i in indices}
+        per_device: dict[str, list[Row]] = {i: [] for i in indices}
         for m, n, k in shapes:
             if len(indices) == 1:
                 per_device[indices[0]].append(_one_matmul(ctx, indices[0], dtype_name, m, n, k))
                 continue
-            results: dict[str, dict[str, Any]] = {}
+            results: dict[str, Row] = {}
             threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, _one_matmul(ctx, i, dtype_name, m, n, k)))
                        for i in indices]
             for t in threads:
@@ -135,17 +137,17 @@ def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quic
                 t.join()
             for i in indices:
                 per_device[i].append(results[i])
-        best_each = [max(per_device[i], key=lambda r: r["stats"]["median"]) for i in indices]
+        best_each = [max(per_device[i], key=lambda r: r.stats.median) for i in indices]
         worst = slowest(best_each)
         rows += [r for i in indices for r in per_device[i]]
-        best = dict(worst, case=f"{dtype_name} best", extra={"best_shape": worst["params"], "devices_measured": len(indices),
-                                                             "slowest_device": worst["params"]["device"],
-                                                             "per_device_best_median": [r["stats"]["median"] for r in best_each]})
+        best = dataclasses.replace(worst, case=f"{dtype_name} best", extra={"best_shape": worst.params, "devices_measured": len(indices),
+                                                                            "slowest_device": worst.params["device"],
+                                                                            "per_device_best_median": [r.stats.median for r in best_each]})
         rows.append(best)
     return rows
 
 
-def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", kernels: Sequence[str] = ("copy", "triad")) -> list[dict[str, Any]]:
+def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", kernels: Sequence[str] = ("copy", "triad")) -> list[Row]:
     """Device memory bandwidth (GB/s) by BabelStream's copy and triad."""
     torch = ctx.torch
     dt = torch_dtype(dtype, torch)
@@ -170,11 +172,11 @@ def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", ke
     return rows
 
 
-def hostcopy(ctx: Context, *, size_mb: float = 256, pinned: bool = True) -> list[dict[str, Any]]:
+def hostcopy(ctx: Context, *, size_mb: float = 256, pinned: bool = True) -> list[Row]:
     """Host -> device and device -> host copy bandwidth (GB/s) of one ``size_mb`` buffer."""
     if not ctx.device.is_gpu:
         ctx.step("hostcopy skipped")
-        return [{"benchmark": "hostcopy", "case": "skipped", "skipped": f"device {ctx.device.kind}: no separate device memory to copy to"}]
+        return [Row.skip("hostcopy", "skipped", f"device {ctx.device.kind}: no separate device memory to copy to")]
     torch = ctx.torch
     nbytes = int(size_mb * 2**20)
     host = torch.randn(nbytes // 4)

@@ -40,15 +40,16 @@ import platform
 import secrets
 import socket
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from ._stats import summarize
+from ._stats import Summary, step_time, summarize
 from ._timing import METHOD_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 2
 ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
@@ -92,6 +93,74 @@ def provenance(device: dict[str, Any], overrides: list[str], torch_threads: int,
 
 
 @dataclass
+class Row:
+    """One result row: what a benchmark measured (or why it did not), the one way a row is made.
+
+    ``values`` are the raw samples in ``unit`` (one per timed call); the statistics and the
+    reference percentages are computed from them when the row is written (:meth:`to_dict`), never
+    passed in, so pooled or reloaded rows cannot carry figures their samples do not give.
+    ``reference`` holds the device's figures (device, peak, achievable, their sources).
+    A row with ``skipped`` set (a reason) holds no measurement.
+    """
+
+    benchmark: str
+    case: str
+    values: list[float] = field(default_factory=list)
+    times_s: list[float] = field(default_factory=list)
+    unit: str = ""
+    metric: str = "throughput"
+    params: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: bool = True
+    work_per_call: float | None = None
+    reference: dict[str, Any] | None = None
+    telemetry: dict[str, Any] | None = None
+    energy_per_item_j: float | None = None
+    device: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    energy_basis: str | None = None
+    skipped: str | None = None
+    traceback: str | None = None
+    telemetry_rounds: list[Any] | None = None
+
+    @classmethod
+    def skip(cls, benchmark: str, case: str, reason: str, traceback: str | None = None) -> Row:
+        return cls(benchmark, case, skipped=reason, traceback=traceback)
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None and bool(self.values)
+
+    @property
+    def stats(self) -> Summary:
+        return summarize(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as written in ``results.json`` (schema :data:`SCHEMA_VERSION`)."""
+        if not self.measured:
+            out: dict[str, Any] = {"benchmark": self.benchmark, "case": self.case, "skipped": self.skipped or "no samples"}
+            return out | ({"traceback": self.traceback} if self.traceback else {})
+        stats = self.stats
+        reference = None
+        if self.reference:
+            ref = {k: v for k, v in self.reference.items() if not k.startswith("pct_of_")}
+            peak, achievable = ref.get("peak"), ref.get("achievable")
+            reference = dict(ref, pct_of_peak=100 * stats.median / peak if peak else None,
+                             pct_of_achievable=100 * stats.median / achievable if achievable else None)
+        out = {"benchmark": self.benchmark, "case": self.case, "params": self.params, "metric": self.metric, "unit": self.unit,
+               "higher_is_better": self.higher_is_better, "work_per_call": self.work_per_call, "times_s": self.times_s,
+               "values": self.values, "stats": stats.to_dict(), "step_time": step_time(self.times_s) if self.times_s else None,
+               "reference": reference, "telemetry": self.telemetry, "energy_per_item_j": self.energy_per_item_j,
+               "energy_basis": self.energy_basis, "device": self.device, "extra": self.extra}
+        return out | ({"telemetry_rounds": self.telemetry_rounds} if self.telemetry_rounds is not None else {})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Row:
+        """A row read back from a document (its ``stats`` are recomputed from its values)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and v is not None})
+
+
+@dataclass
 class Run:
     """One loaded run: its folder (None if in memory) and its document (always the current schema)."""
 
@@ -110,12 +179,13 @@ class Run:
         return to_frame(self.document)
 
 
-def new_document(rows: list[dict[str, Any]], prov: dict[str, Any], config: dict[str, Any], wall_s: float) -> dict[str, Any]:
+def new_document(rows: Sequence[Row], prov: dict[str, Any], config: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    """A results document of ``rows`` (schema :data:`SCHEMA_VERSION`)."""
     prov = dict(prov, loadavg_end=_loadavg())
     return {"schema_version": SCHEMA_VERSION, "method_version": METHOD_VERSION,
             "run_id": f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{_safe(prov['host'])}-{secrets.token_hex(3)}",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "provenance": prov, "config": config, "wall_s": wall_s, "rows": rows}
+            "provenance": prov, "config": config, "wall_s": wall_s, "rows": [r.to_dict() for r in rows]}
 
 
 def _safe(text: str) -> str:
@@ -138,6 +208,8 @@ def new_run_folder(results_dir: str | Path, run_id: str) -> Path:
 
 def to_frame(document: dict[str, Any]) -> pd.DataFrame:
     """One row per measurement: identity, statistics, reference, and raw samples as lists."""
+    import pandas as pd
+
     prov = document["provenance"]
     records = []
     for row in document["rows"]:
@@ -177,8 +249,7 @@ def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
         if "skipped" not in row and "values" not in row:
             work = row["work_per_call"]
             values = [work / t for t in row["times_s"]]
-            row = dict(row, values=values, stats=summarize(values).to_dict(), reference=row.get("reference"),
-                       telemetry=row.get("telemetry"), energy_per_item_j=None, extra=row.get("extra", {}))
+            row = Row.from_dict(dict(row, values=values)).to_dict()
         rows.append(row)
     return dict(doc, rows=rows, schema_version=2)
 
@@ -206,6 +277,8 @@ def load(path: str | Path) -> Run:
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such results file. Fix: pass a run folder under results/ (python -m benchmarks writes one)")
     if p.suffix == ".parquet":
+        import pandas as pd
+
         return Run(_from_frame(pd.read_parquet(p)), p.parent)
     return Run(upgrade(json.loads(p.read_text())), p.parent)
 
@@ -215,9 +288,13 @@ def _from_frame(frame: pd.DataFrame) -> dict[str, Any]:
     first = frame.iloc[0]
     rows = []
     for rec in frame.to_dict("records"):
-        stats = {k: rec[k] for k in ("n", "median", "q1", "q3", "iqr", "p10", "p90", "mean", "cv", "min", "max", "unstable")}
-        rows.append({"benchmark": rec["benchmark"], "case": rec["case"], "metric": rec["metric"], "unit": rec["unit"],
-                     "params": json.loads(rec["params"]), "extra": json.loads(rec["extra"]), "values": list(rec["values"]),
-                     "times_s": list(rec["times_s"]), "stats": stats, "reference": None, "higher_is_better": True})
+        rec = {k: None if isinstance(v, float) and v != v else v for k, v in rec.items()}  # pandas' NaN for a missing figure
+        if rec.get("skipped"):
+            rows.append(Row.skip(rec["benchmark"], rec["case"], rec["skipped"]))
+            continue
+        figures = {k: rec[k] for k in ("peak", "achievable") if rec.get(k) is not None}
+        rows.append(Row(rec["benchmark"], rec["case"], values=[float(v) for v in rec["values"]], times_s=[float(v) for v in rec["times_s"]],
+                        unit=rec["unit"], metric=rec["metric"], params=json.loads(rec["params"]), extra=json.loads(rec["extra"]),
+                        reference=figures or None, energy_per_item_j=rec.get("energy_per_item_j"), device=rec.get("device")))
     return {"schema_version": SCHEMA_VERSION, "run_id": first["run_id"], "provenance": {"host": first["host"],
-            "device": {"name": first["device"], "kind": first["device_kind"]}}, "rows": rows}
+            "device": {"name": first["device"], "kind": first["device_kind"]}}, "rows": [r.to_dict() for r in rows]}

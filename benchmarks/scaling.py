@@ -37,7 +37,8 @@ from typing import Any
 from aifsdk._sizing import ScalingRow, amdahl_fit
 
 from ._measure import Context
-from ._stats import step_time, summarize
+from ._stats import summarize
+from .results import Row
 
 METHOD = ("weak scaling, data-parallel (DistributedDataParallel), per-rank batch fixed; step time = slowest rank's step "
           "(device-synchronised); throughput = items per step x ranks / step time; speed-up and efficiency against the "
@@ -109,27 +110,25 @@ def _run_job(site: str, nodes: int, tasks_per_node: int, cfg: dict[str, Any], op
 
 
 def size_row(result: dict[str, Any], *, nodes: int, tasks_per_node: int, workload: str, dtype: str, device_name: str, site: str,
-             job_id: str, end_to_end_s: float) -> dict[str, Any]:
-    """One results row (schema 2) for one job size: per-step throughput samples and the phases."""
+             job_id: str, end_to_end_s: float) -> Row:
+    """One results row for one job size: per-step throughput samples and the phases."""
     ranks = result["world_size"]
     items = result["items_per_step"] * ranks
     times = result["times_s"]
     values = [items / t for t in times]
     joules = result.get("slurm_energy_j")
     per_item = joules / (items * (len(times) + result["warmup_steps"])) if joules else None
-    return {"benchmark": "scaling", "case": f"{workload} {dtype} x{nodes} node(s)", "metric": "throughput",
-            "unit": f"{result['unit']}/s", "higher_is_better": True,
-            "params": {"workload": workload, "dtype": dtype, "nodes": nodes, "tasks_per_node": tasks_per_node, "devices": ranks},
-            "work_per_call": float(items), "times_s": times, "values": values, "stats": summarize(values).to_dict(),
-            "step_time": step_time(times), "reference": None, "telemetry": None, "energy_per_item_j": per_item,
-            "energy_basis": ("Slurm ConsumedEnergy of the whole job (every node, node level: CPUs and start-up included) over "
-                             "its warm-up and timed items") if per_item else None, "device": device_name,
-            "extra": {"site": site, "nodes": nodes, "devices": ranks, "items_per_step": items, "step_time_median_s": summarize(times).median,
+    return Row("scaling", f"{workload} {dtype} x{nodes} node(s)", values=values, times_s=times, unit=f"{result['unit']}/s",
+               params={"workload": workload, "dtype": dtype, "nodes": nodes, "tasks_per_node": tasks_per_node, "devices": ranks},
+               work_per_call=float(items), device=device_name, energy_per_item_j=per_item,
+               energy_basis=("Slurm ConsumedEnergy of the whole job (every node, node level: CPUs and start-up included) over "
+                             "its warm-up and timed items") if per_item else None,
+               extra={"site": site, "nodes": nodes, "devices": ranks, "items_per_step": items, "step_time_median_s": summarize(times).median,
                       "startup_s": result["startup_s"], "warmup_s": result["warmup_s"], "steps_s": result["steps_s"],
                       "wall_s": result["wall_s"], "end_to_end_s": end_to_end_s, "hosts": result["hosts"], "job_id": job_id,
                       "slurm_energy_j": joules,
                       "backend": result["backend"], "threads": result["threads"], "model_params": result["model_params"],
-                      "steps": len(times), "warmup_steps": result["warmup_steps"], "method": METHOD}}
+                      "steps": len(times), "warmup_steps": result["warmup_steps"], "method": METHOD})
 
 
 def scaling_rows(rows: Sequence[dict[str, Any]]) -> list[ScalingRow]:
@@ -201,7 +200,7 @@ def predict(rows: Sequence[dict[str, Any]], devices: int, steps: int, warmup: in
 def scaling(ctx: Context, *, site: str = "slurm", workload: str = "logformer", params: dict[str, Any] | None = None, dtype: str = "fp32",
             nodes: Sequence[int] = (1, 2), tasks_per_node: int = 1, gpus_per_node: int | None = None, threads: int | None = 1,
             steps: int = 20, warmup: int = 3, validate_steps: int | None = None, time_limit: str | int = 15, timeout_s: float = 900,
-            submit_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            submit_options: dict[str, Any] | None = None) -> list[Row]:
     """The suite's callable: one row per size, then (with ``validate_steps``) a prediction row."""
     sizes = sorted({int(n) for n in nodes})
     if not sizes or sizes[0] < 1:
@@ -227,20 +226,18 @@ def scaling(ctx: Context, *, site: str = "slurm", workload: str = "logformer", p
         rows.append(row)
     if validate_steps:
         target = sizes[-1]
-        guess = predict(rows, target * tasks_per_node, validate_steps, warmup)
+        guess = predict([r.to_dict() for r in rows], target * tasks_per_node, validate_steps, warmup)
         ctx.step(f"scaling {workload}: validation run, {target} node(s) x {validate_steps} steps")
         result, job_id, e2e = _run_job(site, target, tasks_per_node, dict(cfg, steps=validate_steps), options, timeout_s)
         done = Prediction(**{**guess.__dict__, "measured_s": result["wall_s"], "measured_end_to_end_s": e2e, "job_id": job_id})
-        rows.append({"benchmark": "scaling", "case": f"{workload} {dtype} x{target} node(s), {validate_steps} steps: wall time",
-                     "metric": "wall_time", "unit": "s", "higher_is_better": False,
-                     "params": {"workload": workload, "dtype": dtype, "nodes": target, "tasks_per_node": tasks_per_node,
+        rows.append(Row("scaling", f"{workload} {dtype} x{target} node(s), {validate_steps} steps: wall time", values=[result["wall_s"]],
+                        times_s=[result["wall_s"]], unit="s", metric="wall_time", higher_is_better=False, work_per_call=1.0,
+                        params={"workload": workload, "dtype": dtype, "nodes": target, "tasks_per_node": tasks_per_node,
                                 "devices": target * tasks_per_node, "steps": validate_steps},
-                     "work_per_call": 1.0, "times_s": [result["wall_s"]], "values": [result["wall_s"]],
-                     "stats": summarize([result["wall_s"]]).to_dict(), "reference": None, "telemetry": None, "energy_per_item_j": None,
-                     "device": ctx.device.name,
-                     "extra": {"prediction": {**done.__dict__, "error": done.error, "text": done.text()}, "site": site, "job_id": job_id,
+                        device=ctx.device.name,
+                        extra={"prediction": {**done.__dict__, "error": done.error, "text": done.text()}, "site": site, "job_id": job_id,
                                "end_to_end_s": e2e, "startup_s": result["startup_s"], "warmup_s": result["warmup_s"],
-                               "steps_s": result["steps_s"], "hosts": result["hosts"]}})
+                               "steps_s": result["steps_s"], "hosts": result["hosts"]}))
     return rows
 
 

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_busbw_rows_for_a_payload_sweep_over_n1_and_n2() -> None:
     ctx = Context(detect("cpu"), TimingConfig(flush_cache=False))
     try:
-        rows = allreduce(ctx, site="slurm", nodes=2, tasks_per_node=1, min_bytes=1024, max_bytes=1 << 20, factor=32, warmup=2, iters=5,
-                         time_limit=10, timeout_s=600)
+        rows = [r.to_dict() for r in allreduce(ctx, site="slurm", nodes=2, tasks_per_node=1, min_bytes=1024, max_bytes=1 << 20, factor=32,
+                                               warmup=2, iters=5, time_limit=10, timeout_s=600)]
     except aifsdk.JobFailedError as exc:
         xfail_known_teardown_abort(str(exc))
     assert [r["params"]["bytes"] for r in rows] == [1024, 32768, 1048576]

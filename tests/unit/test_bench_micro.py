@@ -14,9 +14,16 @@ from benchmarks._reference import ReferenceTable
 from benchmarks._timing import TimingConfig
 from benchmarks.allreduce import bus_factor, payload_sweep, rows_from_result, run_local
 from benchmarks.domain import workloads
+from benchmarks.results import Row
 
 torch = pytest.importorskip("torch")
 FAST = TimingConfig(warmup_iters=1, min_samples=3, max_samples=3, min_time_s=0.0)
+
+
+def written(rows: list[Row]) -> list[dict]:
+    """Rows as the results document holds them (statistics from the samples)."""
+    assert all(isinstance(r, Row) for r in rows)
+    return [r.to_dict() for r in rows]
 
 
 @pytest.fixture
@@ -34,7 +41,7 @@ def test_shape_grid_quick_and_exhaustive() -> None:
 
 
 def test_matmul_rows_per_shape_and_best(ctx: Context) -> None:
-    rows = micro.matmul(ctx, dtypes=["fp32", "bf16"], m_range=[64, 128, 64], n_range=[64], k_range=[32])
+    rows = written(micro.matmul(ctx, dtypes=["fp32", "bf16"], m_range=[64, 128, 64], n_range=[64], k_range=[32]))
     assert [r["case"] for r in rows] == ["fp32 64x64x32", "fp32 128x64x32", "fp32 best", "bf16 64x64x32", "bf16 128x64x32", "bf16 best"]
     shape = rows[1]
     assert shape["unit"] == "TFLOPS" and shape["stats"]["n"] == 3 and len(shape["times_s"]) == 3
@@ -51,7 +58,7 @@ def test_reference_figures_attach_to_known_devices() -> None:
     in configs/reference/accelerators.yaml and the % of peak and achievable."""
     device = dataclasses.replace(detect("cpu"), name="NVIDIA H100 80GB HBM3")
     ctx = Context(device, FAST, telemetry_interval_s=0.05)
-    row = micro.matmul(ctx, dtypes=["bf16"], m_range=[64], n_range=[64], k_range=[64])[0]
+    row = written(micro.matmul(ctx, dtypes=["bf16"], m_range=[64], n_range=[64], k_range=[64]))[0]
     ref = row["reference"]
     assert (ref["device"], ref["peak"], ref["achievable"]) == ("NVIDIA H100 SXM5 80GB", 989.0, 794.5)
     assert ref["pct_of_peak"] == pytest.approx(100 * row["stats"]["median"] / 989.0)
@@ -63,14 +70,14 @@ def test_reference_figures_attach_to_known_devices() -> None:
 
 
 def test_slowest_device_is_reported() -> None:
-    rows = [{"stats": {"median": m}, "id": i} for i, m in enumerate([10.0, 9.5, 10.2])]
-    assert micro.slowest(rows)["id"] == 1
+    rows = [Row("matmul", str(i), values=[m]) for i, m in enumerate([10.0, 9.5, 10.2])]
+    assert micro.slowest(rows).case == "1"
     with pytest.raises(ValueError):
         micro.slowest([])
 
 
 def test_membw_and_hostcopy_on_cpu(ctx: Context) -> None:
-    rows = micro.membw(ctx, size_mb=8, kernels=["copy", "triad"])
+    rows = written(micro.membw(ctx, size_mb=8, kernels=["copy", "triad"]))
     copy, triad = rows
     n_bytes = copy["params"]["bytes_per_array"]
     assert copy["values"][0] == pytest.approx(2 * n_bytes / 1e9 / copy["times_s"][0])
@@ -78,7 +85,7 @@ def test_membw_and_hostcopy_on_cpu(ctx: Context) -> None:
     assert copy["unit"] == "GB/s" and copy["stats"]["median"] > 0
     with pytest.raises(ValueError, match="'scale' unknown"):
         micro.membw(ctx, size_mb=1, kernels=["scale"])
-    skipped = micro.hostcopy(ctx, size_mb=1)
+    skipped = written(micro.hostcopy(ctx, size_mb=1))
     assert skipped[0]["skipped"].startswith("device cpu")
 
 
@@ -124,7 +131,7 @@ def test_workload_runner_through_the_contract(ctx: Context) -> None:
         built.append(TinyWorkload(**params))
         return built[-1]
 
-    rows = workloads(ctx, names=["tiny"], params={"tiny": {"batch_size": 8}}, builder=builder, known={"tiny": "a test workload"})
+    rows = written(workloads(ctx, names=["tiny"], params={"tiny": {"batch_size": 8}}, builder=builder, known={"tiny": "a test workload"}))
     row = rows[0]
     assert built[0].steps == 1 + 3  # one warm-up call, three samples
     assert row["unit"] == "samples/s" and row["values"][0] == pytest.approx(8 / row["times_s"][0])
@@ -140,7 +147,7 @@ def test_a_real_domain_workload_runs_one_measured_step(ctx: Context) -> None:
 
     one = TimingConfig(warmup_iters=1, min_samples=1, max_samples=1, min_time_s=0.0)
     small = Context(ctx.device, one, telemetry_interval_s=0.05)
-    row = workloads(small, names=["logformer"], params={"logformer": {"batch_size": 2, "seq_len": 32}})[0]
+    row = written(workloads(small, names=["logformer"], params={"logformer": {"batch_size": 2, "seq_len": 32}}))[0]
     assert "logformer" in WORKLOADS
     assert row["unit"] == "tokens/s" and row["extra"]["items_per_step"] == 64 and row["stats"]["median"] > 0
 
@@ -162,7 +169,7 @@ def test_busbw_is_algbw_times_2_n_minus_1_over_n() -> None:
     with pytest.raises(ValueError, match="factor=1"):
         payload_sweep(1024, 4096, 1)
     result = {"world_size": 4, "backend": "gloo", "rows": [{"bytes": 10**9, "times_s": [1.0, 0.5], "wrong": 0, "hosts": ["a", "b"]}]}
-    row = rows_from_result("cpu", result)[0]
+    row = written(rows_from_result("cpu", result))[0]
     assert row["values"] == [1.5, 3.0]  # algbw 1 and 2 GB/s times 2*3/4
     assert row["extra"]["algbw_median_gbs"] == 1.5 and row["metric"] == "busbw"
 
@@ -177,7 +184,7 @@ def test_allreduce_rank_code_runs_in_one_process() -> None:
 def test_matmul_devices_choice_is_checked(ctx: Context) -> None:
     with pytest.raises(ValueError, match="devices=3: allowed null.*'all'.*Fix"):
         micro.matmul(ctx, devices=3, m_range=[8], n_range=[8], k_range=[8])
-    rows = micro.matmul(ctx, devices="all", m_range=[8], n_range=[8], k_range=[8])  # one CPU: the same single device
+    rows = written(micro.matmul(ctx, devices="all", m_range=[8], n_range=[8], k_range=[8]))  # one CPU: the same single device
     assert rows[-1]["extra"]["devices_measured"] == 1 and rows[-1]["extra"]["slowest_device"] == "cpu"
 
 
@@ -189,7 +196,7 @@ TINY = {"unet3d": {"patch_size": 16}, "satseg": {"tile_size": 32}, "detector": {
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_every_domain_workload_runs_through_the_harness(ctx: Context, name: str) -> None:
     one = TimingConfig(warmup_iters=1, min_samples=1, max_samples=1, min_time_s=0.0)
-    row = workloads(Context(ctx.device, one, telemetry_interval_s=0.05), names=[name], params={name: {"batch_size": 1, **TINY[name]}})[0]
+    row = written(workloads(Context(ctx.device, one, telemetry_interval_s=0.05), names=[name], params={name: {"batch_size": 1, **TINY[name]}}))[0]
     unit = "tokens/s" if name == "logformer" else "samples/s"
     assert row["unit"] == unit and row["stats"]["median"] > 0
     assert row["extra"]["model_params"] > 1000 and row["extra"]["domain"] in ("healthcare", "space", "defence", "security")

@@ -9,20 +9,18 @@ import pandas as pd
 import pytest
 
 from benchmarks import report
-from benchmarks._stats import summarize
-from benchmarks.results import SCHEMA_VERSION, load, new_document, new_run_folder, provenance, save, to_frame
+from benchmarks.results import SCHEMA_VERSION, Row, load, new_document, new_run_folder, provenance, save, to_frame
 
 
-def _row(case: str, values: list[float]) -> dict:
-    return {"benchmark": "matmul", "case": case, "params": {"m": 64}, "metric": "throughput", "unit": "TFLOPS", "higher_is_better": True,
-            "work_per_call": 1.0, "times_s": [1 / v for v in values], "values": values, "stats": summarize(values).to_dict(),
-            "reference": None, "telemetry": None, "energy_per_item_j": None, "device": "cpu", "extra": {"k": 1}}
+def _row(case: str, values: list[float]) -> Row:
+    return Row("matmul", case, values=values, times_s=[1 / v for v in values], unit="TFLOPS", params={"m": 64}, work_per_call=1.0,
+               device="cpu", extra={"k": 1})
 
 
 def _doc(values: list[float], name: str = "AMD EPYC", kind: str = "cpu") -> dict:
     device = {"kind": kind, "name": name, "count": 1, "versions": {"torch": "2.13.0"}}
     prov = provenance(device, ["suite=quick"], 2, env={"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "n[1-2]", "OMP_NUM_THREADS": "2"})
-    rows = [_row("fp32 best", values), {"benchmark": "hostcopy", "case": "skipped", "skipped": "device cpu"}]
+    rows = [_row("fp32 best", values), Row.skip("hostcopy", "skipped", "device cpu")]
     return new_document(rows, prov, {"suite": {"name": "quick"}}, 1.5)
 
 
@@ -147,6 +145,17 @@ def test_report_output_folder_is_new(tmp_path: Path) -> None:
     run = _saved(tmp_path, _doc([1.0, 1.1]))
     (tmp_path / "taken").mkdir()
     assert report.main([str(run), "--out", str(tmp_path / "taken"), "--no-plots"]) == 2
+
+
+def test_a_row_computes_its_statistics_and_percentages_from_its_samples() -> None:
+    row = Row("matmul", "fp32 best", values=[1.0, 2.0, 3.0, 4.0, 5.0], unit="TFLOPS", reference={"device": "X", "peak": 10.0, "achievable": 4.0,
+                                                                                                 "pct_of_peak": 99.0})
+    written = row.to_dict()
+    assert written["stats"]["median"] == 3.0 and written["stats"]["p10"] == pytest.approx(1.4) and written["stats"]["n"] == 5
+    assert written["reference"]["pct_of_peak"] == pytest.approx(30.0) and written["reference"]["pct_of_achievable"] == pytest.approx(75.0)
+    again = Row.from_dict(dict(written, stats={"median": 99.0}))  # figures that the samples do not give are not carried over
+    assert again.to_dict() == written
+    assert Row.skip("hostcopy", "skipped", "device cpu").to_dict() == {"benchmark": "hostcopy", "case": "skipped", "skipped": "device cpu"}
 
 
 def test_frame_keeps_skipped_rows() -> None:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from benchmarks._rounds import merge_rounds
-from benchmarks._stats import summarize
+from benchmarks.results import Row
 
 
-def row(case: str, values: list[float], device: str = "cpu", **extra: Any) -> dict[str, Any]:
-    return {"benchmark": "matmul", "case": case, "params": {"dtype": "fp32", "device": device, "shape": case},
-            "times_s": [1 / v for v in values], "values": values, "stats": summarize(values).to_dict(),
-            "reference": {"peak": 10.0, "achievable": 5.0, "pct_of_peak": 0.0, "pct_of_achievable": 0.0},
-            "energy_per_item_j": None, "extra": dict(extra)}
+def row(case: str, values: list[float], device: str = "cpu", **extra: Any) -> Row:
+    return Row("matmul", case, values=values, times_s=[1 / v for v in values], params={"dtype": "fp32", "device": device, "shape": case},
+               reference={"peak": 10.0, "achievable": 5.0}, extra=dict(extra))
 
 
-def best_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    top = max(rows, key=lambda r: r["stats"]["median"])
-    return dict(top, case="fp32 best", extra={"best_shape": top["params"]})
+def best_of(rows: list[Row]) -> Row:
+    top = max(rows, key=lambda r: r.stats.median)
+    return dataclasses.replace(top, case="fp32 best", extra={"best_shape": top.params})
 
 
 def test_samples_pooled_and_figures_recomputed() -> None:
@@ -27,8 +26,8 @@ def test_samples_pooled_and_figures_recomputed() -> None:
     r2 = [row("a", [3.0, 3.0]), row("b", [1.0, 1.0])]
     r1.append(best_of(r1))
     r2.append(best_of(r2))
-    skipped = {"benchmark": "hostcopy", "case": "skipped", "skipped": "no GPU"}
-    merged = merge_rounds([[*r1, skipped], [*r2, dict(skipped)]])
+    skipped = Row.skip("hostcopy", "skipped", "no GPU")
+    merged = [r.to_dict() for r in merge_rounds([[*r1, skipped], [*r2, dataclasses.replace(skipped)]])]
     assert [m["case"] for m in merged] == ["a", "b", "fp32 best", "skipped"]
     a, b, best = merged[:3]
     assert a["values"] == [1.0, 1.0, 3.0, 3.0] and a["stats"]["median"] == 2.0 and a["extra"]["round_medians"] == [1.0, 3.0]
@@ -40,6 +39,6 @@ def test_samples_pooled_and_figures_recomputed() -> None:
 
 def test_best_is_the_slowest_devices_best_shape() -> None:
     rounds = [[row("a", [4.0], "cuda:0"), row("b", [5.0], "cuda:0"), row("a", [3.0], "cuda:1"), row("b", [2.0], "cuda:1")]]
-    rounds[0].append(dict(rounds[0][1], case="fp32 best", extra={"best_shape": {}}))
-    best = merge_rounds(rounds)[-1]
+    rounds[0].append(dataclasses.replace(rounds[0][1], case="fp32 best", extra={"best_shape": {}}))
+    best = merge_rounds(rounds)[-1].to_dict()
     assert best["params"]["device"] == "cuda:1" and best["params"]["shape"] == "a" and best["extra"]["per_device_best_median"] == [5.0, 3.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -130,8 +131,8 @@ def test_report_goes_beside_the_runs_and_draws_one_unit_per_plot(tmp_path: Path,
     docs = []
     for seed in (1, 2):
         doc = _doc(_spread(10.0, 10, seed))
-        doc["rows"] += [dict(_row("unet3d fp32", _spread(5.0, 10, seed)), benchmark="workload", unit="samples/s"),
-                        dict(_row("logformer fp32", _spread(900.0, 10, seed)), benchmark="workload", unit="tokens/s")]
+        doc["rows"] += [dataclasses.replace(_row("unet3d fp32", _spread(5.0, 10, seed)), benchmark="workload", unit="samples/s").to_dict(),
+                        dataclasses.replace(_row("logformer fp32", _spread(900.0, 10, seed)), benchmark="workload", unit="tokens/s").to_dict()]
         docs.append(_saved(results_dir, doc))
     monkeypatch.chdir(tmp_path)
     assert report.main([str(d) for d in docs]) == 0

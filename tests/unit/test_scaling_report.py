@@ -166,7 +166,7 @@ def test_slurm_energy_of_a_study_job_becomes_energy_per_item_with_its_basis(tmp_
               "warmup_s": 0.2, "steps_s": 1.0, "wall_s": 2.2, "hosts": ["n1", "n2"], "backend": "gloo", "threads": 1,
               "model_params": 10, "slurm_energy_j": 2400.0}
     row = study_row(result, nodes=2, tasks_per_node=1, workload="unet3d", dtype="fp32", device_name="AMD EPYC", site="lumi-g",
-                    job_id="7", end_to_end_s=3.0)
+                    job_id="7", end_to_end_s=3.0).to_dict()
     assert row["energy_per_item_j"] == pytest.approx(2400 / (100 * 12)) and row["extra"]["slurm_energy_j"] == 2400.0
     assert row["energy_basis"].startswith("Slurm ConsumedEnergy of the whole job")
     assert row["step_time"]["mean_s"] == pytest.approx(0.1) and row["step_time"]["median_s"] == pytest.approx(0.1)
@@ -175,5 +175,5 @@ def test_slurm_energy_of_a_study_job_becomes_energy_per_item_with_its_basis(tmp_
     assert m.energy_j_per_item == pytest.approx(2.0) and m.energy_source == row["energy_basis"]
     none = dict(result, slurm_energy_j=None)
     row = study_row(none, nodes=2, tasks_per_node=1, workload="unet3d", dtype="fp32", device_name="AMD EPYC", site="lumi-g",
-                    job_id="8", end_to_end_s=3.0)
+                    job_id="8", end_to_end_s=3.0).to_dict()
     assert row["energy_per_item_j"] is None and row["energy_basis"] is None

@@ -20,7 +20,6 @@ hardware (best-known achievable matmul and memory-bandwidth ratios) is labelled 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from ._errors import Problem, RequestError
 from ._profile import SiteProfile, load_site, shipped_config_dir
 from ._resolve import resolve
 from ._resources import Resources
-from ._stats import mean_ci
 
 DEFAULT_OVERHEADS = {"eval": 0.05, "checkpoint": 0.02, "io": 0.03, "startup": 0.02}
 DEFAULT_AVAILABILITY = 0.9
@@ -390,58 +388,12 @@ def size(
 
 
 
-RESULTS_SCHEMAS = (2,)
-
-
 def measurements_from_results(path: str | Path, workload: str | None = None) -> list[Measurement]:
-    """The measurements a ``python -m benchmarks`` run holds, for :func:`size`.
+    """The measurements a ``python -m benchmarks`` run holds, for :func:`size`, read by the benchmark
+    suite's own reader (:func:`benchmarks.results.measurements`, which knows its results schema)."""
+    from benchmarks.results import measurements
 
-    ``path``: a run folder or its ``results.json``. A scaling study's rows give one measurement
-    per job size (measured on the study's site); otherwise the domain-workload rows give one
-    1-device measurement each. ``workload`` picks one when the run measured several.
-    """
-    file = Path(path).expanduser()
-    file = file / "results.json" if file.is_dir() else file
-    try:
-        doc = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise _fail("from", str(path), "a run folder of python -m benchmarks (with results.json) or that file",
-                    f"pass the folder that run printed after 'results:' ({exc.__class__.__name__}: {exc})") from None
-    if doc.get("schema_version") not in RESULTS_SCHEMAS:
-        raise _fail("from", str(file), f"results schema {', '.join(map(str, RESULTS_SCHEMAS))}, got {doc.get('schema_version')!r}",
-                    "update aifsdk to read newer results")
-    rows = [r for r in doc.get("rows", []) if "stats" in r and r.get("metric") == "throughput" and r.get("benchmark") in ("scaling", "workload")]
-    scaling = [r for r in rows if r["benchmark"] == "scaling"]
-    rows = scaling or rows
-    names = sorted({r.get("params", {}).get("workload", "") for r in rows})
-    if not rows:
-        raise _fail("from", str(file), "a run with a domain workload or a scaling study",
-                    "python -m benchmarks suite=scaling site=... (or suite=healthcare, space, defence, security)")
-    if workload is not None and workload not in names:
-        raise _fail("workload", workload, f"one measured in that run: {', '.join(names)}", f"--workload {names[0]}")
-    if workload is None and len(names) > 1:
-        raise _fail("workload", None, f"one of the run's workloads: {', '.join(names)}", f"--workload {names[0]}")
-    chosen = workload or names[0]
-    prov = doc.get("provenance", {})
-    out = []
-    for r in rows:
-        if r.get("params", {}).get("workload", "") != chosen:
-            continue
-        extra, st = r.get("extra") or {}, r["stats"]
-        where = f", job {extra['job_id']}" if extra.get("job_id") else ""
-        mean_rate, ci = None, None
-        times = [float(t) for t in r.get("times_s") or []]
-        if times and r.get("work_per_call"):  # the raw step times: the rate at the mean step and its interval
-            mean, low, high = mean_ci(times)
-            work_per_step = float(r["work_per_call"])
-            mean_rate, ci = work_per_step / mean, (work_per_step / high, work_per_step / low if low > 0 else math.inf)
-        out.append(Measurement(
-            devices=int(extra.get("devices", 1)), items_per_s=float(st["median"]), p10=st.get("p10"), p90=st.get("p90"),
-            unit="tokens" if str(r.get("unit", "")).startswith("tokens") else "samples", device=str(r.get("device") or ""),
-            energy_j_per_item=r.get("energy_per_item_j"), site=str(extra.get("site", "")), mean_items_per_s=mean_rate, mean_ci=ci,
-            energy_source=str(r.get("energy_basis") or ""),
-            source=f"{file} (run {doc.get('run_id')}, {r['case']}{where}, host {prov.get('host')}, git {(prov.get('git') or {}).get('commit')})"))
-    return out
+    return measurements(path, workload)
 
 
 def parse_measures(texts: list[Any], param: str, example: str, problems: list[Problem], **fields: Any) -> list[Measurement]:

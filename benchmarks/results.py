@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import secrets
@@ -44,6 +45,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from aifsdk._errors import Problem, RequestError
+from aifsdk._sizing import Measurement
+from aifsdk._stats import mean_ci
 
 from ._stats import Summary, step_time, summarize
 from ._timing import METHOD_VERSION
@@ -281,6 +286,59 @@ def load(path: str | Path) -> Run:
 
         return Run(_from_frame(pd.read_parquet(p)), p.parent)
     return Run(upgrade(json.loads(p.read_text())), p.parent)
+
+
+def measurements(path: str | Path, workload: str | None = None) -> list[Measurement]:
+    """The throughput measurements of a run, as :class:`aifsdk.Measurement` for :func:`aifsdk.size`.
+
+    ``path``: a run folder, its ``results.json`` or ``results.parquet``. A scaling study's rows
+    give one measurement per job size (measured on the study's site); otherwise the
+    domain-workload rows give one 1-device measurement each. ``workload`` picks one when the run
+    measured several. Figures come from each row's raw samples: the median and P10/P90 of its
+    throughput, and the rate at the mean step with its 95 % interval (a run's wall time is a sum
+    of steps). Raises :class:`aifsdk.RequestError` naming ``from`` or ``workload``.
+    """
+    def fail(param: str, value: Any, allowed: str, fix: str) -> RequestError:
+        return RequestError([Problem(param, value, allowed, fix)])
+
+    try:
+        run = load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail("from", str(path), "a run folder of python -m benchmarks (with results.json) or that file",
+                   f"pass the folder that run printed after 'results:' ({exc.__class__.__name__}: {exc})") from None
+    rows = [Row.from_dict(r) for r in run.rows if "skipped" not in r]
+    rows = [r for r in rows if r.measured and r.metric == "throughput" and r.benchmark in ("scaling", "workload")]
+    rows = [r for r in rows if r.benchmark == "scaling"] or rows
+    names = sorted({str(r.params.get("workload", "")) for r in rows})
+    where = run.folder if run.folder is not None else Path(path)
+    if not rows:
+        raise fail("from", str(where), "a run with a domain workload or a scaling study",
+                   "python -m benchmarks suite=scaling site=... (or suite=healthcare, space, defence, security)")
+    if workload is not None and workload not in names:
+        raise fail("workload", workload, f"one measured in that run: {', '.join(names)}", f"--workload {names[0]}")
+    if workload is None and len(names) > 1:
+        raise fail("workload", None, f"one of the run's workloads: {', '.join(names)}", f"--workload {names[0]}")
+    chosen = workload or names[0]
+    prov = run.provenance
+    out = []
+    for r in rows:
+        if r.params.get("workload", "") != chosen:
+            continue
+        stats = r.stats
+        job = f", job {r.extra['job_id']}" if r.extra.get("job_id") else ""
+        mean_rate, ci = None, None
+        if r.times_s and r.work_per_call:  # the rate at the mean step and its interval
+            mean, low, high = mean_ci([float(t) for t in r.times_s])
+            work = float(r.work_per_call)
+            mean_rate, ci = work / mean, (work / high, work / low if low > 0 else math.inf)
+        out.append(Measurement(
+            devices=int(r.extra.get("devices", 1)), items_per_s=stats.median, p10=stats.p10, p90=stats.p90,
+            unit="tokens" if r.unit.startswith("tokens") else "samples", device=str(r.device or ""),
+            energy_j_per_item=r.energy_per_item_j, site=str(r.extra.get("site", "")), mean_items_per_s=mean_rate, mean_ci=ci,
+            energy_source=str(r.energy_basis or ""),
+            source=f"{where} (run {run.document.get('run_id')}, {r.case}{job}, host {prov.get('host')}, "
+                   f"git {(prov.get('git') or {}).get('commit')})"))
+    return out
 
 
 def _from_frame(frame: pd.DataFrame) -> dict[str, Any]:

@@ -7,6 +7,8 @@ writes (the end-to-end study on the real cluster is tests/cluster/test_scaling_s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,19 @@ def test_slurm_energy_of_a_study_job_becomes_energy_per_item_with_its_basis(tmp_
     row = study_row(none, nodes=2, tasks_per_node=1, workload="unet3d", dtype="fp32", device_name="AMD EPYC", site="lumi-g",
                     job_id="8", end_to_end_s=3.0).to_dict()
     assert row["energy_per_item_j"] is None and row["energy_basis"] is None
+
+
+def test_sizing_reads_a_run_without_torch_or_pandas(tmp_path: Path) -> None:
+    """A login node with plain ``pip install aifsdk`` (no bench extra) sizes from a run folder copied there:
+    the reader (benchmarks.results.measurements) needs neither torch nor pandas; both are made unimportable here."""
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "results.json").write_text(json.dumps(document([size_row(1, 0.1), size_row(2, 0.125)])))
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['pandas'] = None\n"
+            "import aifsdk\n"
+            "from aifsdk._sizing import measurements_from_results\n"
+            f"ms = measurements_from_results({str(tmp_path / 'study')!r})\n"
+            "print([(m.devices, round(m.items_per_s)) for m in ms])\n"
+            "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[(1, 1000), (2, 1600)]"

@@ -42,14 +42,23 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
     *,
     site: str = "local",
     max_parallel: int | None = None,
+    pack: int | str = "auto",
+    retries: int = 0,
+    items_per_worker: int = 1,
+    cores_per_worker: int = 1,
     **options: Any,
 ) -> list[Job]:
     """Run ``target(item)`` for every item (or, for a command, the command followed by each
-    item's arguments: a string or a list of strings) as a Slurm job array; one Job per item,
-    in item order.
+    item's arguments: a string or a list of strings) on a Slurm site; one Job per item, in item order.
 
-    ``max_parallel`` caps how many of the items run at once (Slurm's ``--array=...%N``). Every
-    other keyword is a :func:`aifsdk.submit` option or resource, applied to each item.
+    ``pack``: items per Slurm job. ``"auto"`` (the default) packs into as few jobs as fill the
+    partition once, within the site's limits; ``pack=1`` is one array task per item. A packed job
+    runs its items concurrently: one worker per GPU of the job (``gpus_per_node``), else per
+    ``cores_per_worker`` cores of it (``cpus_per_task``), each running ``items_per_worker`` items at
+    a time. ``retries`` tries a failed item again (a raised exception or a dead worker).
+    ``max_parallel`` caps how many jobs run at once (Slurm's ``--array=...%N``). Every other
+    keyword is a :func:`aifsdk.submit` option or resource, applied to each job. On the ``local``
+    and ``debug`` sites each item is its own job.
     """
     items = list(items)
     command = isinstance(target, (list, tuple))
@@ -58,6 +67,15 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
         problems.append(Problem("items", items, "at least one item", "pass a non-empty list"))
     if max_parallel is not None and (not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1):
         problems.append(Problem("max_parallel", max_parallel, "a whole number >= 1, or None for no cap", "e.g. max_parallel=20"))
+    if pack != "auto" and (not isinstance(pack, int) or isinstance(pack, bool) or pack < 1):
+        problems.append(Problem("pack", pack, 'a whole number >= 1 (items per job) or "auto"', 'e.g. pack=50, or pack=1 for one job per item'))
+    for name, value, low in (("retries", retries, 0), ("items_per_worker", items_per_worker, 1), ("cores_per_worker", cores_per_worker, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(Problem(name, value, f"a whole number >= {low}", f"e.g. {name}={max(low, 1)}"))
+    packed = pack != 1
+    if packed and any(options.get(k) not in (None, 1) for k in ("nodes", "tasks_per_node")):
+        problems.append(Problem("pack", pack, "packed items run on one node, one task (nodes=1, tasks_per_node=1)",
+                                "use pack=1 for one multi-node or multi-task job per item"))
     if command:
         bad = [i for i in items if not isinstance(i, str) and not (isinstance(i, (list, tuple)) and all(isinstance(a, str) for a in i))]
         if bad:
@@ -67,7 +85,14 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
         raise RequestError(problems, site=site)
     argv = [_args(i) for i in items] if command else []
     first = plan([*target, *argv[0]], site=site, **options) if command else plan(target, items[0], site=site, **options)  # type: ignore[misc]
-    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH: one job per item, for now
+    if first.profile.executor == "slurm" and packed:
+        from ._sweep import submit_packed
+
+        call = first.callable
+        template = dataclasses.replace(call, argv=tuple(call.argv[: len(call.argv) - len(argv[0])])) if command else call
+        return submit_packed(first, template, argv if command else items, command=command, pack=pack, retries=retries,  # type: ignore[return-value]
+                             items_per_worker=items_per_worker, cores_per_worker=cores_per_worker, max_parallel=max_parallel)
+    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH unpacked: one job per item
         return [first.submit()] + [
             plan([*target, *a], site=site, **options).submit() if command else plan(target, i, site=site, **options).submit()  # type: ignore[misc]
             for i, a in zip(items[1:], argv[1:] or [()] * (len(items) - 1))
@@ -89,12 +114,20 @@ def _payload(first: Plan, item: Any, args: list[str] | None, first_count: int) -
     return DelayedSubmission(RankedCall.wrap(first.callable), item)
 
 
+def chunk_cap(slurm: Any) -> int:
+    """How many tasks one array may hold on a cluster: MaxArraySize (indices run 0..MaxArraySize-1)."""
+    try:
+        raw = slurm.config_value("MaxArraySize")
+    except SchedulerError:
+        raw = None
+    return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_ARRAY_SIZE
+
+
 def chunk_size() -> int:
     """How many tasks one array may hold here: MaxArraySize (indices run 0..MaxArraySize-1),
     and at most the user's MaxSubmitJobs."""
     slurm = default_slurm()
-    raw = slurm.config_value("MaxArraySize")
-    size = int(raw) if raw and raw.isdigit() else DEFAULT_MAX_ARRAY_SIZE
+    size = chunk_cap(slurm)
     limit = slurm.submit_limit()
     return max(1, min(size, limit) if limit else size)
 

@@ -59,6 +59,14 @@ class Job:
     @classmethod
     def attach(cls, ref: str | os.PathLike[str]) -> Job:
         """Reattach to a job by its id (as printed by submit) or by its folder."""
+        from ._sweep import Sweep, attach_map
+
+        found = attach_map(str(ref))
+        if isinstance(found, Sweep):
+            raise JobNotFoundError(f"{ref} is a map of {found.n} item(s) (folder {found.folder}); attach one item as {found.id}.0 .. "
+                                   f"{found.id}.{found.n - 1}, or wait for or cancel the whole map with `aifsdk wait {found.id}` / `aifsdk cancel {found.id}`")
+        if found is not None:
+            return found
         path = Path(ref).expanduser()
         array_id, _, index = str(ref).partition("_")
         if (path / JOB_FILE).is_file():

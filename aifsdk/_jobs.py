@@ -51,10 +51,40 @@ def _gpus(tres: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def rows(site: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
-    """One row per job (an array is one row): id, name, site, state, elapsed, GPU-hours, ..."""
+def _map_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A packed map's row: its items counted by state. Looking at it also submits what it holds back."""
+    from ._sweep import sweep_of
+
+    sweep = sweep_of(Path(record["folder"]))
+    try:
+        sweep.tick(force=True)
+    except SchedulerError:
+        sweep.refresh()
+    counts = sweep.counts()
+    states = {"COMPLETED": counts["done"], "RUNNING": counts["running"], "PENDING": counts["pending"],
+              "FAILED": counts["failed"], "CANCELLED": counts["cancelled"]}
+    live = {k: v for k, v in states.items() if v}
+    return {"job_id": sweep.id, "name": record.get("name", ""), "site": record.get("site", ""),
+            "state": next(iter(live)) if len(live) == 1 else ", ".join(f"{v} {k}" for k, v in live.items()),
+            "states": live, "tasks": sweep.n, "elapsed_s": None, "gpu_hours": None,
+            "submitted_at": record.get("submitted_at"), "folder": record.get("folder"),
+            "held_back": len(sweep.held_back()) if not sweep.cancelled else 0}
+
+
+def rows(site: str | None = None, limit: int | None = 50, state: str | None = None) -> list[dict[str, Any]]:
+    """One row per job (an array or a map is one row): id, name, site, state, elapsed, GPU-hours, ...
+    ``state``: only the jobs with an item or task in that state (RUNNING, PENDING, FAILED, ...)."""
+    listing = _rows(site, None if state else limit)
+    if state:
+        listing = [r for r in listing if state in r.get("states", {r["state"]: 1})]
+        listing = listing[:limit] if limit else listing
+    return listing
+
+
+def _rows(site: str | None, limit: int | None) -> list[dict[str, Any]]:
     records = registered(site, limit)
-    slurm_ids = [j for r in records if r.get("executor") == "slurm" for j in _task_ids(r)]
+    maps = {id(r) for r in records if "map" in r}
+    slurm_ids = [j for r in records if r.get("executor") == "slurm" and id(r) not in maps for j in _task_ids(r)]
     usage: dict[str, dict[str, str]] = {}
     if slurm_ids:
         try:
@@ -64,6 +94,9 @@ def rows(site: str | None = None, limit: int | None = 50) -> list[dict[str, Any]
             usage = {}
     out = []
     for record in records:
+        if id(record) in maps:
+            out.append(_map_row(record))
+            continue
         ids = _task_ids(record)
         states: Counter[str] = Counter()
         for job_id in ids:
@@ -77,10 +110,18 @@ def rows(site: str | None = None, limit: int | None = 50) -> list[dict[str, Any]
         out.append({
             "job_id": str(record["job_id"]), "name": record.get("name", ""), "site": record.get("site", ""),
             "state": next(iter(states)) if len(states) == 1 else ", ".join(f"{n} {s}" for s, n in states.most_common()),
+            "states": {_family(s): n for s, n in states.items()},
             "tasks": len(ids), "elapsed_s": elapsed, "gpu_hours": None if gpu_hours is None else round(gpu_hours, 3),
             "submitted_at": record.get("submitted_at"), "folder": record.get("folder"),
         })
     return out
+
+
+def _family(state: str) -> str:
+    """The filter's name for a state: FAILED for every way of ending without success."""
+    if state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"):
+        return "FAILED"
+    return "COMPLETED" if state == "COMPLETING" else state
 
 
 def table(listing: list[dict[str, Any]]) -> str:

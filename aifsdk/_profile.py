@@ -205,6 +205,7 @@ class SiteProfile:
     python: str | None = None
     signal_delay_s: int = 90
     max_array_size: int | None = None  # Slurm's MaxArraySize (`aifsdk doctor` compares it with the cluster's)
+    max_submit_jobs: int | None = None  # jobs one user may queue, where sacctmgr cannot tell (aifsdk.map holds the rest back)
     launcher: Launcher | None = None  # recommended launch pattern (None: aifsdk's default, srun)
     launch_note: str = ""
     node: Node = field(default_factory=Node)

@@ -123,6 +123,7 @@ class Slurm:
         self._sacct_retry_at = 0.0
         self._config: tuple[float, dict[str, str]] | None = None
         self._submit_limit: tuple[float, int | None] | None = None
+        self._map_limits: dict[tuple[str | None, str | None], tuple[float, tuple[int | None, dict[str, str]]]] = {}
         self.calls = 0
         self.counts: Counter[str] = Counter()  # calls per command (squeue, sacct, ...), for benchmarks
 
@@ -308,6 +309,38 @@ class Slurm:
                 self._submit_limit = (time.time(), min(limits) if limits else None)
                 self._write_cache(what, {"max_submit": self._submit_limit[1]})
         return self._submit_limit[1]
+
+    def map_limit(self, account: str | None = None, qos: str | None = None) -> tuple[int | None, dict[str, str]]:
+        """How many jobs (array tasks count one each) the user may have queued for a job of this
+        account and QoS: the smallest of the association's MaxSubmitJobs and the QoS's
+        MaxSubmitJobsPerUser; and the scope it counts in ({"account": ...} or {"qos": ...}) for
+        :meth:`queued`. (None, {}) when unlimited or when sacctmgr cannot be read. Kept for ``cache_ttl_s``."""
+        key = (account, qos)
+        cached = self._map_limits.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_ttl_s:
+            return cached[1]
+        try:
+            if account is None:
+                account = self.run(["sacctmgr", "-n", "-P", "show", "user", _user(), "format=DefaultAccount"]).strip() or None
+            where = [f"user={_user()}", *([f"account={account}"] if account else [])]
+            rows = [line.split("|") for line in self.run(["sacctmgr", "-n", "-P", "show", "assoc", *where, "format=MaxSubmit,QOS"]).splitlines()]
+            found: list[tuple[int, dict[str, str]]] = [(int(r[0]), {"account": account} if account else {}) for r in rows if r[0].isdigit()]
+            names = [qos] if qos else sorted({q for r in rows if len(r) > 1 for q in r[1].split(",") if q})
+            if len(names) == 1:  # the QoS the job runs under (requested, or the association's only one)
+                for line in self.run(["sacctmgr", "-n", "-P", "show", "qos", names[0], "format=MaxSubmitPU"]).splitlines():
+                    if line.strip().isdigit():
+                        found.append((int(line.strip()), {"qos": names[0]}))
+        except SchedulerError:
+            return None, {}
+        answer = min(found, key=lambda f: f[0]) if found else (None, {})
+        self._map_limits[key] = (time.monotonic(), answer)
+        return answer
+
+    def queued(self, account: str | None = None, qos: str | None = None) -> int:
+        """How many of the user's jobs (each array task one) are pending or running, in an account or QoS."""
+        argv = ["squeue", "-h", "-r", "-u", _user(), "-t", "PENDING,RUNNING,SUSPENDED,CONFIGURING,COMPLETING,REQUEUED", "-o", "%i"]
+        argv += [*(["-A", account] if account else []), *(["-q", qos] if qos else [])]
+        return len(self.run(argv, timeout=30).split())
 
     def sbatch(self, script: Path) -> str:
         """Submit a batch script file; returns the job id."""

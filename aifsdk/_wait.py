@@ -14,10 +14,11 @@ Two sources tell that a job ended:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import JobTimeoutError, SchedulerError
 from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
@@ -89,12 +90,15 @@ def poller() -> Poller:
     return _POLLER
 
 
-def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
+def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool | None = None) -> list[Job]:
     """Block until every job has ended (succeeded, failed or been cancelled); return them.
 
     Returns within 0.02 s (a few job folders) to 0.1 s (50 folders) of the last result file
     appearing, 0.5 s at most (hundreds of folders). Raises
     :class:`~aifsdk.JobTimeoutError` after ``timeout`` seconds; the jobs go on.
+
+    Items of packed maps (:func:`aifsdk.map`) show a progress bar (``progress=False``: none), and
+    waiting on them submits what the map holds back. Ctrl-C stops the waiting, not the jobs.
     """
     from ._job import Job
 
@@ -106,11 +110,35 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
         if job._executor == "debug":
             job._run_debug()
     pending = {id(j): j for j in items if j._executor != "debug"}
+    sweeps = {id(j.sweep): j.sweep for j in pending.values() if hasattr(j, "sweep")}  # items of packed maps
+    bar = None
+    if sweeps and progress is not False:
+        from ._progress import Progress
+
+        bar = Progress(list(sweeps.values()))
+    try:
+        return _wait_loop(items, pending, list(sweeps.values()), bar, timeout)
+    except KeyboardInterrupt:
+        if sweeps:
+            ids = " ".join(s.id for s in sweeps.values())
+            print(f"\naifsdk: stopped waiting; the jobs go on. Wait again with `aifsdk wait {ids}`, cancel them with "
+                  f"`aifsdk cancel {ids}`", file=sys.stderr, flush=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _wait_loop(items: list[Job], pending: dict[int, Job], sweeps: list[Any], bar: Any, timeout: float | None) -> list[Job]:
     start = time.monotonic()
     next_query, interval = start, SCHEDULER_POLL_MIN_S
     ended_at: dict[int, float] = {}  # the scheduler said the job ended; its files may lag
     while pending:
-        remote = [j for j in pending.values() if j._remote]
+        for sweep in sweeps:
+            sweep.tick()
+        if bar is not None:
+            bar.update()
+        remote = [j for j in pending.values() if j._remote and not hasattr(j, "sweep")]
         if remote:  # results and logs of jobs run over SSH: one rsync per site, at most once a second
             from . import _remote
 
@@ -121,9 +149,9 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
         listings: dict[str, set[str] | None] = {}
         for key, job in list(pending.items()):
             folder = str(job.folder)
-            if folder not in listings:
+            if folder not in listings and not hasattr(job, "sweep"):
                 listings[folder] = _listdir(folder)
-            if job._complete_in(listings[folder]):
+            if job._complete_in(listings.get(folder)):
                 job._let_local_controller_exit()
                 del pending[key]
             elif key in ended_at and (time.monotonic() - ended_at[key] > RESULT_GRACE_S or job._cancelled_state()):
@@ -132,7 +160,7 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
             break
         now = time.monotonic()
         if now >= next_query:
-            _ask_scheduler(list(pending.values()), interval, ended_at)
+            _ask_scheduler([j for j in pending.values() if not hasattr(j, "sweep")], interval, ended_at)
             # Results come from the files; the scheduler only catches jobs that end without one
             # (cancelled, killed), so its queries back off whatever happens: 1 s, 1.5 s, ... 10 s.
             interval = min(interval * 1.5, SCHEDULER_POLL_MAX_S)
@@ -145,7 +173,7 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None) -> list[Job]:
                 f"they go on. Wait again with aifsdk.Job.attach({first.job_id!r}).wait()",
                 job_id=first.job_id, folder=first.folder,
             )
-        time.sleep(file_poll_interval(len(listings)))
+        time.sleep(max(file_poll_interval(len(listings)), FILE_POLL_S if sweeps else 0.0))
     return items
 
 

@@ -6,10 +6,11 @@
     aifsdk show JOB | aifsdk resubmit JOB
     aifsdk sites | aifsdk sites show NAME
     aifsdk doctor [--site slurm] [-N 1 --gpus-per-node 4 ...]
-    aifsdk jobs [--site S] [--limit N] [--json]
+    aifsdk jobs [--site S] [--limit N] [--state RUNNING|PENDING|FAILED|...] [--json]
     aifsdk size --site S --measure DEVICES:ITEMS_PER_S [--measure ...] --work N [--runs R] [--json]
 
-JOB is a job id or a job folder. Exit codes: 0 success; 1 the job failed or was cancelled
+JOB is a job id or a job folder; status, wait, cancel and show also take a map's id (``map-...``,
+from ``aifsdk.map``) for the whole map, and ``map-....<index>`` is one of its items. Exit codes: 0 success; 1 the job failed or was cancelled
 (``wait``, ``submit --wait``: the command's own exit code when it has one); 2 bad usage or a
 bad request (nothing submitted); 3 the scheduler failed; 4 no such job; 5 waiting timed out.
 """
@@ -124,6 +125,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "id, name, site, state, elapsed, GPU-hours from accounting when available")
     jb.add_argument("--site", help="only this site's jobs")
     jb.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50; 0: all)")
+    jb.add_argument("--state", type=str.upper, choices=["RUNNING", "PENDING", "FAILED", "COMPLETED", "CANCELLED"],
+                    help="only jobs (and maps) with a task or item in this state")
     jb.add_argument("--json", action="store_true")
     sz = sub.add_parser("size", help="how much to ask for on a site, from measured throughput",
                         description="GPU-, node- and billed hours for RUNS runs of WORK samples (or tokens) on a site, from the "
@@ -289,6 +292,35 @@ def _wait_exit(job: Job, timeout: float | None = None) -> int:
     return EXIT_OK
 
 
+def _map_verb(args: argparse.Namespace, sweep: Any) -> int:
+    """status, wait, cancel and show of a whole map (``aifsdk.map``'s id, ``map-...``)."""
+    from ._wait import wait
+
+    if args.verb == "show":
+        print(json.dumps(sweep.record, indent=2, sort_keys=True, default=str))
+        return EXIT_OK
+    if args.verb == "cancel":
+        held = len(sweep.held_back())
+        ids = sweep.cancel()
+        print(f"{sweep.id}: cancel requested for array(s) {' '.join(ids) or '(none queued)'}; {held} held-back job(s) will not be submitted",
+              file=sys.stderr)
+        return EXIT_OK
+    sweep.tick(force=True)
+    if args.verb == "status":
+        c = sweep.counts()
+        print(f"{sweep.id} " + " ".join(f"{k}={v}" for k, v in c.items()) + f" held_back={0 if sweep.cancelled else len(sweep.held_back())}")
+        return EXIT_OK
+    items = sweep.items()
+    wait(items, timeout=args.timeout)
+    failed = [i for i in items if sweep.item_state(i.index) != "COMPLETED"]
+    if failed:
+        print(f"{sweep.id}: {len(failed)} of {sweep.n} item(s) did not complete: {', '.join(str(i.index) for i in failed[:20])}"
+              f"{' ...' if len(failed) > 20 else ''}; see `aifsdk logs {failed[0].job_id}` and `aifsdk status {failed[0].job_id}`", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{sweep.id} COMPLETED ({sweep.n} items)", file=sys.stderr)
+    return EXIT_OK
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
@@ -373,9 +405,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.verb == "jobs":
             from ._jobs import rows, table
 
-            listing = rows(args.site, args.limit or None)
+            listing = rows(args.site, args.limit or None, state=args.state)
             print(json.dumps(listing, indent=2) if args.json else table(listing))
             return EXIT_OK
+        if args.verb in ("status", "wait", "cancel", "show"):
+            from ._sweep import Sweep, attach_map
+
+            found = attach_map(args.job)
+            if isinstance(found, Sweep):
+                return _map_verb(args, found)
         job = Job.attach(args.job)
         if args.verb == "status":
             requeues = job.requeues()
@@ -416,6 +454,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         head = str(exc).splitlines()[0]
         print("\n".join([f"aifsdk: {head}", *(f"  - {cli_problem(p)}" for p in exc.problems)]), file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # while waiting: the jobs go on (wait said how to cancel them)
+        return 130
     except AifsdkError as exc:
         code = next((c for kind, c in _EXIT_CODES if isinstance(exc, kind)), EXIT_USAGE)
         prefix = "scheduler error: " if code == EXIT_SCHEDULER else ""

@@ -108,7 +108,7 @@ def test_status_is_right_with_slurmdbd_stopped(accounting_down: None, caplog: py
 @pytest.mark.timeout(1500)  # about 7 minutes on the 2-core VM: 4 task slots, about 1 s of Python start per task
 def test_a_thousand_task_array_returns_every_result_in_order() -> None:
     n = 1000
-    jobs = aifsdk.map(double, range(n), site="slurm", time=5)
+    jobs = aifsdk.map(double, range(n), site="slurm", time=5, pack=1)  # one array task per item
     assert len(jobs) == n and len({j.job_id.split("_")[0] for j in jobs}) == 1  # one array
     aifsdk.wait(jobs, timeout=1500)
     assert [j.result() for j in jobs] == [2 * i for i in range(n)]
@@ -129,7 +129,7 @@ def max_array_size_7():
 
 def test_array_larger_than_max_array_size_is_split_and_nothing_is_lost(max_array_size_7: int) -> None:
     n = 17
-    jobs = aifsdk.map(double, range(n), site="slurm", time=5, max_parallel=3)
+    jobs = aifsdk.map(double, range(n), site="slurm", time=5, max_parallel=3, pack=1)
     arrays = sorted({j.job_id.split("_")[0] for j in jobs}, key=int)
     assert len(arrays) == 3  # 7 + 7 + 3
     assert max(int(j.job_id.split("_")[1]) for j in jobs) == max_array_size_7 - 1
@@ -193,7 +193,7 @@ def test_after_is_checked_before_anything_is_queued() -> None:
 def test_jobs_lists_what_a_dead_process_submitted() -> None:
     code = ("import sys; sys.path.insert(0, 'tests'); import aifsdk; from jobfns import double\n"
             "print(aifsdk.submit(double, 3, site='slurm', time=5, name='from-dead').job_id)\n"
-            "print(aifsdk.map(double, [1, 2], site='slurm', time=5, name='dead-array')[0].job_id.split('_')[0])\n")
+            "print(aifsdk.map(double, [1, 2], site='slurm', time=5, name='dead-array', pack=1)[0].job_id.split('_')[0])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=True)
     single, array = out.stdout.split()
     aifsdk.Job.attach(single).wait(timeout=120)

@@ -310,6 +310,10 @@ class Slurm:
                 self._write_cache(what, {"max_submit": self._submit_limit[1]})
         return self._submit_limit[1]
 
+    def user(self) -> str:
+        """The user whose jobs these are."""
+        return _user()
+
     def map_limit(self, account: str | None = None, qos: str | None = None) -> tuple[int | None, dict[str, str]]:
         """How many jobs (array tasks count one each) the user may have queued for a job of this
         account and QoS: the smallest of the association's MaxSubmitJobs and the QoS's
@@ -321,8 +325,8 @@ class Slurm:
             return cached[1]
         try:
             if account is None:
-                account = self.run(["sacctmgr", "-n", "-P", "show", "user", _user(), "format=DefaultAccount"]).strip() or None
-            where = [f"user={_user()}", *([f"account={account}"] if account else [])]
+                account = self.run(["sacctmgr", "-n", "-P", "show", "user", self.user(), "format=DefaultAccount"]).strip() or None
+            where = [f"user={self.user()}", *([f"account={account}"] if account else [])]
             rows = [line.split("|") for line in self.run(["sacctmgr", "-n", "-P", "show", "assoc", *where, "format=MaxSubmit,QOS"]).splitlines()]
             found: list[tuple[int, dict[str, str]]] = [(int(r[0]), {"account": account} if account else {}) for r in rows if r[0].isdigit()]
             names = [qos] if qos else sorted({q for r in rows if len(r) > 1 for q in r[1].split(",") if q})
@@ -338,7 +342,7 @@ class Slurm:
 
     def queued(self, account: str | None = None, qos: str | None = None) -> int:
         """How many of the user's jobs (each array task one) are pending or running, in an account or QoS."""
-        argv = ["squeue", "-h", "-r", "-u", _user(), "-t", "PENDING,RUNNING,SUSPENDED,CONFIGURING,COMPLETING,REQUEUED", "-o", "%i"]
+        argv = ["squeue", "-h", "-r", "-u", self.user(), "-t", "PENDING,RUNNING,SUSPENDED,CONFIGURING,COMPLETING,REQUEUED", "-o", "%i"]
         argv += [*(["-A", account] if account else []), *(["-q", qos] if qos else [])]
         return len(self.run(argv, timeout=30).split())
 

@@ -298,7 +298,7 @@ class Sweep:
         stage = self._stage()
         try:
             if stage is not None:
-                stage.push(code=seq == 0)
+                stage.push() if seq == 0 else _push_control(stage)
                 array_id = self.slurm().sbatch(Path(f"{stage.remote}/arrays/{seq}.sh"))
             else:
                 array_id = self.slurm().sbatch(script)
@@ -313,7 +313,7 @@ class Sweep:
         self._save()
         (arrays / f"{seq}.id").write_text(array_id)
         if stage is not None:
-            stage.push(code=False)
+            _push_control(stage)
         return array_id
 
     def _stage(self) -> Any:
@@ -335,7 +335,7 @@ class Sweep:
             if not found:
                 script = f"{self._stage().remote if self._stage() else self.folder}/arrays/{array['seq']}.sh"
                 try:
-                    text = self.slurm().run(["squeue", "-h", "-u", _user(self.slurm()), "-o", "%F|%o"], timeout=30)
+                    text = self.slurm().run(["squeue", "-h", "-u", self.slurm().user(), "-o", "%F|%o"], timeout=30)
                 except SchedulerError:
                     continue
                 found = next((line.split("|")[0] for line in text.splitlines() if line.endswith(f"|{script}")), None)
@@ -371,7 +371,7 @@ class Sweep:
             ids = [a["job_id"] for a in self.record["map"]["arrays"] if a.get("job_id")]
         stage = self._stage()
         if stage is not None:
-            stage.push(code=False)
+            _push_control(stage)
         if ids:
             self.slurm().run(["scancel", *ids])
             self._poller().forget()
@@ -383,7 +383,14 @@ class Sweep:
             f.write("".join(f"{i}\n" for i in indices))
         stage = self._stage()
         if stage is not None:
-            stage.push(code=False)
+            _push_control(stage)
+
+
+def _push_control(stage: Any) -> None:
+    """Send what the submitting side writes (arrays, the manifest, cancel marks) to the cluster's
+    copy of the folder, and nothing the jobs write there (results, logs)."""
+    rules = ("--include=arrays/***", f"--include={JOB_FILE}", f"--include={MAP_CANCELLED}", f"--include={CANCELLED_ITEMS}", "--exclude=*")
+    stage.ssh.push(stage.local, stage.remote, rules=rules)
 
 
 def _read(path: Path) -> str | None:
@@ -391,15 +398,6 @@ def _read(path: Path) -> str | None:
         return path.read_text().strip() or None
     except OSError:
         return None
-
-
-def _user(slurm: Slurm) -> str:
-    user = getattr(slurm, "user", None)
-    if callable(user):
-        return str(user())
-    import getpass
-
-    return getpass.getuser()
 
 
 def _cancelled_items(folder: Path) -> set[int]:

@@ -76,7 +76,7 @@ def test_a_packed_job_killed_by_its_time_limit_resumes_without_rerunning_what_wa
     log = tmp_path / "runs.txt"
     # 144 s of items in one worker; the job has 2 minutes and is warned 30 s before (Slurm may warn up to 60 s earlier)
     n, seconds = 24, 6.0
-    jobs = aifsdk.map(logged_sleep, [(i, seconds, str(log)) for i in range(n)], site="slurm", time=2, pack=n, cpus_per_task=1)
+    jobs = aifsdk.map(logged_sleep, [(i, seconds, str(log)) for i in range(n)], site="slurm", time=2, pack=n, cores_per_worker=2)  # one worker
     aifsdk.wait(jobs, timeout=1400)
     assert [j.result() for j in jobs] == list(range(n))
     lines = log.read_text().split("\n")
@@ -170,3 +170,24 @@ def test_bad_packing_options_are_refused_before_anything_is_submitted() -> None:
         with pytest.raises(aifsdk.RequestError, match=name):
             aifsdk.map(square_and_say, range(4), site="slurm", **kwargs)
     assert not list(Path(os.environ["AIFSDK_JOB_ROOT"]).glob("*/*"))  # no folder was made
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_packed_map_over_ssh_uses_arrays_and_cancels_whole(ssh_host: Path, tmp_path: Path) -> None:
+    from test_remote import remote_site
+
+    site = remote_site(ssh_host, name="mapssh")
+    jobs = aifsdk.map(square_and_say, range(12), site=site, time=5, pack=4)
+    aifsdk.wait(jobs, timeout=600)
+    assert [j.result() for j in jobs] == [i * i for i in range(12)]
+    assert jobs[5].stdout() == "item 5 says hello\n"
+    record = json.loads((jobs[0].folder / "aifsdk-job.json").read_text())
+    assert [len(a["packs"]) for a in record["map"]["arrays"]] == [3]  # one array of 3 jobs, not one job per item
+    slow = aifsdk.map(pick, [("ok", i) for i in range(2)] + [("raise", "x")], site=site, time=5, pack=3)
+    assert [s.state for s in aifsdk.wait(slow, timeout=600)] == ["COMPLETED", "COMPLETED", "FAILED"]
+    sleepy = aifsdk.map(logged_sleep, [(i, 120.0, "/dev/null") for i in range(4)], site=site, time=5, pack=2)
+    cancelled = _aifsdk("cancel", sleepy[0].map_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    aifsdk.wait(sleepy, timeout=300)
+    assert {j.state for j in sleepy} == {"CANCELLED"}

@@ -38,21 +38,24 @@ HEADER = struct.Struct("<Q")
 
 # -- records ------------------------------------------------------------------------------------
 def append_record(fd: int, record: dict[str, Any]) -> None:
-    """One record, in one write to a file opened O_APPEND (readers see it whole or not at all)."""
+    """One record, in one write to a file opened O_APPEND (readers see it whole or not at all):
+    its facts as JSON (what status, jobs and the progress bar read), then the value pickled (read
+    only by ``result()``)."""
     import cloudpickle
 
+    meta = {k: v for k, v in record.items() if k != "value"}
     try:
-        body = cloudpickle.dumps(record)
+        value = cloudpickle.dumps(record.get("value"))
     except Exception as exc:  # an unpicklable value fails the item, not the worker
-        body = cloudpickle.dumps(dict(record, ok=False, value=None,
-                                      error=f"the item's value could not be pickled: {type(exc).__name__}: {exc}"))
-    os.write(fd, HEADER.pack(len(body)) + body)
+        value = cloudpickle.dumps(None)
+        meta.update(ok=False, error=f"the item's value could not be pickled: {type(exc).__name__}: {exc}")
+    head = json.dumps(meta, default=str).encode()
+    os.write(fd, HEADER.pack(len(head) + len(value)) + HEADER.pack(len(head)) + head + value)
 
 
 def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """The whole records of ``path`` from ``offset``; and the offset after the last whole one."""
-    import pickle
-
+    """The whole records of ``path`` from ``offset`` (their facts; the pickled value as bytes under
+    ``"pickled"``, not loaded); and the offset after the last whole one."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -60,13 +63,23 @@ def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int
     except OSError:
         return [], offset
     out, pos = [], 0
-    while pos + HEADER.size <= len(data):
+    while pos + 2 * HEADER.size <= len(data):
         (size,) = HEADER.unpack_from(data, pos)
-        if pos + HEADER.size + size > len(data):
+        (head,) = HEADER.unpack_from(data, pos + HEADER.size)
+        body = pos + 2 * HEADER.size
+        if body + size > len(data):
             break  # still being written
-        out.append(pickle.loads(data[pos + HEADER.size: pos + HEADER.size + size]))
-        pos += HEADER.size + size
+        record = json.loads(data[body: body + head])
+        record["pickled"] = data[body + head: body + size]
+        out.append(record)
+        pos = body + size
     return out, offset + pos
+
+
+def load_value(record: dict[str, Any]) -> Any:
+    import pickle
+
+    return pickle.loads(record["pickled"])
 
 
 def is_final(record: dict[str, Any], retries: int) -> bool:
@@ -166,12 +179,18 @@ def _call(target: Any, item: Any, kind: str) -> Any:
 
         argv = [*target.argv, *item]
         cwd = target.cwd if os.path.isdir(target.cwd) else None
+        paths = [Path(os.readlink(f"/proc/self/fd/{fd}")) for fd in (1, 2)]
+        offsets = [os.lseek(fd, 0, os.SEEK_END) for fd in (1, 2)]
         started = time.monotonic()
         code = subprocess.run(argv, cwd=cwd).returncode
         if code != 0:
             raise RuntimeError(f"command {argv} exited with code {code} on {socket.gethostname()}")
-        return CommandResult(tuple(argv), code, Path(os.readlink("/proc/self/fd/1")), Path(os.readlink("/proc/self/fd/2")),
-                             time.monotonic() - started)
+        texts = []
+        for path, offset in zip(paths, offsets):
+            with open(path, "rb") as f:
+                f.seek(offset)
+                texts.append(f.read().decode(errors="replace"))
+        return CommandResult(tuple(argv), code, texts[0], texts[1], time.monotonic() - started, paths[0], paths[1])
     return target(item)
 
 

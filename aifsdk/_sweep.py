@@ -472,7 +472,9 @@ class Item(Job):
         wait([self], timeout, progress=False)
         rec = self.record()
         if rec is not None and rec["ok"]:
-            return [rec["value"]]
+            from ._packrun import load_value
+
+            return [load_value(rec)]
         raise self._failure(0, traceback=rec["error"] if rec else None)
 
     def _failure(self, task: int, traceback: str | None = None) -> JobFailedError:
@@ -558,7 +560,12 @@ def auto_pack(n: int, first: Any) -> int:
     never more jobs than the limits let the user queue or one array may hold."""
     from ._array import chunk_cap
 
-    slurm = default_slurm() if first.profile.ssh is None else None
+    if first.profile.ssh is None:
+        slurm = default_slurm()
+    else:
+        from . import _remote
+
+        slurm = _remote.slurm(first.profile)
     jobs = min(n, AUTO_MAX_JOBS)
     try:
         if slurm is not None:
@@ -584,21 +591,21 @@ def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, p
     """Write the map's folder, submit what the limits allow (the rest is held back), return the items."""
     import cloudpickle
 
-    from ._launch import _take_snapshot, job_record
-    from ._paths import make_private_dir
+    from ._launch import _take_snapshot, job_record, make_job_folder, refuse_wrong_cluster
     from ._plan import run_command
     from ._run import sha256_file
 
     n = len(items)
     size = auto_pack(n, first) if pack == "auto" else int(pack)
     packs = [[s, min(size, n - s)] for s in range(0, n, size)]
+    refuse_wrong_cluster(first)
     stage = None
     if first.profile.ssh is not None:
         from . import _remote
 
         stage = _remote.Stage.for_plan(first)
     local = stage.local if stage else first.folder
-    make_private_dir(local)
+    make_job_folder(first, local)
     snap = _take_snapshot(first, local)
     with open(local / TARGET_FILE, "wb") as f:
         cloudpickle.dump(target, f)

@@ -134,7 +134,7 @@ def run_aifsdk(n: int, root: Path) -> dict[str, Any]:
 def run_aifsdk_map(n: int, root: Path) -> dict[str, Any]:
     import aifsdk
 
-    return _aifsdk_wait(aifsdk.map(work, range(n), site="slurm", time=TIME_MIN, snapshot=False))
+    return _aifsdk_wait(aifsdk.map(work, range(n), site="slurm", time=TIME_MIN, snapshot=False, pack=1))  # one array task each
 
 
 METHODS: dict[str, Callable[[int, Path], dict[str, Any]]] = {

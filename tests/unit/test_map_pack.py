@@ -1,0 +1,107 @@
+"""The job side of packed maps, run here as real processes without Slurm: records, workers,
+retries, a segfaulting worker, resuming a pack, and the progress lines of a waiting process."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cloudpickle
+
+from aifsdk import _packrun
+from aifsdk._progress import Progress
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _folder(tmp_path: Path, target: object, items: list, pack: int, retries: int = 0) -> Path:
+    from aifsdk._run import sha256_file
+
+    folder = tmp_path / "map"
+    folder.mkdir()
+    (folder / _packrun.TARGET_FILE).write_bytes(cloudpickle.dumps(target))
+    (folder / _packrun.ITEMS_FILE).write_bytes(cloudpickle.dumps(items))
+    (folder / _packrun.HASH_FILE).write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in (_packrun.TARGET_FILE, _packrun.ITEMS_FILE)))
+    packs = [[s, min(pack, len(items) - s)] for s in range(0, len(items), pack)]
+    (folder / "map.json").write_text(json.dumps({"n": len(items), "pack": pack, "packs": packs, "retries": retries, "kind": "function",
+                                                 "items_per_worker": 2, "cores_per_worker": 1}))
+    return folder
+
+
+def _run_pack(folder: Path, pack: int) -> subprocess.CompletedProcess[str]:
+    code = ("import json, sys; from pathlib import Path; from aifsdk._packrun import run_pack\n"
+            "f = Path(sys.argv[1]); print(run_pack(f, int(sys.argv[2]), json.loads((f / 'map.json').read_text())))")
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'tests' / 'cluster'}{os.pathsep}{REPO}")
+    return subprocess.run([sys.executable, "-c", code, str(folder), str(pack)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _outcomes(folder: Path) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for path in sorted((folder / "results").glob("*.pkl")):
+        for rec in _packrun.read_records(path)[0]:
+            out.setdefault(rec["i"], []).append(rec)
+    return {i: sorted(recs, key=lambda r: r["attempt"]) for i, recs in out.items()}  # workers' files interleave
+
+
+def test_a_pack_runs_its_items_with_their_output_and_survives_a_segfault(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "cluster"))
+    try:
+        from map_jobs import pick
+    finally:
+        sys.path.pop(0)
+    items = [("ok", 0), ("raise", "bad"), ("segv",), ("flaky", str(tmp_path / "mark")), ("ok", 4), ("ok", 5)]
+    folder = _folder(tmp_path, pick, items, pack=4, retries=1)
+    first = _run_pack(folder, 0)
+    assert first.returncode == 0 and first.stdout.split() == ["4"], first.stderr  # items 0-3 ended
+    got = _outcomes(folder)
+    assert set(got) == {0, 1, 2, 3}  # pack 0 only
+    assert got[0][-1]["ok"] and _packrun.load_value(got[0][-1]) == 0
+    assert [r["attempt"] for r in got[1]] == [1, 2] and "ValueError: bad" in got[1][-1]["error"]
+    assert "died (signal SIGSEGV)" in got[2][-1]["error"] and len(got[2]) == 2
+    assert [r["ok"] for r in got[3]] == [False, True] and _packrun.load_value(got[3][-1]) == "recovered"
+    again = _run_pack(folder, 0)  # a requeued job: nothing left to do, nothing runs again
+    assert again.stdout.split() == ["0"] and _outcomes(folder) == got
+    assert _run_pack(folder, 1).stdout.split() == ["2"]
+    assert {i: _packrun.load_value(r[-1]) for i, r in _outcomes(folder).items() if i > 3} == {4: 4, 5: 5}
+
+
+def test_records_cut_short_are_read_once_whole(tmp_path: Path) -> None:
+    path = tmp_path / "w.pkl"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    _packrun.append_record(fd, {"i": 0, "ok": True})
+    _packrun.append_record(fd, {"i": 1, "ok": True})
+    os.close(fd)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-3])  # the second record is still being written
+    records, offset = _packrun.read_records(path)
+    assert [r["i"] for r in records] == [0]
+    path.write_bytes(whole)
+    rest, end = _packrun.read_records(path, offset)
+    assert [r["i"] for r in rest] == [1] and end == len(whole)
+
+
+def test_progress_prints_one_line_per_change_when_not_on_a_terminal(tmp_path: Path) -> None:
+    from aifsdk._sweep import Sweep
+
+    folder = _folder(tmp_path, abs, list(range(10)), pack=5)
+    (folder / "aifsdk-job.json").write_text(json.dumps({"job_id": "map-0000", "map": {"arrays": [], "again": []}}))
+    (folder / "results").mkdir()
+    sweep = Sweep(folder)  # a map whose jobs are all held back: nothing asks a scheduler
+    out = io.StringIO()
+    bar = Progress([sweep], stream=out)
+    bar.update(final=True)
+    bar.update(final=True)  # no change, no line
+    fd = os.open(folder / "results" / "p0-here-1.pkl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(7):
+        _packrun.append_record(fd, {"i": i, "attempt": 1, "ok": i != 3, "value": i, "error": None if i != 3 else "boom"})
+    os.close(fd)
+    sweep.refresh()
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "0/10 items ended (0 done, 0 running, 10 pending, 0 failed)" in lines[0]
+    assert "7/10 items ended (6 done, 0 running, 3 pending, 1 failed)" in lines[1] and "ETA" in lines[1]

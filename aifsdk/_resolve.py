@@ -105,6 +105,9 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
         if values[key] is None:
             values[key] = default
             self.origins[key] = "default"
+    if req.nodes is None and part and part.min_nodes and part.min_nodes > 1:
+        values["nodes"] = part.min_nodes  # what Slurm gives a job that names no node count there
+        self.origins["nodes"] = f"partition {part_name} MinNodes"
     nodes, tasks, gpus, cpus = values["nodes"], values["tasks_per_node"], values["gpus_per_node"], values["cpus_per_task"]
     node = profile.node
     if local:
@@ -133,11 +136,20 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus_usable or node.cpus) or (os.cpu_count() if local else None)
     if cpus is None and not local and gpus and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
         cpus = values["cpus_per_task"] = _cores_per_task(self, profile, tasks, gpus, cpu_cap)
-    mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb
+    # what a job may request per node, else what is installed: more than that can never start
+    mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb or node.mem_total_gb
     per_gpu_mem = profile.gpu_policy.mem_gb_per_gpu_default
     if values["mem_gb"] is None and per_gpu_mem and not local and gpus and profile.gpu_policy.mem_request and "gpus_per_node" not in bad:
         values["mem_gb"] = min(per_gpu_mem * gpus, mem_cap) if mem_cap else per_gpu_mem * gpus
         self.origins["mem_gb"] = f"site {profile.name}: {per_gpu_mem:g} GB per GPU (gpu_policy.mem_gb_per_gpu_default)"
+    if (cpus is not None and cpu_cap and tasks > 1 and tasks * cpus > cpu_cap >= cpus and req.tasks_per_node is None
+            and not {"cpus_per_task", "tasks_per_node"} & bad):
+        # one rank per GPU was the site's default, not the request: with the cores asked per task
+        # it does not fit a node, so one task per node, as Slurm itself would start
+        self.notes.append(f"one rank per GPU ({tasks} tasks x {cpus} cores) does not fit {cpu_cap} cores per node: "
+                          f"1 task per node; pass tasks_per_node with a smaller cpus_per_task for one rank per GPU")
+        tasks = values["tasks_per_node"] = 1
+        self.origins["tasks_per_node"] = f"default (one rank per GPU needs more than {cpu_cap} cores with cpus_per_task={cpus})"
     if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
         self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
     elif tasks > (cpu_cap or tasks) and "tasks_per_node" not in bad:
@@ -177,6 +189,12 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
     here = qos_for(profile, part_name, part)
     name = values["qos"]
     account = values["account"] if isinstance(values["account"], str) else None
+    if name is None and len(here) == 1 and profile.qos_required:
+        (only,) = here
+        values["qos"] = only
+        self.origins["qos"] = f"the only QoS of partition {part_name}"
+        self.notes.append(f"QoS {only} chosen: the only QoS of partition {part_name}")
+        return only, here[only]
     if name is None and here:
         picked = pick_qos(profile, here, need, debug)
         if picked is not None and not (profile.qos[picked[0]].default and not debug):
@@ -275,6 +293,9 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
     if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
         need = need_of(self.request, self.bad)
         fits = by_role({n: q for n, q in others.items() if n != qos_name and qos_misfit(q, need) is None})
+        if not fits:  # a QoS of another partition (named with it)
+            elsewhere = {n: q for n, q in self.profile.qos.items() if n != qos_name and q.partitions and qos_misfit(q, need) is None}
+            fits = [f"{n} (partition {elsewhere[n].partitions[0]})" for n in by_role(elsewhere)]
         if qos.min_nodes is not None and qos.max_nodes is not None:
             span = f"{qos.min_nodes}-{qos.max_nodes}"
         else:

@@ -439,7 +439,7 @@ BAD = [
     ("lumi-g", {"account": "465001926"}, "account", "project_[0-9]{9}", "lumi-workspaces"),
     ("jupiter-booster", {"gpus_per_node": 8}, "gpus_per_node", "at most 4 per node", "gpus_per_node<=4"),
     ("jupiter-booster", {"tasks_per_node": 4, "cpus_per_task": 80, "gpus_per_node": 4}, "cpus_per_task", "288 CPUs", "cpus_per_task<=72"),
-    ("jupiter-booster", {"nodes": 6000, "gpus_per_node": 4}, "nodes", "5643", "nodes<=5643"),
+    ("jupiter-booster", {"nodes": 6000, "gpus_per_node": 4}, "nodes", "5884", "nodes<=5884"),
     ("jupiter-booster", {"time": "13h"}, "time", "12:00:00 on partition booster", "lower time to 12:00:00"),
     ("leonardo-booster", {"qos": "boost_qos_dbg", "nodes": 3}, "nodes", "at most 2 nodes", "use qos normal / boost_qos_lprod"),
     ("leonardo-booster", {"qos": "boost_qos_dbg", "time": 45}, "time", "00:30:00", "boost_qos_lprod"),
@@ -448,7 +448,7 @@ BAD = [
     ("leonardo-booster", {"qos": "boost_qos_bprod", "nodes": 300}, "nodes", "65-256", "another QoS"),
     ("leonardo-booster", {"nodes": 300}, "nodes", "at most 64 nodes with QoS normal", "another QoS"),
     ("leonardo-booster", {"account": "EHPC-DEV-2025D02-101"}, "account", "EUHPC_D35_189", "saldo -b"),
-    ("mn5-acc", {"qos": "acc_interactive", "nodes": 2}, "nodes", "at most 1 nodes", "use qos acc_ehpc for 2 nodes"),
+    ("mn5-acc", {"qos": "acc_interactive", "nodes": 2}, "nodes", "at most 1 nodes", "use qos acc_ehpc (partition acc) for 2 nodes"),
     ("mn5-acc", {"qos": "acc_debug", "time": "3h"}, "time", "02:00:00", "or use qos acc_ehpc"),
     ("mn5-acc", {"time": "4d"}, "time", "QoS acc_ehpc", "3-00:00:00"),
     ("mn5-acc", {"nodes": 101}, "nodes", "at most 100 nodes", "another QoS"),
@@ -628,3 +628,33 @@ def test_a_named_qos_picks_its_own_partition(clean_env: Path) -> None:
     assert (p.resources.partition, p.resources.qos) == ("inter", "interactive")
     assert p.origins["partition"] == "the partition of QoS interactive"
     assert plan("q2").resources.partition == "main"
+
+
+# -- verdicts the site twins (tests/cluster/test_twins.py) showed Slurm gives ---------------------
+def test_no_node_count_on_a_partition_with_min_nodes_gets_its_min() -> None:
+    """Slurm gives a job that names no node count the partition's MinNodes: so does the plan."""
+    p = plan("karolina-gpu", partition="qgpu_big", gpus_per_node=8, account="EU-25-92", time="1h")
+    assert p.resources.nodes == 17 and p.origins["nodes"] == "partition qgpu_big MinNodes"
+    assert "#SBATCH --nodes=17\n" in p.script
+
+
+def test_one_rank_per_gpu_default_gives_way_to_the_cores_asked_per_task() -> None:
+    """8 GPUs and 56 cores per task: one rank per GPU would need 448 cores; Slurm starts 1 task."""
+    p = plan("lumi-g", gpus_per_node=8, cpus_per_task=56, account="project_465001926", time="1h")
+    assert p.resources.tasks_per_node == 1 and p.resources.cpus_per_task == 56
+    assert any("does not fit 56 cores per node" in n for n in p.notes)
+    (problem,) = problems("lumi-g", gpus_per_node=8, tasks_per_node=8, cpus_per_task=56, account="project_465001926", time="1h")
+    assert problem.param == "cpus_per_task"  # asked for 8 tasks: refused, as Slurm does
+
+
+def test_the_only_qos_of_a_partition_is_chosen() -> None:
+    p = plan("mn5-acc", partition="accinteractive", gpus_per_node=1, account="ehpc123", time="1h")
+    assert p.resources.qos == "acc_interactive" and "#SBATCH --qos=acc_interactive\n" in p.script
+    assert p.origins["qos"] == "the only QoS of partition accinteractive"
+
+
+@pytest.mark.parametrize(("site", "account", "top"), [("meluxina-gpu", "p200301", 480), ("jupiter-booster", "e-dev-2026d09-128", 480)])
+def test_memory_above_what_a_node_has_is_refused(site: str, account: str, top: int) -> None:
+    (problem,) = problems(site, gpus_per_node=4, mem_gb=top + 1, account=account, time="1h")
+    assert problem.param == "mem_gb" and f"at most {top} GB per node" in problem.allowed
+    assert plan(site, gpus_per_node=4, mem_gb=top, account=account, time="1h").resources.mem_gb == top

@@ -87,7 +87,7 @@ def read_twin(site: str) -> Twin:
     if qos_file.exists():
         for line in qos_file.read_text().splitlines():
             words = line.split("#")[0].split()
-            if words[:1] == ["qos"]:
+            if words[:1] == ["qos"]:  # granted QoS (`restricted` ones are not the account's)
                 twin.qos[words[1]] = _keys(" ".join(words[2:]))
     return twin
 
@@ -156,7 +156,8 @@ def limits(twin: Twin) -> dict[str, set[Any]]:
         "cpus_per_task": cores,
         "mem_gb": {None, *mem, *(m + 1 for m in mem), min(mem) // 2},
         "time": times,
-        "partition": {None, *twin.partitions, *profile.partitions},
+        # partitions the twin does not model are not compared (the docs list them for each twin)
+        "partition": {None, *twin.partitions},
         "qos": {None, *twin.qos, *profile.qos},
     }
 
@@ -231,7 +232,20 @@ def twin_verdict(twin: Twin, req: dict[str, Any], accepted: bool, script: str) -
 
 # Deliberate differences: (site, predicate on the request and aifsdk's message, reason).
 Deliberate = tuple[str, Callable[[dict[str, Any], str], bool], str]
-DELIBERATE: list[Deliberate] = []
+DELIBERATE: list[Deliberate] = [
+    ("leonardo-booster", lambda req, _: 482 < (req.get("mem_gb") or 0) <= 503,
+     "memory per node: CINECA's guide gives 503 GiB of RAM per node (the twin's figure); aifsdk keeps 482 GB, what Slurm "
+     "schedules per node in scontrol output quoted in public first-hand notes; a request between the two is refused by aifsdk"),
+    ("mn5-acc", lambda _, msg: "CPU cores per GPU" in msg,
+     "20 CPU cores per GPU: BSC's policy for ACC jobs, not a partition or QoS limit Slurm can hold (the site enforces it "
+     "at submission, outside Slurm's limits); aifsdk refuses more cores than that per GPU"),
+    ("meluxina-gpu", lambda req, msg: (req.get("time") or 0) > 2880 and "partition gpu" in msg,
+     "time over 48 h: aifsdk's profile caps partition gpu at 48 h (from public job scripts); LuxProvide's documentation "
+     "gives only the QoS limits (long: 144 h), which the twin holds"),
+    ("meluxina-gpu", lambda req, _: req.get("qos") in ("large", "urgent"),
+     "QoS large and urgent are granted by special arrangement: the twin's account lacks them as a project's does; "
+     "aifsdk cannot know an account's grants and takes a QoS named on purpose"),
+]
 
 
 def deliberate(site: str, req: dict[str, Any], message: str) -> str | None:

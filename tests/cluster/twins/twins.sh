@@ -79,19 +79,24 @@ EOF
 # QoS and root's association through the test cluster's slurmdbd. QoS are global in a slurmdbd;
 # the test cluster enforces associations only, so the twins' QoS limits never apply to its jobs.
 # SITE.qos lines: `account NAME` (an account root may submit with), `qos NAME KEY=VALUE...`
-# (sacctmgr settings of that QoS), `default NAME` (the association's default QoS).
+# (sacctmgr settings of that QoS, granted to root), `restricted NAME KEY=VALUE...` (a QoS the site
+# grants only by arrangement: created, not granted), `default NAME` (the association's default).
 twin_accounting() {
   local site=$1 cluster="twin-$1" file="$TWIN_DIR/$1.qos" kind name rest qos_list="" default="" accounts=() a
   [ -f "$file" ] || return 0
   start_mariadb; start_slurmdbd
+  local stamp="$TWIN_STATE/$site/qos.applied"
+  if cmp -s "$file" "$stamp" && sacctmgr -n -P show assoc cluster="$cluster" user=root format=user | grep -qx root; then
+    return 0  # already in slurmdbd (sacctmgr calls take about a second each)
+  fi
   sacctmgr -n -P show cluster format=cluster | grep -qx "$cluster" || sacctmgr -i add cluster "$cluster" >/dev/null
   while read -r kind name rest; do
     case "$kind" in
       ''|'#'*) continue ;;
       account) accounts+=("$name") ;;
       default) default=$name ;;
-      qos)
-        qos_list="${qos_list:+$qos_list,}$name"
+      qos|restricted)
+        [ "$kind" = restricted ] || qos_list="${qos_list:+$qos_list,}$name"
         sacctmgr -n -P show qos format=name | grep -qx "$name" || sacctmgr -i add qos "$name" >/dev/null
         # shellcheck disable=SC2086  # the settings are separate words
         [ -z "$rest" ] || sacctmgr -i modify qos where name="$name" set $rest >/dev/null || die "$file: sacctmgr refused: qos $name $rest" ;;
@@ -99,11 +104,13 @@ twin_accounting() {
     esac
   done < "$file"
   for a in "${accounts[@]}"; do
-    sacctmgr -n -P show account format=account | grep -qix "$a" || sacctmgr -i add account "$a" Description="site twin" Organization=aifsdk >/dev/null
+    sacctmgr -n -P show assoc cluster="$cluster" account="$a" format=account | grep -qix "$a" \
+      || sacctmgr -i add account "$a" cluster="$cluster" Description="site twin" Organization=aifsdk >/dev/null
     sacctmgr -n -P show assoc cluster="$cluster" account="$a" user=root format=user | grep -qx root \
       || sacctmgr -i add user root account="$a" cluster="$cluster" >/dev/null
     sacctmgr -i modify user where name=root cluster="$cluster" account="$a" set qos="$qos_list" ${default:+defaultqos="$default"} >/dev/null 2>&1 || true
   done
+  cp "$file" "$stamp"
 }
 
 twin_up_check() { pid_alive "$(twin_pidfile "$1")" && SLURM_CONF=$(twin_conf_path "$1") scontrol ping 2>/dev/null | grep -q UP; }

@@ -142,14 +142,6 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     if values["mem_gb"] is None and per_gpu_mem and not local and gpus and profile.gpu_policy.mem_request and "gpus_per_node" not in bad:
         values["mem_gb"] = min(per_gpu_mem * gpus, mem_cap) if mem_cap else per_gpu_mem * gpus
         self.origins["mem_gb"] = f"site {profile.name}: {per_gpu_mem:g} GB per GPU (gpu_policy.mem_gb_per_gpu_default)"
-    if (cpus is not None and cpu_cap and tasks > 1 and tasks * cpus > cpu_cap >= cpus and req.tasks_per_node is None
-            and not {"cpus_per_task", "tasks_per_node"} & bad):
-        # one rank per GPU was the site's default, not the request: with the cores asked per task
-        # it does not fit a node, so one task per node, as Slurm itself would start
-        self.notes.append(f"one rank per GPU ({tasks} tasks x {cpus} cores) does not fit {cpu_cap} cores per node: "
-                          f"1 task per node; pass tasks_per_node with a smaller cpus_per_task for one rank per GPU")
-        tasks = values["tasks_per_node"] = 1
-        self.origins["tasks_per_node"] = f"default (one rank per GPU needs more than {cpu_cap} cores with cpus_per_task={cpus})"
     if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
         self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
     elif tasks > (cpu_cap or tasks) and "tasks_per_node" not in bad:

@@ -642,7 +642,7 @@ def test_one_rank_per_gpu_default_gives_way_to_the_cores_asked_per_task() -> Non
     """8 GPUs and 56 cores per task: one rank per GPU would need 448 cores; Slurm starts 1 task."""
     p = plan("lumi-g", gpus_per_node=8, cpus_per_task=56, account="project_465001926", time="1h")
     assert p.resources.tasks_per_node == 1 and p.resources.cpus_per_task == 56
-    assert any("does not fit 56 cores per node" in n for n in p.notes)
+    assert any("one rank per GPU would take 8 x 56 cores" in n for n in p.notes)
     (problem,) = problems("lumi-g", gpus_per_node=8, tasks_per_node=8, cpus_per_task=56, account="project_465001926", time="1h")
     assert problem.param == "cpus_per_task"  # asked for 8 tasks: refused, as Slurm does
 

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from aifsdk._profile import shipped_config_dir
 from benchmarks._suite import run_suite
 from benchmarks._table import format_table
+from benchmarks.protocol import benchmarks_of
 from benchmarks.results import new_run_folder, save
-from benchmarks.scaling import write_study
 
 CONFIG_DIR = str(shipped_config_dir())
 
@@ -34,11 +34,11 @@ def main(cfg: DictConfig) -> None:
     table = format_table(document)
     folder = new_run_folder(cfg.results_dir, document["run_id"])
     save(document, folder, table, OmegaConf.to_yaml(cfg))
-    study = write_study(document, folder)
+    written = [text for bench in benchmarks_of(document).values() if (text := bench.finish(document, folder))]
     if cfg.print_table:
         print(table)
-        if study:
-            print(study)
+        for text in written:
+            print(text)
     print(f"results: {folder}")
     if failed:
         print(f"{failed} benchmark(s) failed; their errors are in {folder / 'results.json'}", file=sys.stderr)

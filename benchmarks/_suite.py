@@ -1,12 +1,12 @@
 """Run a composed suite: detect the device, validate, warm up, call each benchmark, collect rows.
 
-Each entry of ``suite.benchmarks`` names its callable with ``_target_`` (torchtune's
-``_component_``); the other keys are its keyword arguments, with ``by_device.gpu`` or
-``by_device.cpu`` merged over them for the device class at hand. The workload benchmark gets the
-``workload`` node's fields (nulls dropped) as the params of the workload it names; the
-all-reduce gets the ``site=`` choice when one was made. Everything is validated before the first
-measurement; a benchmark that fails while running is recorded as a row with its error and the
-run goes on, so nothing measured is lost.
+Each entry of ``suite.benchmarks`` names a :class:`benchmarks.protocol.Benchmark` with
+``_target_`` (torchtune's ``_component_``); the other keys are its keyword arguments, with
+``by_device.gpu`` or ``by_device.cpu`` merged over them for the device class at hand. Each
+benchmark completes its arguments from the composed config and checks them; a benchmark that
+submits jobs gets the ``site=`` choice when one was made. Everything is validated before the
+first measurement; a benchmark that fails while running is recorded as a row with its error and
+the run goes on, so nothing measured is lost.
 """
 
 from __future__ import annotations
@@ -16,106 +16,67 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from . import micro
 from ._device import DeviceInfo, detect, torch_dtype
 from ._measure import Context, Progress
 from ._rounds import merge_rounds
 from ._timing import TimingConfig
+from .protocol import Benchmark, load_benchmark
 from .results import Row, new_document, provenance
 
-#: benchmarks that submit jobs through aifsdk: their site is the `site=` choice when one is made
-SUBMITTING = ("benchmarks.allreduce.allreduce", "benchmarks.scaling.scaling")
+Call = tuple[str, Benchmark, dict[str, Any]]
 
 
-def benchmark_calls(cfg: DictConfig, device: DeviceInfo, site_choice: str | None = None) -> list[tuple[str, Callable[..., Any], dict[str, Any]]]:
-    """(name, callable, kwargs) for every benchmark of the suite, checked; raises ValueError listing
-    every problem before anything runs."""
+def benchmark_calls(cfg: DictConfig, device: DeviceInfo, site_choice: str | None = None) -> list[Call]:
+    """(name, benchmark, kwargs) for every benchmark of the suite, checked; raises ValueError
+    listing every problem before anything runs."""
     calls, problems = [], []
-    benchmarks = OmegaConf.to_container(cfg.suite.benchmarks, resolve=True) or {}
+    entries = OmegaConf.to_container(cfg.suite.benchmarks, resolve=True) or {}
+    config = OmegaConf.to_container(cfg, resolve=True)
     device_class = "gpu" if device.is_gpu else "cpu"
-    for name, node in benchmarks.items():  # type: ignore[union-attr]
+    for name, node in entries.items():  # type: ignore[union-attr]
         node = dict(node)
         target = node.pop("_target_", None)
         by_device = node.pop("by_device", {}) or {}
         node.update(by_device.get(device_class, {}) or {})
         try:
-            fn = get_method(str(target))
+            bench = load_benchmark(str(target))
         except Exception as exc:  # noqa: BLE001 - reported with the fix below
-            problems.append(f"suite.benchmarks.{name}._target_={target!r}: cannot import ({exc}). Fix: name a function, e.g. benchmarks.micro.matmul")
+            problems.append(f"suite.benchmarks.{name}._target_={target!r}: cannot import ({exc}). Fix: name a Benchmark (benchmarks.protocol) or a function by its module path")
             continue
-        if name == "workloads" or target == "benchmarks.domain.workloads":
-            wl = {k: v for k, v in OmegaConf.to_container(cfg.workload, resolve=True).items() if v is not None}  # type: ignore[union-attr]
-            node["params"] = {wl.pop("name"): wl}
-        if target == "benchmarks.scaling.scaling":
-            wl = {k: v for k, v in OmegaConf.to_container(cfg.workload, resolve=True).items() if v is not None}  # type: ignore[union-attr]
-            node["params"] = {k: v for k, v in wl.items() if k != "name"}
-        if target in SUBMITTING and site_choice:
+        node = bench.configure(node, config)  # type: ignore[arg-type]
+        if bench.submits_jobs and site_choice:
             node["site"] = site_choice
-        problems += _check(name, target, node)
-        calls.append((name, fn, node))
+        problems += [f"suite.benchmarks.{name}{p}" for p in _common_problems(bench, node)]
+        problems += [f"suite.benchmarks.{name}: {p}" for p in bench.check(node)]
+        calls.append((name, bench, node))
     if problems:
         raise ValueError(f"{len(problems)} problem(s) with the benchmark config (nothing was run):\n  - " + "\n  - ".join(problems))
     return calls
 
 
-def _check(name: str, target: str | None, node: dict[str, Any]) -> list[str]:
+def _common_problems(bench: Benchmark, node: dict[str, Any]) -> list[str]:
+    """The arguments every benchmark may take: dtype(s), and the site of one that submits jobs."""
     problems = []
     for dt in list(node.get("dtypes", [])) + ([node["dtype"]] if "dtype" in node else []):
         try:
             torch_dtype(dt)
         except ValueError as exc:
-            problems.append(f"suite.benchmarks.{name}: {exc}")
-    if target == "benchmarks.micro.matmul":
-        try:
-            micro.shape_grid(node.get("mode", "quick"), node.get("m_range", (1,)), node.get("n_range", (1,)), node.get("k_range", (1,)))
-        except ValueError as exc:
-            problems.append(f"suite.benchmarks.{name}: {exc}")
-    if target in SUBMITTING:
+            problems.append(f": {exc}")
+    if bench.submits_jobs:
         import aifsdk
 
         try:
             aifsdk.load_site(str(node.get("site", "slurm")))
         except aifsdk.AifsdkError as exc:
-            problems.append(f"suite.benchmarks.{name}.site: {str(exc).splitlines()[-1].strip()}")
-    if target == "benchmarks.domain.workloads":
-        from benchmarks.workloads import WORKLOADS
-
-        unknown = [n for n in node.get("names", []) if n not in WORKLOADS]
-        if unknown:
-            problems.append(f"suite.benchmarks.{name}.names: unknown {unknown}; allowed {', '.join(WORKLOADS)}. Fix: workload=<one of them>")
+            problems.append(f".site: {str(exc).splitlines()[-1].strip()}")
     return problems
 
 
-def _submits(fn: Callable[..., Any]) -> bool:
-    return f"{fn.__module__}.{fn.__name__}" in SUBMITTING
-
-
-def count_steps(calls: list[tuple[str, Callable[..., Any], dict[str, Any]]], device: DeviceInfo, rounds: int = 1) -> int:
-    """How many progress steps the suite will take (shapes, kernels, workloads, jobs; every round)."""
-    total = 0
-    for _, fn, node in calls:
-        before = total
-        if fn is micro.matmul:
-            shapes = micro.shape_grid(node.get("mode", "quick"), node.get("m_range", (256, 1024, 256)), node.get("n_range", (1024,)),
-                                      node.get("k_range", (1024,)))
-            devices = device.count if node.get("devices") == "all" and device.kind in ("cuda", "rocm", "xpu") else 1
-            total += len(shapes) * len(node.get("dtypes", ["fp32"])) * devices
-        elif fn is micro.membw:
-            total += len(node.get("kernels", ["copy", "triad"]))
-        elif fn is micro.hostcopy:
-            total += 2 if device.is_gpu else 1
-        elif "nodes" in node and isinstance(node["nodes"], list):
-            total += len(set(node["nodes"])) + (1 if node.get("validate_steps") else 0)
-        elif "names" in node:
-            total += len(node["names"])
-        else:
-            total += 1
-        if not _submits(fn):
-            total += (total - before) * (rounds - 1)
-    return total
+def count_steps(calls: list[Call], device: DeviceInfo, rounds: int = 1) -> int:
+    """How many progress steps the suite will take (every round; job-submitting benchmarks once)."""
+    return sum(bench.steps(node, device) * (1 if bench.submits_jobs else rounds) for _, bench, node in calls)
 
 
 def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = None, *, progress_stream: Any = None,
@@ -142,7 +103,7 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
     prov = provenance(device.to_dict(), overrides, torch.get_num_threads())
     started = time.perf_counter()
     if timing.device_warmup_s > 0:
-        progress.note(f"device warm-up: {timing.device_warmup_s:g} s of 4096^3 matmuls on {device.name}")
+        progress.note(f"device warm-up: {timing.device_warmup_s:g} s of 4096x4096 matrix products on {device.name}")
         x = torch.randn(4096, 4096, device=device.torch_device)
         ctx.timer.warm_device(lambda: torch.mm(x, x))
     per_round: list[list[Row]] = []
@@ -150,11 +111,11 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
     broken: set[str] = set()
     for index in range(rounds):
         rows: list[Row] = []
-        for name, fn, kwargs in calls:
-            if name in broken or (index > 0 and _submits(fn)):  # a job-submitting benchmark runs once
+        for name, bench, kwargs in calls:
+            if name in broken or (index > 0 and bench.submits_jobs):  # a job-submitting benchmark runs once
                 continue
             try:
-                rows += fn(ctx, **kwargs)
+                rows += bench.run(ctx, **kwargs)
             except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
                 failed += 1
                 broken.add(name)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ._measure import Context
 from ._stats import summarize
+from .protocol import benchmark
 from .results import Row
 
 
@@ -96,6 +97,7 @@ def rows_from_result(ctx_device: str, result: dict[str, Any], extra: dict[str, A
     return out
 
 
+@benchmark("allreduce", submits_jobs=True)
 def allreduce(ctx: Context, *, site: str = "slurm", nodes: int = 2, tasks_per_node: int = 1, gpus_per_node: int | None = None,
               min_bytes: int = 1024, max_bytes: int = 16 * 2**20, factor: int = 4, warmup: int = 5, iters: int = 20,
               time_limit: str | int = 10, timeout_s: float = 600, submit_options: dict[str, Any] | None = None) -> list[Row]:

@@ -22,6 +22,7 @@ from ._device import torch_dtype
 from ._measure import Context
 from ._stats import summarize
 from ._timing import Timer
+from .protocol import benchmark
 from .results import Row
 
 
@@ -48,6 +49,29 @@ def _reset_peak(ctx: Context) -> None:
         ctx.torch.xpu.reset_peak_memory_stats(ctx.device.torch_device)
 
 
+def _configure(kwargs: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The ``workload`` group's fields (nulls dropped) become the params of the workload it names."""
+    chosen = {k: v for k, v in (config.get("workload") or {}).items() if v is not None}
+    if "name" in chosen:
+        kwargs = dict(kwargs, params={chosen.pop("name"): chosen})
+    return kwargs
+
+
+def _check(kwargs: dict[str, Any]) -> list[str]:
+    _, known = _load_builder()
+    unknown = [n for n in kwargs.get("names", []) if n not in known]
+    return [f"names: unknown {unknown}; allowed {', '.join(known)}. Fix: workload=<one of them>"] if unknown else []
+
+
+def _notes(row: dict[str, Any]) -> list[str]:
+    extra = row.get("extra") or {}
+    if "peak_memory_bytes" not in extra:
+        return []
+    return [f"step {extra['step_time_median_s'] * 1e3:.1f} ms (IQR {extra['step_time_iqr_s'] * 1e3:.1f}), "
+            f"{extra['peak_memory_bytes'] / 2**20:.0f} MiB {extra['memory_kind']}, {extra['model_params'] / 1e6:.2f} M params"]
+
+
+@benchmark("workload", configure=_configure, check=_check, steps=lambda kwargs, device: len(kwargs.get("names", [])), notes=_notes)
 def workloads(ctx: Context, *, names: Sequence[str], dtype: str = "fp32", params: Mapping[str, Mapping[str, Any]] | None = None,
               builder: Callable[..., Any] | None = None, known: Mapping[str, str] | None = None) -> list[Row]:
     """One row per workload in ``names``; ``params[name]`` are passed to its builder.

@@ -1,6 +1,6 @@
 """Microbenchmarks: matmul throughput with a shape search, device memory bandwidth, host<->device copy.
 
-Each is a callable ``fn(ctx, **params) -> list[Row]`` named by a suite config's ``_target_``.
+Each is a :class:`benchmarks.protocol.Benchmark` named by a suite config's ``_target_``.
 
 - :func:`matmul` follows mamf-finder (v2): ``torch.mm(A, B, out=C)`` with B transposed
   (``randn(n, k).t()``), random-normal inputs, the last-level cache flushed and C re-randomised
@@ -23,9 +23,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ._device import event_factory, flush_bytes, synchronizer, torch_dtype
+from ._device import DeviceInfo, event_factory, flush_bytes, synchronizer, torch_dtype
 from ._measure import Context
 from ._timing import CacheFlusher, Timer
+from .protocol import benchmark
 from .results import Row
 
 
@@ -109,8 +110,39 @@ def slowest(rows: Sequence[Row]) -> Row:
     return min(rows, key=lambda r: r.stats.median)
 
 
-def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quick", m_range: Sequence[int] = (256, 1024, 256),
-           n_range: Sequence[int] = (1024,), k_range: Sequence[int] = (1024,), devices: str | None = None,
+MATMUL_DEFAULTS = {"mode": "quick", "m_range": (256, 1024, 256), "n_range": (1024,), "k_range": (1024,)}
+
+
+def _matmul_shapes(kwargs: dict[str, Any]) -> list[tuple[int, int, int]]:
+    spec = {**MATMUL_DEFAULTS, **{k: kwargs[k] for k in MATMUL_DEFAULTS if k in kwargs}}
+    return shape_grid(spec["mode"], spec["m_range"], spec["n_range"], spec["k_range"])
+
+
+def _matmul_check(kwargs: dict[str, Any]) -> list[str]:
+    try:
+        _matmul_shapes(kwargs)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+def _matmul_steps(kwargs: dict[str, Any], device: DeviceInfo) -> int:
+    devices = device.count if kwargs.get("devices") == "all" and device.kind in ("cuda", "rocm", "xpu") else 1
+    return len(_matmul_shapes(kwargs)) * len(kwargs.get("dtypes", ["fp32"])) * devices
+
+
+def _matmul_notes(row: dict[str, Any]) -> list[str]:
+    extra = row.get("extra") or {}
+    if "best_shape" not in extra:
+        return []
+    p = extra["best_shape"]
+    return [f"best shape {p['m']}x{p['n']}x{p['k']}; slowest of {extra['devices_measured']} device(s)"]
+
+
+@benchmark("matmul", check=_matmul_check, steps=_matmul_steps, notes=_matmul_notes)
+def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = MATMUL_DEFAULTS["mode"],
+           m_range: Sequence[int] = MATMUL_DEFAULTS["m_range"], n_range: Sequence[int] = MATMUL_DEFAULTS["n_range"],
+           k_range: Sequence[int] = MATMUL_DEFAULTS["k_range"], devices: str | None = None,
            tf32: bool = False) -> list[Row]:
     """Matmul TFLOPS per dtype over a shape search; one row per shape and device, plus a ``best``
     row per dtype (the best shape's median; with several devices, the slowest device's best)."""
@@ -147,6 +179,7 @@ def matmul(ctx: Context, *, dtypes: Sequence[str] = ("fp32",), mode: str = "quic
     return rows
 
 
+@benchmark("membw", steps=lambda kwargs, device: len(kwargs.get("kernels", ["copy", "triad"])))
 def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", kernels: Sequence[str] = ("copy", "triad")) -> list[Row]:
     """Device memory bandwidth (GB/s) by BabelStream's copy and triad."""
     torch = ctx.torch
@@ -172,6 +205,7 @@ def membw(ctx: Context, *, size_mb: float | None = None, dtype: str = "fp32", ke
     return rows
 
 
+@benchmark("hostcopy", steps=lambda kwargs, device: 2 if device.is_gpu else 1)
 def hostcopy(ctx: Context, *, size_mb: float = 256, pinned: bool = True) -> list[Row]:
     """Host -> device and device -> host copy bandwidth (GB/s) of one ``size_mb`` buffer."""
     if not ctx.device.is_gpu:

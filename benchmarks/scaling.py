@@ -38,6 +38,7 @@ from aifsdk._sizing import ScalingRow, amdahl_fit
 
 from ._measure import Context
 from ._stats import summarize
+from .protocol import benchmark
 from .results import Row
 
 METHOD = ("weak scaling, data-parallel (DistributedDataParallel), per-rank batch fixed; step time = slowest rank's step "
@@ -197,6 +198,26 @@ def predict(rows: Sequence[dict[str, Any]], devices: int, steps: int, warmup: in
                       predicted_s=predicted, launch_s=max(0.0, base.get("end_to_end_s", base["wall_s"]) - base["wall_s"]))
 
 
+def _configure(kwargs: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The ``workload`` group's fields (nulls dropped, its name aside) are the params of the trained workload."""
+    chosen = {k: v for k, v in (config.get("workload") or {}).items() if v is not None and k != "name"}
+    return dict(kwargs, params=chosen)
+
+
+def _steps(kwargs: dict[str, Any], device: Any) -> int:
+    return len(set(kwargs.get("nodes", (1, 2)))) + (1 if kwargs.get("validate_steps") else 0)
+
+
+def _notes(row: dict[str, Any]) -> list[str]:
+    extra = row.get("extra") or {}
+    if "prediction" in extra:
+        return [extra["prediction"]["text"]]
+    if "devices" in extra:
+        return [f"{extra['devices']} device(s), step {extra['step_time_median_s'] * 1e3:.1f} ms, job {extra['job_id']}"]
+    return []
+
+
+@benchmark("scaling", configure=_configure, steps=_steps, submits_jobs=True, notes=_notes, finish=lambda document, folder: write_study(document, folder))
 def scaling(ctx: Context, *, site: str = "slurm", workload: str = "logformer", params: dict[str, Any] | None = None, dtype: str = "fp32",
             nodes: Sequence[int] = (1, 2), tasks_per_node: int = 1, gpus_per_node: int | None = None, threads: int | None = 1,
             steps: int = 20, warmup: int = 3, validate_steps: int | None = None, time_limit: str | int = 15, timeout_s: float = 900,

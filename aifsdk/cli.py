@@ -329,9 +329,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             pl = plan(command, **opts)
             if args.verb == "submit":  # shown before anything is submitted
                 for warning in pl.warnings:
-                    print(f"aifsdk: warning: {warning} (--strict refuses such requests)", file=sys.stderr)
+                    print(f"aifsdk: warning: {cli_words(str(warning))} (--strict refuses such requests)", file=sys.stderr)
             if args.verb == "plan":
-                text = "\n".join(cli_words(line) if line.startswith("note:") else line for line in pl.summary().splitlines())
+                text = "\n".join(cli_words(line) if line.startswith(("note:", "WARNING:")) else line for line in pl.summary().splitlines())
                 print(json.dumps(_plan_json(pl), indent=2, default=str) if args.json else f"{text}\n\n--- script ---\n{pl.script}")
                 return EXIT_OK
             if not _go_ahead(pl, args):

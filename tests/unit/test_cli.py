@@ -65,7 +65,7 @@ def test_plan_shows_budget_warnings_and_strict_refuses_them() -> None:
     out = aifsdk("plan", *request)
     assert out.returncode == 0, out.stderr
     (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("WARNING:")]
-    assert "partition='standard-g'" in line and "partition='small-g'" in line
+    assert "--partition standard-g" in line and "--partition small-g" in line  # the command's words
     data = json.loads(aifsdk("plan", "--json", *request).stdout)
     assert [w["param"] for w in data["warnings"]] == ["partition"] and "small-g" in data["warnings"][0]["cheaper"]
     strict = aifsdk("submit", "--strict", *request)

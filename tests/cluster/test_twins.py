@@ -167,10 +167,42 @@ SET_SHARE = {"nodes": 0.7, "gpus_per_node": 0.8, "tasks_per_node": 0.4, "cpus_pe
              "time": 0.7, "partition": 0.6, "qos": 0.4}
 
 
+def edges(twin: Twin) -> list[dict[str, Any]]:
+    """One request at and one just past each of the twin's own limits, the rest left to defaults
+    (whole nodes where the partition is node-exclusive)."""
+    gpus = _tres(twin.node.get("Gres", "").replace(":", "="), "gpu") or 0
+    cpus, mem = int(twin.node["CPUs"]), int(twin.node["RealMemory"]) // 1024
+    out: list[dict[str, Any]] = []
+    for name, p in twin.partitions.items():
+        base = {"partition": name, "gpus_per_node": gpus, "time": 30}
+        for key, value in (("MaxNodes", "nodes"), ("MinNodes", "nodes")):
+            if p.get(key, "").isdigit():
+                n = int(p[key])
+                out += [{**base, value: n}, {**base, value: n + 1 if key == "MaxNodes" else n - 1}]
+        if (m := _minutes(p.get("MaxTime"))) is not None:
+            out += [{**base, "time": m}, {**base, "time": m + 1}]
+        out += [{**base, "tasks_per_node": 1, "cpus_per_task": c} for c in (cpus, cpus + 1)]
+        out += [{**base, "mem_gb": g} for g in (mem, mem + 1)]
+        out += [{**base, "gpus_per_node": g} for g in (gpus, gpus + 1)]
+    for name, q in twin.qos.items():
+        base = {"qos": name, "gpus_per_node": gpus, "time": 30}
+        if (n := _tres(q.get("MaxTRESPerJob"), "node")) is not None:
+            out += [{**base, "nodes": n}, {**base, "nodes": n + 1}]
+        if (n := _tres(q.get("MinTRESPerJob"), "node")) is not None:
+            out += [{**base, "nodes": n}, {**base, "nodes": n - 1}]
+        if (m := _minutes(q.get("MaxWall"))) is not None:
+            out += [{**base, "time": m}, {**base, "time": m + 1}]
+    return out
+
+
 def requests(twin: Twin, count: int, seed: int) -> list[dict[str, Any]]:
+    """Both sides of each of the twin's limits, then seeded random mixes of every limit's values."""
     rng = random.Random(f"{seed}-{twin.site}")
     values = {k: sorted((v for v in vs if v is not None), key=str) for k, vs in limits(twin).items()}
-    out = []
+    out: list[dict[str, Any]] = []
+    for req in edges(twin):
+        if req not in out:
+            out.append(req)
     while len(out) < count:
         req = {k: rng.choice(vs) for k, vs in values.items() if vs and rng.random() < SET_SHARE[k]}
         if req not in out:
@@ -207,10 +239,18 @@ def plain_options(site: str, req: dict[str, Any]) -> list[str]:
     return opts
 
 
+# sbatch's answers when the controller was not reached (a busy machine): asked again, never a verdict
+UNREACHED = ("Socket timed out", "Unable to contact slurm controller", "Zero Bytes were transmitted", "Connection refused")
+
+
 def sbatch_test(twin: Twin, args: list[str], script: str | None = None) -> tuple[bool, str]:
     argv = ["sbatch", "--test-only", *args] + ([] if script is not None else ["--wrap", "true"])
-    out = subprocess.run(argv, input=script, capture_output=True, text=True, env=twin.env(), timeout=60)
-    return out.returncode == 0, (out.stderr or out.stdout).strip().splitlines()[-1] if (out.stderr or out.stdout).strip() else ""
+    for _ in range(5):
+        out = subprocess.run(argv, input=script, capture_output=True, text=True, env=twin.env(), timeout=120)
+        text = (out.stderr or out.stdout).strip()
+        if not any(u in text for u in UNREACHED):
+            break
+    return out.returncode == 0, text.splitlines()[-1] if text else ""
 
 
 def twin_verdict(twin: Twin, req: dict[str, Any], accepted: bool, script: str) -> tuple[bool, str]:

@@ -64,6 +64,7 @@ SuspendTime=600
 ResumeTimeout=600
 SuspendTimeout=60
 ReturnToService=2
+MessageTimeout=30
 MaxJobCount=100000
 SchedulerType=sched/backfill
 JobCompType=jobcomp/none

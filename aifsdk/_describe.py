@@ -55,6 +55,7 @@ def describe(profile: SiteProfile) -> str:
               f"exactly {g.cpus_per_gpu_fixed} cores per GPU" if g.cpus_per_gpu_fixed else "",
               f"{g.cpus_per_gpu_default} cores per GPU by default" if g.cpus_per_gpu_default else "",
               f"at most {g.mem_gb_per_gpu_max:g} GB per GPU" if g.mem_gb_per_gpu_max else "",
+              f"{g.mem_gb_per_gpu_default:g} GB per GPU by default" if g.mem_gb_per_gpu_default else "",
               "no --mem (memory follows the GPUs)" if not g.mem_request else "", g.note]
     if any(policy):
         out.append(f"GPU policy:  {'; '.join(x for x in policy if x)}")
@@ -65,6 +66,11 @@ def describe(profile: SiteProfile) -> str:
     if b.note:
         out.append(f"             {b.note}")
     out.append(f"launch:      {p.launcher or 'srun (aifsdk default)'}" + (f": {p.launch_note}" if p.launch_note else ""))
+    if p.launch_recipe:
+        out.append("recipe:      GPU jobs get one rank per GPU, the cores and memory per GPU above"
+                   + (", the CPU masks below on whole nodes" if p.cpu_bind_masks else "") + (" and the module lines below" if p.software.modules else ""))
+    if p.cpu_bind_masks:
+        out.append(f"CPU masks:   {','.join(p.cpu_bind_masks)} (one per node-local rank)")
     if p.srun_args:
         out.append(f"srun args:   {' '.join(p.srun_args)}")
     out.append(f"job folders: {p.scratch_job_root or p.job_root}" + (f" (without an account: {p.job_root})" if p.scratch_job_root else ""))

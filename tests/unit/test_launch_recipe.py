@@ -122,3 +122,17 @@ def test_cores_that_only_fit_one_task_keep_one_task() -> None:
     p = plan("lumi-g", gpus_per_node=8, cpus_per_task=56, account="project_465001926")
     assert flags(p.script)["ntasks-per-node"] == "1" and flags(p.script)["cpus-per-task"] == "56"
     assert any("8 x 56 cores, more than the node's 56" in n for n in p.notes)
+
+
+def test_plan_json_carries_the_launch_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    out = subprocess.run([sys.executable, "-m", "aifsdk", "plan", "--json", "--site", "lumi-g", "-N", "2", "--gpus-per-node", "8",
+                          "-A", "project_465001926", "-t", "1h", "--", "python", "train.py"], capture_output=True, text=True)
+    data = json.loads(out.stdout)
+    (line,) = data["launch"]
+    assert line.startswith("srun ") and f"--cpu-bind=mask_cpu:{LUMI_MASKS}" in line and line in data["script"]

@@ -3,7 +3,8 @@
 Each is a :class:`benchmarks.protocol.Benchmark` named by a suite config's ``_target_``.
 
 - :func:`matmul` follows mamf-finder (v2): ``torch.mm(A, B, out=C)`` with B transposed
-  (``randn(n, k).t()``), random-normal inputs, the last-level cache flushed and C re-randomised
+  (``randn(n, k).t()``), random-normal inputs (fp8: ``torch._scaled_mm`` with unit scales and a
+  bf16 output, since ``torch.mm`` has no fp8 kernel), the last-level cache flushed and C re-randomised
   before every timed call, FLOPs = 2*M*N*K. ``mode=quick`` sweeps M over a range with N and K
   fixed; ``mode=exhaustive`` sweeps all three. The best shape's median is the figure reported,
   beside the device's peak and best-known achievable (MAMF) figure. ``devices=all`` runs every
@@ -95,12 +96,27 @@ def _one_matmul(ctx: Context, device: str, dtype_name: str, m: int, n: int, k: i
     gen = torch.Generator(device="cpu").manual_seed(1234 + m + n + k)
     a = torch.randn(m, k, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(n, k, generator=gen).to(device=device, dtype=dtype).t()
-    c = torch.empty(m, n, device=device, dtype=dtype)
-    c_rand = torch.randn(m, n, generator=gen).to(device=device, dtype=dtype)
+    if dtype_name == "fp8":  # torch.mm has no fp8 kernel: scaled matmul (B column-major, as here), bf16 output
+        scale = torch.tensor(1.0, device=device)
+        out = torch.bfloat16
+
+        def call() -> Any:
+            return torch._scaled_mm(a, b, scale_a=scale, scale_b=scale, out_dtype=out)
+
+        setup = None
+    else:
+        c = torch.empty(m, n, device=device, dtype=dtype)
+        c_rand = torch.randn(m, n, generator=gen).to(device=device, dtype=dtype)
+
+        def call() -> Any:
+            return torch.mm(a, b, out=c)
+
+        def setup() -> Any:
+            return c.copy_(c_rand)
     with _device_scope(ctx, device):
-        return ctx.measure("matmul", f"{dtype_name} {m}x{n}x{k}", lambda: torch.mm(a, b, out=c), work=2.0 * m * n * k / 1e12,
+        return ctx.measure("matmul", f"{dtype_name} {m}x{n}x{k}", call, work=2.0 * m * n * k / 1e12,
                            unit="TFLOPS", metric="throughput", params={"dtype": dtype_name, "m": m, "n": n, "k": k, "device": device},
-                           setup=lambda: c.copy_(c_rand), reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, device))
+                           setup=setup, reference_key=f"matmul_tflops.{dtype_name}", timer=_timer_for(ctx, device))
 
 
 def slowest(rows: Sequence[Row]) -> Row:

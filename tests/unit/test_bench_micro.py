@@ -53,6 +53,13 @@ def test_matmul_rows_per_shape_and_best(ctx: Context) -> None:
     assert shape["reference"]["peak"] is None  # no reference figures for this CPU
 
 
+def test_fp8_matmul_goes_through_scaled_mm(ctx: Context) -> None:
+    """torch.mm has no fp8 kernel; the fp8 case runs torch._scaled_mm (which this CPU build has too)."""
+    rows = micro.matmul(ctx, dtypes=["fp8"], m_range=[64], n_range=[64], k_range=[32])
+    assert [r.case for r in rows] == ["fp8 64x64x32", "fp8 best"] and rows[0].stats.median > 0
+    assert rows[0].params["dtype"] == "fp8"
+
+
 def test_reference_figures_attach_to_known_devices() -> None:
     """The H100 name is only a label here (the tensors stay on the CPU): it checks the lookup
     in configs/reference/accelerators.yaml and the % of peak and achievable."""

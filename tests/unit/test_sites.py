@@ -658,3 +658,16 @@ def test_memory_above_what_a_node_has_is_refused(site: str, account: str, top: i
     (problem,) = problems(site, gpus_per_node=4, mem_gb=top + 1, account=account, time="1h")
     assert problem.param == "mem_gb" and f"at most {top} GB per node" in problem.allowed
     assert plan(site, gpus_per_node=4, mem_gb=top, account=account, time="1h").resources.mem_gb == top
+
+
+def test_a_partition_billing_more_than_another_that_fits_is_a_warning() -> None:
+    """A CPU-only job named onto node-exclusive standard-g runs there, billed whole nodes; small-g
+    bills its cores: a warning with both bills, refused with strict=True."""
+    p = plan("lumi-g", partition="standard-g", cpus_per_task=8, account="project_465001926", time="1h")
+    (warning,) = p.warnings
+    assert warning.param == "partition" and warning.value == "standard-g"
+    assert "bills 4 GPU-h" in warning.waste and "partition small-g 0.5 GPU-h" in warning.waste
+    assert warning.cheaper == "use partition='small-g'" and p.cost.amount == 4
+    (problem,) = problems("lumi-g", partition="standard-g", cpus_per_task=8, account="project_465001926", time="1h", strict=True)
+    assert problem.param == "partition" and "small-g" in problem.fix
+    assert not plan("lumi-g", partition="small-g", cpus_per_task=8, account="project_465001926", time="1h").warnings

@@ -134,6 +134,8 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
     this one waits for: afterok, or :func:`afterany`). Function keyword
     arguments go through ``functools.partial``. The request is checked first, with every
     problem reported at once in a :class:`RequestError`; nothing reaches the scheduler then.
+    aifsdk refuses only what the site would refuse or could never start; what the site runs but
+    bills for nothing is a warning (``plan(...).warnings``), or a problem with ``strict=True``.
     """
     from ._plan import plan
 

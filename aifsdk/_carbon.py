@@ -58,11 +58,16 @@ class Footprint:
     def text(self) -> str:
         out = f"{self.kwh:,.1f} kWh (range {self.kwh_range[0]:,.1f}-{self.kwh_range[1]:,.1f}; energy from {self.energy_basis})"
         if self.tco2e is not None and self.tco2e_range is not None and self.carbon is not None:
-            out += (f", {self.tco2e:,.3f} tCO2e (range {self.tco2e_range[0]:,.3f}-{self.tco2e_range[1]:,.3f}; "
+            out += (f", {tonnes(self.tco2e)} tCO2e (range {tonnes(self.tco2e_range[0])}-{tonnes(self.tco2e_range[1])}; "
                     f"{self.carbon.words()})")
         else:
             out += f", no tCO2e: {self.missing}"
         return out
+
+
+def tonnes(value: float | None) -> str:
+    """Tonnes with three significant digits (a small request emits well under a tonne)."""
+    return "" if value is None else (f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}")
 
 
 def carbon_file() -> Path:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from ._carbon import Footprint, carbon_file, site_carbon
+from ._carbon import Footprint, carbon_file, site_carbon, tonnes
 from ._cost import UNIT_LABEL
 from ._errors import Problem, RequestError
 from ._profile import Source, load_site, shipped_config_dir
@@ -163,12 +163,8 @@ def _kwh(f: Footprint | None) -> str:
 def _co2(f: Footprint | None) -> str:
     if f is None or f.tco2e is None or f.tco2e_range is None:
         return ""
-    return f"{_t(f.tco2e)} ({_t(f.tco2e_range[0])}-{_t(f.tco2e_range[1])})"
+    return f"{tonnes(f.tco2e)} ({tonnes(f.tco2e_range[0])}-{tonnes(f.tco2e_range[1])})"
 
-
-def _t(tonnes: float | None) -> str:
-    """Tonnes with three significant digits (small requests emit well under a tonne)."""
-    return "" if tonnes is None else (f"{tonnes:.3g}" if abs(tonnes) < 100 else f"{tonnes:,.0f}")
 
 
 def _slug(name: str) -> str:
@@ -212,7 +208,7 @@ def render(title: str, packages: list[WorkPackage], out: str | Path) -> Path:
     for (site, label), t in totals.items():
         e = energy[site]
         kwh = "" if e[0] is None else f"**{e[0]:,.0f}** ({e[1]:,.0f}-{e[2]:,.0f})"
-        co2 = "" if e[3] is None else f"**{_t(e[3])}** ({_t(e[4])}-{_t(e[5])})"
+        co2 = "" if e[3] is None else f"**{tonnes(e[3])}** ({tonnes(e[4])}-{tonnes(e[5])})"
         lines.append(f"| **total {site}** | | | | | | | **{t[0]:,.0f} {label}** | {t[1]:,.0f}-{t[2]:,.0f} | **{t[3]:,.0f}** | **{t[4]:,.0f}** "
                      f"| {kwh} | {co2} |")
     lines += ["", "## Energy and emissions per site", "",

@@ -38,7 +38,7 @@ def test_size_gives_kwh_and_tco2e_with_ranges_and_sources() -> None:
     assert f.tco2e == pytest.approx(2.0 * 79 / 1e6) and f.tco2e_range == pytest.approx((1.6 * 79 / 1e6, 2.5 * 79 / 1e6))
     text = s.text()
     assert "energy and emissions: 2.0 kWh (range 1.6-2.5; energy from NVML energy counter (test figure))" in text
-    assert "grid Finland 79 gCO2e/kWh (2023; Ember" in text and "no published PUE" in text and "100% hydropower" in text
+    assert "0.000158 tCO2e (range 0.000126-0.000197; grid Finland 79 gCO2e/kWh (2023; Ember" in text and "no published PUE" in text and "100% hydropower" in text
 
 
 def test_the_same_work_on_lumi_and_jupiter_in_one_proposal(tmp_path: Path) -> None:

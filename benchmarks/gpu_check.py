@@ -57,7 +57,7 @@ THROTTLE_BITS = {0x1: "GpuIdle", 0x2: "ApplicationsClocksSetting", 0x4: "SwPower
 SIZES = {  # "full" for a GPU node; "tiny" runs the same code paths in seconds on a CPU
     "full": {"m_range": [1024, 20480, 1024], "nk": 4096, "membw_mb": None, "copy_mb": 1024, "burn_s": 5.0, "burn_n": 8192,
              "timing": TimingConfig(warmup_iters=3, min_samples=10, max_samples=100, min_time_s=0.3, max_time_s=3.0),
-             "workload_dtype": "bf16", "workload_params": {"preset": "full"}, "suite": []},
+             "workload_dtype": "bf16", "workload_params": {"preset": "full"}, "suite": ["timing.max_time_s=3"]},
     "tiny": {"m_range": [64, 128, 64], "nk": 64, "membw_mb": 8, "copy_mb": 8, "burn_s": 0.3, "burn_n": 128,
              "timing": TimingConfig(warmup_iters=1, min_samples=3, max_samples=3, min_time_s=0.0, max_time_s=1.0, flush_cache=False),
              "workload_dtype": "fp32", "workload_params": {"batch_size": 1},

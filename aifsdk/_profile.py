@@ -204,6 +204,7 @@ class SiteProfile:
     scratch_job_root: str | None = None  # job folders on the site's scratch: {account}, {user}
     python: str | None = None
     signal_delay_s: int = 90
+    cluster_name: str | None = None  # Slurm's ClusterName on the site: another name means another cluster
     max_array_size: int | None = None  # Slurm's MaxArraySize (`aifsdk doctor` compares it with the cluster's)
     max_submit_jobs: int | None = None  # jobs one user may queue, where sacctmgr cannot tell (aifsdk.map holds the rest back)
     launcher: Launcher | None = None  # recommended launch pattern (None: aifsdk's default, srun)

@@ -408,23 +408,26 @@ def _cluster_info(self: Resolution, profile: SiteProfile) -> ClusterInfo | None:
 
 def wrong_cluster(profile: SiteProfile) -> str | None:
     """Why this machine's Slurm cannot be site ``profile`` (None when it may be, or when the site
-    is reached over ``ssh``): no Slurm commands here, or a cluster none of whose partitions is one
-    of the site's (a laptop's test cluster, another site)."""
-    if profile.executor != "slurm" or profile.ssh is not None or not profile.partitions:
+    is reached over ``ssh``): no Slurm commands here, a ClusterName other than the profile's
+    ``cluster_name``, or (without one) a cluster none of whose partitions is one of the site's (a
+    laptop's test cluster, another site)."""
+    if profile.executor != "slurm" or profile.ssh is not None or not (profile.partitions or profile.cluster_name):
         return None
     if shutil.which("scontrol") is None or shutil.which("sbatch") is None:
         return "this machine has no Slurm commands (sbatch, scontrol)"
     slurm = default_slurm()
     try:
         info = slurm.cluster_info()
-    except SchedulerError:
-        return None  # the controller does not answer: sbatch will say why
-    if set(profile.partitions) & set(info.partitions):
-        return None
-    try:
         name = slurm.config_value("ClusterName")
     except SchedulerError:
-        name = None
+        return None  # the controller does not answer: sbatch will say why
+    if profile.cluster_name and name:
+        if name == profile.cluster_name:
+            return None
+        return (f"this machine's Slurm is cluster {name!r} with partitions {', '.join(sorted(info.partitions)) or 'none'}, "
+                f"site {profile.name}'s is {profile.cluster_name!r}")
+    if set(profile.partitions) & set(info.partitions):
+        return None
     cluster = f"cluster {name!r}" if name else "its cluster"
     return (f"this machine's Slurm is {cluster} with partitions {', '.join(sorted(info.partitions)) or 'none'}, "
             f"none of site {profile.name}'s ({', '.join(profile.partitions)})")

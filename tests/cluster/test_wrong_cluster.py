@@ -43,14 +43,14 @@ def test_submit_to_lumi_from_this_cluster_writes_nothing(clean_env: Path) -> Non
     with pytest.raises(aifsdk.RequestError) as info:
         aifsdk.submit(train, {}, **request)
     (problem,) = info.value.problems
-    assert problem.param == "site" and "cluster 'aifsdk'" in problem.allowed and "standard-g" in problem.allowed
+    assert problem.param == "site" and "cluster 'aifsdk'" in problem.allowed and "site lumi-g's is 'lumi'" in problem.allowed
     assert "login node" in problem.fix and "ssh" in problem.fix and "lumi-g.yaml" in problem.fix
     assert not planned.folder.exists() and not planned.folder.parent.exists()
     assert _everything_under(clean_env) == before_files, "no job folder, no registry entry"
     assert not Path("/scratch/project_465001926").exists()
     assert not queued(name) and not sacct_ids(name), "sbatch was never called"
     with pytest.raises(aifsdk.RequestError, match="login node"):
-        aifsdk.map(train, [{}, {}], **request)
+        aifsdk.map(train, [{}, {}], pack=1, **request)
     assert not planned.folder.parent.exists() and not queued(name) and not sacct_ids(name)
 
 
@@ -63,6 +63,21 @@ def test_this_machines_own_cluster_and_ssh_sites_are_not_refused(clean_env: Path
     (folder / "remote-lumi.yaml").write_text(
         (Path(aifsdk.load_site("lumi-g").source_file).read_text() + "\nssh: {host: lumi}\n"))
     assert wrong_cluster(aifsdk.load_site("remote-lumi")) is None, "over ssh the login node's Slurm decides"
+
+
+def test_the_cluster_name_decides_when_the_profile_has_one(clean_env: Path) -> None:
+    """A profile naming the site's ClusterName: partitions with the same names elsewhere do not pass."""
+    folder = clean_env / "config" / "site"
+    folder.mkdir(parents=True)
+    (folder / "lookalike.yaml").write_text("executor: slurm\ndiscover: true\ncluster_name: lumi\n"
+                                            "partitions: {debug: {default: true}}\nsources: [t]\n")
+    why = wrong_cluster(aifsdk.load_site("lookalike"))
+    assert why is not None and "cluster 'aifsdk'" in why and "'lumi'" in why
+    with pytest.raises(aifsdk.RequestError, match="login node"):
+        aifsdk.submit(train, {}, site="lookalike", snapshot=False)
+    (folder / "same.yaml").write_text("executor: slurm\ndiscover: true\ncluster_name: aifsdk\n"
+                                      "partitions: {gpu-only-elsewhere: {default: true}}\nsources: [t]\n")
+    assert wrong_cluster(aifsdk.load_site("same")) is None, "the ClusterName matches: this is the site"
 
 
 def test_no_slurm_commands_here_is_refused_too(clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

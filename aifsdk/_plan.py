@@ -625,21 +625,8 @@ def cpu_bind_args(profile: SiteProfile, r: Resources, launcher: str) -> list[str
     return [f"--cpu-bind=mask_cpu:{','.join(masks)}"]
 
 
-def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
-                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "") -> str:
-    from . import __version__
-
-    header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
-    env_lines = environment_lines(profile, pythonpath)
-    if profile.executor != "slurm":
-        cd = [f"cd {shlex.quote(str(workdir))}"] if workdir else []
-        return "\n".join(
-            ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
-             f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup, *cd,
-             run_command(python or python_command(profile), folder), ""]
-        )
-    out_pattern = str(folder / "%j_%t_log.out")
-    err_pattern = str(folder / "%j_%t_log.err")
+def request_options(profile: SiteProfile, r: Resources, name: str, launcher: str = "srun") -> list[tuple[str, Any]]:
+    """The allocation's options, as sbatch and salloc both take them (job name to time limit)."""
     flags: list[tuple[str, Any]] = [("job-name", name)]
     for key in ("partition", "account", "qos", "constraint"):
         value = getattr(r, key)
@@ -657,8 +644,28 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
     if r.mem_gb is not None:
         mem = f"{int(r.mem_gb)}G" if float(r.mem_gb).is_integer() else f"{int(r.mem_gb * 1024)}M"
         flags.append(("mem", mem))
+    flags.append(("time", r.time))
+    return flags
+
+
+def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
+                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "") -> str:
+    from . import __version__
+
+    header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
+    env_lines = environment_lines(profile, pythonpath)
+    if profile.executor != "slurm":
+        cd = [f"cd {shlex.quote(str(workdir))}"] if workdir else []
+        return "\n".join(
+            ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "
+             f"{r.tasks_per_node} task(s), stopped after {r.time}", *env_lines, *profile.setup, *cd,
+             run_command(python or python_command(profile), folder), ""]
+        )
+    out_pattern = str(folder / "%j_%t_log.out")
+    err_pattern = str(folder / "%j_%t_log.err")
+    flags = request_options(profile, r, name, launcher)
+    torchrun = launcher == "torchrun"
     flags += [
-        ("time", r.time),
         ("output", out_pattern.replace("%t", "0")),
         ("error", err_pattern.replace("%t", "0")),
         ("open-mode", "append"),

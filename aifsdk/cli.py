@@ -22,6 +22,8 @@ import dataclasses
 import json
 import os
 import re
+import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -151,6 +153,18 @@ def _build_parser() -> argparse.ArgumentParser:
     sz.add_argument("--json", action="store_true")
     sz.add_argument("--report", metavar="DIR", help="also write a proposal-ready report (report.md and a PNG) into DIR (a new folder)")
     sz.add_argument("--name", default="Work package 1", help="the work package's name in the report")
+    sh = _request_parser(sub, "shell", "an interactive shell on a compute node: salloc with the request (checked, with its cost, as "
+                                       "plan does), then srun --pty; -- CMD runs CMD there instead of a shell")
+    sh.set_defaults(site="slurm")
+    sh.add_argument("--yes", "-y", action="store_true", help="do not ask, whatever the cost")
+    sh.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    jp = _request_parser(sub, "jupyter", "start a Jupyter server on a compute node (a batch job); print the ssh tunnel command, "
+                                         "the URL and the token")
+    jp.set_defaults(site="slurm")
+    jp.add_argument("--yes", "-y", action="store_true", help="do not ask, whatever the cost")
+    jp.add_argument("--json", action="store_true", help="print the job, tunnel, URL and token as JSON")
+    jp.add_argument("--start-timeout", type=_number(float, "--start-timeout 600"), default=600.0,
+                    help="seconds to wait for the server to start (the job stays queued after)")
     pr = sub.add_parser("proposal", help="a proposal-ready request from a file of work packages (markdown and PNG plots)",
                         description="size every work package of a request file and write report.md with the request table, "
                                     "scaling evidence, method and provenance; see the file format in aifsdk/_proposal.py")
@@ -159,11 +173,11 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+def _options(args: argparse.Namespace, need_command: bool = True) -> tuple[list[str], dict[str, Any]]:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    if not command:
+    if not command and need_command:
         raise RequestError([_problem("command", command, "a command after --", "e.g. aifsdk submit --nodes 2 -- python train.py")])
     extra: dict[str, Any] = {}
     for item in args.extra:
@@ -260,7 +274,8 @@ def _go_ahead(pl: Any, args: argparse.Namespace) -> bool:
     threshold, unless --yes. Without a terminal (a script, a pipe): never ask."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()) or args.json:
         return True
-    lines = [ln for ln in pl.summary().splitlines() if not ln.startswith(("note:", "WARNING:"))]
+    hidden = ("note:", "WARNING:") + (("folder:", "launch:") if args.verb != "submit" else ())  # an allocation has no job folder
+    lines = [ln for ln in pl.summary().splitlines() if not ln.startswith(hidden)]
     print("\n".join(cli_words(ln) for ln in lines), file=sys.stderr)
     limit = confirm_above()
     if args.yes or pl.cost.amount <= limit:
@@ -351,6 +366,37 @@ def run(argv: Sequence[str] | None = None) -> int:
 
                 follow(job)
             return _wait_exit(job) if args.wait or args.follow else EXIT_OK
+        if args.verb == "shell":
+            from ._interactive import shell_argv, shell_plan
+
+            command, opts = _options(args, need_command=False)
+            pl = shell_plan(opts.pop("site"), command or None, **opts)
+            if not _go_ahead(pl, args):
+                print("aifsdk: no allocation asked for", file=sys.stderr)
+                return EXIT_FAILED
+            argv = shell_argv(pl, command or None)
+            print(f"aifsdk: {shlex.join(argv)}", file=sys.stderr)
+            return subprocess.call(argv)
+        if args.verb == "jupyter":
+            from ._interactive import start_jupyter
+
+            command, opts = _options(args, need_command=False)
+            if command:
+                raise RequestError([_problem("command", command, "no command (aifsdk jupyter runs the Jupyter server)", "drop what follows --")])
+            site = opts.pop("site")
+            probe = plan(["true"], site=site, snapshot=False, **opts)
+            if not _go_ahead(probe, args):
+                print("aifsdk: not submitted (nothing was written)", file=sys.stderr)
+                return EXIT_FAILED
+            job, info = start_jupyter(site, timeout_s=args.start_timeout, **opts)
+            if args.json:
+                print(json.dumps({"job_id": job.job_id, **info, "tunnel": shlex.join(info["tunnel"])}))
+            else:
+                print(f"Jupyter runs in job {job.job_id} on {info['host']}:{info['port']}.\n"
+                      f"1. open the tunnel (leave it running):\n   {shlex.join(info['tunnel'])}\n"
+                      f"2. browse to:\n   {info['url']}\n   (token {info['token']})\n"
+                      f"3. stop the server: aifsdk cancel {job.job_id}")
+            return EXIT_OK
         if args.verb == "doctor":
             from ._doctor import doctor
 

@@ -3,13 +3,19 @@ in a real terminal (a pty) before a costly submit."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import pty
 import re
 import select
+import shlex
 import subprocess
 import sys
+import termios
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,13 +71,18 @@ def test_submit_follow_streams_then_exits_with_the_command_code() -> None:
     assert shown[:2] == ["step-1", "step-2"], shown  # submitit's error report of the exit follows them (not hidden)
 
 
-def _in_a_terminal(args: list[str], answer: str | None, env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
-    """Run the command with a real pty as its terminal; type ``answer`` when it asks."""
+def _in_a_terminal(args: list[str], answer: str | None, env: dict[str, str], timeout: float = 120,
+                   replies: tuple[tuple[bytes, str], ...] = ()) -> tuple[int, str]:
+    """Run the command with a real pty as its terminal; type ``answer`` when it asks, and each
+    reply's text once its trigger has been shown."""
+    replies = ((b"Submit? [y/N]", answer),) + replies if answer is not None else replies
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "aifsdk", *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    # a session of its own with the pty as its controlling terminal, as a login shell has (salloc needs one)
+    proc = subprocess.Popen([sys.executable, "-m", "aifsdk", *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+                            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     os.close(slave)
     seen = b""
-    answered = False
+    pending = list(replies)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.2)
@@ -83,9 +94,8 @@ def _in_a_terminal(args: list[str], answer: str | None, env: dict[str, str], tim
             if not chunk:
                 break
             seen += chunk
-        if answer is not None and not answered and b"Submit? [y/N]" in seen:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
+        if pending and pending[0][0] in seen:
+            os.write(master, pending.pop(0)[1].encode() + b"\n")
         if proc.poll() is not None and not ready:
             break
     code = proc.wait(timeout=30)
@@ -130,3 +140,51 @@ def test_a_cheap_submit_and_a_script_are_never_asked(terminal_env: dict[str, str
     piped = subprocess.run([sys.executable, "-m", "aifsdk", *REQUEST], capture_output=True, text=True, env=terminal_env,
                            stdin=subprocess.DEVNULL, timeout=120)
     assert piped.returncode == 0 and "Submit?" not in piped.stderr and piped.stdout.strip().isdigit()
+
+
+def test_shell_opens_an_interactive_shell_on_a_compute_node(terminal_env: dict[str, str]) -> None:
+    code, screen = _in_a_terminal(
+        ["shell", "--site", "slurm", "--time", "5"], None, terminal_env, timeout=180,
+        replies=((b"Granted job allocation", "echo on-node=$SLURMD_NODENAME in-job=$SLURM_JOB_ID site=$AIFSDK_SITE tty=$(tty); exit 3"),),
+    )
+    assert "salloc --job-name=shell --partition=debug --nodes=1" in screen and "srun --pty" in screen  # what runs, shown first
+    assert "cost:" in screen  # the request and its cost, as submit shows them
+    found = re.search(r"on-node=(n[12]) in-job=(\d+) site=slurm tty=(/dev/pts/\d+)", screen)
+    assert found, screen  # a shell on a compute node, inside the allocation, on a terminal
+    assert code == 3  # the shell's own exit status comes back
+    assert "Relinquishing job allocation" in screen or "revoked" in screen
+
+
+def test_jupyter_starts_on_a_compute_node_and_answers_through_the_tunnel(ssh_host: Path) -> None:
+    out = aifsdk_cli("jupyter", "--site", "slurm", "--time", "10", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    tunnel = None
+    try:
+        assert info["host"] in ("n1", "n2")  # the compute node, where the job runs
+        printed = shlex.split(info["tunnel"])
+        assert printed[:4] == ["ssh", "-N", "-L", f"{info['local_port']}:{info['host']}:{info['port']}"]
+        # This machine's own sshd does not let tests in as root: the same forward goes through the
+        # test login node (127.0.0.1:2222), as it would through a site's login node.
+        tunnel = subprocess.Popen([*printed[:4], "-F", str(ssh_host), "-o", "ExitOnForwardFailure=yes", "aifsdk-test"],
+                                  stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://localhost:{info['local_port']}"
+        status = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={info['token']}", timeout=5) as answer:
+                    status = json.loads(answer.read())
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert tunnel.poll() is None, tunnel.stderr.read().decode() if tunnel.stderr else ""
+                time.sleep(0.5)
+        assert status is not None and "started" in status  # Jupyter's own REST API answered, over the tunnel
+        assert info["url"] == f"{base}/?token={info['token']}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/status", timeout=5)  # without the token: refused
+        assert refused.value.code == 403
+    finally:
+        if tunnel is not None:
+            tunnel.terminate()
+            tunnel.wait(timeout=10)
+        aifsdk_cli("cancel", str(info["job_id"]))

@@ -1,0 +1,47 @@
+"""The commands aifsdk shell and aifsdk jupyter build, for a site reached over SSH: the user's own
+ssh settings (config file, options) carry the allocation and the tunnel. Running them for real is
+in tests/cluster/test_daily.py (a shell through a pty, Jupyter's API through a tunnel)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from types import SimpleNamespace
+
+import aifsdk
+from aifsdk._interactive import shell_argv, tunnel
+
+
+def _ssh_site(tmp_path: Path) -> str:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host login\n  HostName 127.0.0.1\n")
+    folder = Path(os.environ["AIFSDK_CONFIG_DIR"]) / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "far.yaml").write_text(
+        "title: a cluster behind a login node\nexecutor: slurm\ndiscover: false\n"
+        "partitions: {gpu: {default: true, max_time: '04:00:00', gpus_per_node: 4}}\n"
+        "env: {NCCL_DEBUG: WARN}\n"
+        f"ssh:\n  host: login\n  config: {config}\n  options: ['ProxyJump=gateway']\n  setup: ['module load python']\n"
+    )
+    return "far"
+
+
+def test_the_tunnel_goes_through_the_profiles_ssh_settings(tmp_path: Path) -> None:
+    profile = aifsdk.load_site(_ssh_site(tmp_path))
+    argv = tunnel(SimpleNamespace(profile=profile), "gpu0042", 41234, 8888)  # type: ignore[arg-type]
+    assert argv[:4] == ["ssh", "-N", "-L", "8888:gpu0042:41234"] and argv[-1] == "login"
+    assert "-F" in argv and str(tmp_path / "ssh_config") in argv and "ProxyJump=gateway" in argv
+    assert not any(a.startswith(("ControlPath", "ControlMaster", "ControlPersist")) for a in argv)  # a tunnel of its own
+
+
+def test_the_shell_runs_salloc_and_srun_on_the_login_node(tmp_path: Path) -> None:
+    profile = aifsdk.load_site(_ssh_site(tmp_path))
+    r = aifsdk.Resources(nodes=2, gpus_per_node=4, tasks_per_node=4, time="01:00:00", partition="gpu")
+    pl = SimpleNamespace(profile=profile, resources=r, name="shell", site="far", container=None)
+    argv = shell_argv(pl, None)  # type: ignore[arg-type]
+    assert argv[:2] == ["ssh", "-t"] and "login" in argv
+    remote = argv[-1]
+    assert remote.startswith("module load python; salloc --job-name=shell --partition=gpu --nodes=2 --ntasks-per-node=4 --gpus-per-node=4")
+    assert "srun --pty --nodes=1 --ntasks=1 --export=ALL,AIFSDK_SITE=far,NCCL_DEBUG=WARN bash -l" in remote
+    assert shlex.split(remote.split("; ", 1)[1])[0] == "salloc"

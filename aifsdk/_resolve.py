@@ -165,6 +165,8 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     resolved = Resources(**values)
     if not local and req.partition is not None and part is not None and not self.problems and not self.warnings:
         _costlier_partition(self, profile, resolved, partitions, part, info, need)
+    if not local and part is not None and not part.exclusive and not self.problems:
+        _sliced_waste(self, profile, resolved)
     if gpus and tasks and gpus % tasks and tasks % gpus and not {"gpus_per_node", "tasks_per_node"} & bad:
         self.warn("tasks_per_node", tasks, f"{tasks} tasks per node do not divide {gpus} GPUs per node: ranks get unequal GPU shares "
                   "or some GPUs sit idle", f"use tasks_per_node={gpus} (one per GPU) or a divisor of {gpus}")
@@ -317,6 +319,27 @@ def _partial_exclusive_node(self: Resolution, gpus: int, nodes: int, partitions:
     cheaper += f", or {' or '.join(moves)} for {gpus} GPUs per node" if moves else f"; no shared partition takes {nodes} node(s) of {gpus} GPUs"
     self.warn("gpus_per_node", gpus, f"partition {part_name} is node-exclusive: each node's {full} GPUs are allocated and billed, "
               f"{gpus} are asked for", cheaper)
+
+
+def _sliced_waste(self: Resolution, profile: SiteProfile, r: Resources) -> None:
+    """Where the site bills cores and memory in slices of one GPU's share (LUMI small-g: 8 cores,
+    64 GB), a job whose cores or memory round up to more slices than its GPUs pays for GPUs it
+    does not get: say so, with the most it can have for its GPUs' price."""
+    b = profile.billing
+    gpus, tasks = r.gpus_per_node or 0, r.tasks_per_node or 1
+    if b.shared_by != "max-share" or not gpus:
+        return
+    for param, value, used, size, unit in (("cpus_per_task", r.cpus_per_task, tasks * (r.cpus_per_task or 1), b.slice_cpus, "cores"),
+                                           ("mem_gb", r.mem_gb, r.mem_gb or 0, b.slice_mem_gb, "GB")):
+        if not size or not used or self.origins.get(param, "request") != "request":
+            continue
+        slices = -(-used // size)
+        if slices > gpus:
+            top = size * gpus
+            fix = f"use cpus_per_task<={max(top // tasks, 1):g} ({top:g} cores for {gpus} GPU{'s' if gpus != 1 else ''})" if param == "cpus_per_task" else f"use mem_gb<={top:g}"
+            self.warn(param, value, f"{used:g} {unit} per node are {slices:g} billing slices of {size:g} {unit}: billed as {slices:g} GPUs, "
+                      f"{gpus} asked for", f"{fix}, or gpus_per_node={slices:g} for the same bill")
+            return
 
 
 def _costlier_partition(self: Resolution, profile: SiteProfile, r: Resources, partitions: dict[str, Partition], part: Partition,

@@ -136,3 +136,17 @@ def test_plan_json_carries_the_launch_line(tmp_path: Path, monkeypatch: pytest.M
     data = json.loads(out.stdout)
     (line,) = data["launch"]
     assert line.startswith("srun ") and f"--cpu-bind=mask_cpu:{LUMI_MASKS}" in line and line in data["script"]
+
+
+@pytest.mark.parametrize(("kw", "param", "cheaper"), [
+    ({"tasks_per_node": 1, "cpus_per_task": 9}, "cpus_per_task", "use cpus_per_task<=8 (8 cores for 1 GPU), or gpus_per_node=2"),
+    ({"mem_gb": 65}, "mem_gb", "use mem_gb<=64, or gpus_per_node=2"),
+])
+def test_lumi_slices_beyond_the_gpus_are_a_warning(kw: dict, param: str, cheaper: str) -> None:
+    """LUMI bills 1 GCD with 9 cores (or 65 GB) as 2 GCDs: the site runs it, so a warning, and strict refuses it."""
+    request = {"gpus_per_node": 1, "partition": "small-g", "account": "project_465001926", **kw}
+    (warning,) = plan("lumi-g", **request).warnings
+    assert warning.param == param and "2 billing slices" in warning.waste and cheaper in warning.cheaper
+    with pytest.raises(aifsdk.RequestError, match="2 billing slices"):
+        plan("lumi-g", strict=True, **request)
+    assert not plan("lumi-g", gpus_per_node=1, partition="small-g", account="project_465001926").warnings, "the recipe fits its slices"

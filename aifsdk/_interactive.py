@@ -34,6 +34,9 @@ def shell_plan(site: str, command: list[str] | None = None, **options: Any) -> P
     """The plan of an interactive shell (never snapshots: nothing is shipped, the shell runs in place)."""
     pl = plan(command or ["bash"], site=site, snapshot=False, name=options.pop("name", None) or "shell", **options)
     _slurm_only(pl, "an interactive shell")
+    from ._launch import refuse_wrong_cluster
+
+    refuse_wrong_cluster(pl)  # salloc here would ask another cluster
     return pl
 
 

@@ -52,6 +52,10 @@ def test_submit_to_lumi_from_this_cluster_writes_nothing(clean_env: Path) -> Non
     with pytest.raises(aifsdk.RequestError, match="login node"):
         aifsdk.map(train, [{}, {}], pack=1, **request)
     assert not planned.folder.parent.exists() and not queued(name) and not sacct_ids(name)
+    from aifsdk._interactive import shell_plan
+
+    with pytest.raises(aifsdk.RequestError, match="login node"):
+        shell_plan("lumi-g", gpus_per_node=8, account="project_465001926", time="1h")
 
 
 def test_this_machines_own_cluster_and_ssh_sites_are_not_refused(clean_env: Path) -> None:

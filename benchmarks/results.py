@@ -19,7 +19,7 @@ Document (``schema_version`` 2)::
 
 History of format changes:
 
-- 1 (draft of issue 6, never written by a release): rows held ``times_s`` and ``work_per_call``
+- 1 (a draft, never written by a release): rows held ``times_s`` and ``work_per_call``
   only; throughput values and their statistics were computed by the reader.
 - 2: rows hold ``values`` (samples in the metric's unit) and ``stats`` computed when measured;
   ``reference`` and ``telemetry`` added. Version 1 documents are upgraded on load. Later

@@ -16,7 +16,7 @@ from the moment the job's function starts.
 The rows give the table reviewers expect (nodes, devices, time per step, throughput, speed-up,
 parallel efficiency against the smallest size); :func:`study_text` renders it with the fitted
 Amdahl fraction and :func:`plot` draws it. With ``validate_steps``, the study checks its own
-arithmetic on the cluster (issue 7): from the smallest size's measurements and the fitted
+arithmetic on the cluster: from the smallest size's measurements and the fitted
 scaling it predicts the in-job wall time of a ``validate_steps``-step run at the largest size,
 runs it, and reports predicted, measured and the error (:func:`predict`).
 

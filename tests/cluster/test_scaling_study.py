@@ -1,4 +1,4 @@
-"""Scaling study (issue 7) on the real local cluster: the workload trained data-parallel at 1 and
+"""Scaling study on the real local cluster: the workload trained data-parallel at 1 and
 2 nodes through aifsdk, the reviewers' table and plot, the prediction of a longer 2-node run
 checked against a real run, and `aifsdk size --from` reading the study.
 

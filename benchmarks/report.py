@@ -10,14 +10,18 @@ bootstrap interval of the ratio of medians both support it (the p-value and the 
 printed), "no significant change" otherwise, and "not comparable" with the reason when either side
 has fewer than 5 samples or was UNSTABLE. Each plot holds one unit (samples/s and tokens/s are
 never drawn on one axis). The report goes to a new folder: ``--out DIR``, or by default
-``<results_dir>/reports/<time>-<id>/`` beside the baseline run's folder; it holds ``report.md``
-and one ``<benchmark>-<unit>.png`` per benchmark and unit.
+``<results_dir>/reports/<time>-<id>/`` beside the baseline run's folder; it holds ``report.md``,
+one ``<benchmark>-<unit>.png`` per benchmark and unit, and ``report.html``: the same report as
+one self-contained page (tables, and the plots inlined).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as _dt
+import html
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -115,7 +119,54 @@ def render(runs: Sequence[Run], out: Path, allow_mismatched: bool = False, plots
             lines.append(f"![{bench} ({unit})]({path.name})")
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
+    (out / "report.html").write_text(to_html(lines, out))
     return md
+
+
+def _inline(text: str) -> str:
+    """Escape, then the two inline marks the report uses: **bold** and `code`."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def to_html(lines: Sequence[str], folder: Path) -> str:
+    """The report as one self-contained HTML page: the same text and tables, the PNGs inlined as
+    data URIs, so that the file alone can be mailed or attached to a proposal."""
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if not table:
+            return
+        head, rows = table[0], [r for r in table[1:] if not all(set(c) <= set("-: ") for c in r)]
+        body.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr></thead><tbody>"
+                    + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>")
+        table.clear()
+
+    for line in lines:
+        if line.startswith("|"):
+            table.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        flush()
+        image = re.fullmatch(r"!\[(.*)\]\((.+)\)", line)
+        if image:
+            data = base64.b64encode((folder / image.group(2)).read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}"></figure>')
+        elif line.startswith("## "):
+            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{_inline(line[2:])}</h1>")
+        elif line.startswith(">"):
+            body.append(f"<blockquote>{_inline(line.lstrip('> '))}</blockquote>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left}th{background:#eee}"
+             "blockquote{border-left:4px solid #c00;margin:0;padding:.2em 1em;background:#fee}img{max-width:100%}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Benchmark report</title><style>{style}</style></head>'
+            f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def _slug(text: str) -> str:

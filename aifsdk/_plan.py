@@ -27,7 +27,8 @@ from ._snapshot import SnapshotOptions
 if TYPE_CHECKING:
     from ._job import Job
 
-SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after", "strict")
+SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after", "strict", "mlflow_run_id")
+_MLFLOW_RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,255}")
 LAUNCHERS = {"srun": "srun", "srun-per-gpu": "srun", "srun-per-task": "srun", "torchrun": "torchrun", "torchrun-per-node": "torchrun"}
 
 
@@ -180,6 +181,7 @@ def plan(
     launcher: str | None = None,
     snapshot: bool | str | os.PathLike[str] | SnapshotOptions = True,
     container: str | os.PathLike[str] | bool | None = None,
+    mlflow_run_id: str | None = None,
     after: Any = None,
     strict: bool = False,
     resources: Resources | None = None,
@@ -216,7 +218,11 @@ def plan(
         executor = getattr(_site_or_none(site), "executor", None)
         fields["extra"] = dependency_extra(after, site, executor, fields.get("extra") or {})
     planner = _Planner(target, args, site, name, folder, fields, launcher, snapshot, container, strict)
+    if mlflow_run_id is not None and not (isinstance(mlflow_run_id, str) and _MLFLOW_RUN_ID.fullmatch(mlflow_run_id)):
+        problems.append(Problem("mlflow_run_id", mlflow_run_id, "an MLflow run ID (letters, digits, '_', '-'; e.g. 32 hex digits)",
+                                "pass the run_id of a run created once, e.g. mlflow.MlflowClient().create_run(experiment_id).info.run_id"))
     planner.problems += problems
+    planner.mlflow_run_id = mlflow_run_id
     return planner.build()
 
 
@@ -229,6 +235,7 @@ class _Planner:
         self.launcher_arg = launcher
         self.snapshot_arg = snapshot
         self.container_arg = container
+        self.mlflow_run_id: str | None = None
         self.call_args: tuple[Any, ...] = ()
         self.raw = resources
         self.problems: list[Problem] = []
@@ -294,7 +301,7 @@ class _Planner:
             workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
         python = self._python(profile, resolved, folder)
         script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
-                               launcher=launcher, workdir=workdir, python=python)
+                               launcher=launcher, workdir=workdir, python=python, mlflow_run_id=self.mlflow_run_id)
         return Plan(
             site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
             script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
@@ -648,8 +655,24 @@ def request_options(profile: SiteProfile, r: Resources, name: str, launcher: str
     return flags
 
 
+def tracker_lines(folder: Path, mlflow_run_id: str | None = None) -> list[str]:
+    """One experiment-tracker run per submission, kept across requeues (a requeued job runs this
+    script again in the same folder): a Weights & Biases run ID made from the job folder's name
+    (an array task adds its index), resumed if it exists (WANDB_RESUME=allow); the user's own
+    WANDB_RUN_ID / WANDB_RESUME win. MLFLOW_RUN_ID only when asked for: MLflow resumes only a run
+    that exists, so the user creates it once and passes its ID."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", folder.name)
+    run = name if len(name) <= 64 else f"{name[:57]}-{name[-6:]}"
+    lines = [f"export WANDB_RUN_ID=${{WANDB_RUN_ID:-{run}${{SLURM_ARRAY_TASK_ID:+-$SLURM_ARRAY_TASK_ID}}}}",
+             "export WANDB_RESUME=${WANDB_RESUME:-allow}"]
+    if mlflow_run_id:
+        lines.append(f"export MLFLOW_RUN_ID={shlex.quote(mlflow_run_id)}")
+    return lines
+
+
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
-                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "") -> str:
+                  pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "",
+                  mlflow_run_id: str | None = None) -> str:
     from . import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
@@ -678,6 +701,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         lines += ["# site software (the profile's software.modules)", *profile.software.modules, ""]
     if env_lines:
         lines += ["# environment", *env_lines, ""]
+    lines += ["# experiment trackers: one run per submission, the same after a requeue", *tracker_lines(folder, mlflow_run_id), ""]
     if profile.setup:
         lines += ["# site setup", *profile.setup, ""]
     if torchrun or (r.nodes or 1) * (r.tasks_per_node or 1) > 1:

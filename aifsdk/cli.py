@@ -85,6 +85,7 @@ def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentPar
     p.add_argument("--qos")
     p.add_argument("--constraint", "-C")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE", help="another sbatch option (repeatable); KEY alone means a flag")
+    p.add_argument("--mlflow-run-id", help="export MLFLOW_RUN_ID: every attempt of the job (requeues too) logs to this existing MLflow run")
     p.add_argument("--strict", action="store_true", help="refuse a request the site runs but that wastes budget (its warnings become errors)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     return p
@@ -186,7 +187,7 @@ def _options(args: argparse.Namespace, need_command: bool = True) -> tuple[list[
     opts: dict[str, Any] = {"site": args.site}
     if getattr(args, "strict", False):
         opts["strict"] = True
-    for key in ("name", "folder", "launcher", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
+    for key in ("name", "folder", "launcher", "mlflow_run_id", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos", "constraint"):
         value = getattr(args, key)
         if value is not None:
             opts[key] = value
@@ -197,7 +198,7 @@ def _options(args: argparse.Namespace, need_command: bool = True) -> tuple[list[
 
 # The API's words for the CLI's flags: a RequestError printed by the command names flags, not keywords.
 _FLAGS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "partition", "account", "qos",
-          "constraint", "site", "name", "folder", "launcher", "container")
+          "constraint", "site", "name", "folder", "launcher", "container", "mlflow_run_id")
 _KEYWORD_RE = re.compile(r"\b(%s)(<=|>=|=)(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)?'\"]+))?" % "|".join(_FLAGS))
 _EXTRA_RE = re.compile(r"extra=\{'([^']+)': '?([^'}]*)'?\}")
 

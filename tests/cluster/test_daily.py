@@ -188,3 +188,26 @@ def test_jupyter_starts_on_a_compute_node_and_answers_through_the_tunnel(ssh_hos
             tunnel.terminate()
             tunnel.wait(timeout=10)
         aifsdk_cli("cancel", str(info["job_id"]))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_requeued_job_keeps_its_tracker_run() -> None:
+    """Slurm requeues the job (as after a node failure or a preemption): the second attempt runs
+    the script again and gets the same W&B run ID, and the MLflow run ID it was given."""
+    report = ("echo attempt-${SLURM_RESTART_COUNT:-0} wandb=$WANDB_RUN_ID resume=$WANDB_RESUME mlflow=$MLFLOW_RUN_ID; "
+              "if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 120; fi")
+    job = aifsdk.submit(["bash", "-c", report], site="slurm", time=10, mlflow_run_id="0123456789abcdef0123456789abcdef")
+    deadline = time.time() + 240
+    while "attempt-0" not in (job.stdout() or "") and time.time() < deadline:
+        time.sleep(0.5)
+    assert "attempt-0" in (job.stdout() or ""), job.stderr()
+    subprocess.run(["scontrol", "requeue", job.job_id], check=True)
+    job.result(timeout=480)
+    lines = [ln for ln in (job.stdout() or "").splitlines() if ln.startswith("attempt-")]
+    assert [ln.split()[0] for ln in lines] == ["attempt-0", "attempt-1"], lines
+    first, second = (dict(kv.split("=", 1) for kv in ln.split()[1:]) for ln in lines)
+    assert first == second  # the same tracker runs across the requeue
+    assert first["wandb"] == job.folder.name and first["resume"] == "allow"
+    assert first["mlflow"] == "0123456789abcdef0123456789abcdef"
+    assert aifsdk.submit(["true"], site="slurm", time=5).folder.name != job.folder.name  # and a new submission, a new run

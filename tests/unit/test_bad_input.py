@@ -158,6 +158,8 @@ API = [
     Api("snapshot-missing-folder", fn({}, snapshot="/no/such/project"), "snapshot", "/no/such/project"),
     Api("container-missing", plan(container="/no/such/image.sif"), "container", "/no/such/image.sif"),
     Api("container-on-debug", plan(site="debug", container="image.sif"), "container", "image.sif"),
+    Api("mlflow-run-id-spaces", plan(mlflow_run_id="a b"), "mlflow_run_id", "'a b'"),
+    Api("mlflow-run-id-int", submit(mlflow_run_id=42), "mlflow_run_id", "42"),
     # -- the target and its arguments ----------------------------------------------------------
     Api("target-string", lambda: aifsdk.plan("python train.py"), "target", "'python train.py'"),
     Api("target-empty-list", lambda: aifsdk.plan([]), "target", "[]"),
@@ -240,6 +242,7 @@ CLI = [
     Cli("name-space", cli("submit", "--name", "a b"), "--name", "a b"),
     Cli("folder-not-empty", cli("submit", "--folder", "occupied"), "--folder", "occupied"),
     Cli("launcher-unknown", cli("submit", "--launcher", "mpirun"), "--launcher", "mpirun"),
+    Cli("mlflow-run-id", cli("submit", "--mlflow-run-id", "a/b"), "--mlflow-run-id", "a/b"),
     Cli("no-command", ["submit"], "command", "[]"),
     Cli("missing-script", cli("submit", command=("python", "missing.py")), "command", "missing.py"),
     Cli("lumi-qos-undeclared", cli("plan", "--site", "lumi-g", "-A", "project_465000001", "--qos", "premium"), "--qos", "premium"),

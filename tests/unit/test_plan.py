@@ -242,7 +242,7 @@ def test_resources_keyword_is_the_request(sites: None) -> None:
     assert (p.resources.nodes, p.resources.gpus_per_node, p.resources.time) == (2, 4, "02:00:00")
     assert p.args == ({},)  # the Resources did not become an argument of the target
     same = aifsdk.plan(train, {}, site="testc", account="proj_1", nodes=2, gpus_per_node=4, time="2h")
-    assert same.script.replace(str(same.folder), "F") == p.script.replace(str(p.folder), "F")
+    assert same.script.replace(str(same.folder), "F").replace(same.folder.name, "N") == p.script.replace(str(p.folder), "F").replace(p.folder.name, "N")
 
 
 def test_tasks_that_do_not_divide_the_gpus_get_a_warning(sites: None) -> None:
@@ -261,3 +261,26 @@ def test_tasks_that_do_not_divide_the_gpus_get_a_warning(sites: None) -> None:
 ])
 def test_a_command_job_is_named_after_what_it_runs(command: list[str], name: str) -> None:
     assert aifsdk.plan(command).name == name
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "run-1 allow"),
+    ({"SLURM_ARRAY_TASK_ID": "7"}, "run-1-7 allow"),  # each array task its own run
+    ({"WANDB_RUN_ID": "mine", "WANDB_RESUME": "must"}, "mine must"),  # the user's own choice wins
+])
+def test_the_script_exports_one_tracker_run_per_submission(sites: None, env: dict[str, str], expected: str) -> None:
+    import subprocess
+
+    p = aifsdk.plan(train, {}, site="testc", account="proj_1", folder="/scratch/proj_42/jobs/run 1", mlflow_run_id="a" * 32)
+    lines = [ln for ln in p.script.splitlines() if ln.startswith(("export WANDB_", "export MLFLOW_"))]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_", "SLURM_"))}
+    out = subprocess.run(["bash", "-c", "\n".join([*lines, 'echo "$WANDB_RUN_ID $WANDB_RESUME $MLFLOW_RUN_ID"'])],
+                         env={**clean, **env}, capture_output=True, text=True, check=True).stdout.split()
+    assert " ".join(out[:2]) == expected and out[2] == "a" * 32
+
+
+def test_an_mlflow_run_id_is_checked(sites: None) -> None:
+    with pytest.raises(aifsdk.RequestError) as info:
+        aifsdk.plan(train, {}, site="testc", account="proj_1", mlflow_run_id="no spaces allowed")
+    assert info.value.problems[0].param == "mlflow_run_id" and "create_run" in info.value.problems[0].fix
+    assert "MLFLOW_RUN_ID" not in aifsdk.plan(train, {}, site="testc", account="proj_1").script  # only when asked for

@@ -136,7 +136,7 @@ def test_a_symlink_inside_the_project_is_shipped_as_its_file(project: Path) -> N
     write(project, "real.py", "print('real')\n")
     (project / "alias.py").symlink_to(project / "real.py")
     job = aifsdk.submit(["python", "alias.py"])
-    assert "real" in job.result(timeout=60).stdout.read_text()
+    assert "real" in job.result(timeout=60).stdout
 
 
 def test_a_git_repository_is_scanned_as_shipped(project: Path) -> None:

@@ -25,7 +25,7 @@ CHUNK = 64 * 1024  # bytes read from a file at a time
 LONGEST_LINE = 1 << 20  # a line without a newline this long is shown in pieces
 POLL_S = 0.5
 _HOST_RE = re.compile(rb"JobEnvironment\(.*?hostname=([^,) ]+).*?node=(\d+)\(")
-_SUBMITIT_RE = re.compile(rb"^submitit (?:INFO|DEBUG|WARNING) \(")
+_SUBMITIT_RE = re.compile(rb"^submitit (?:INFO|DEBUG) \(")  # its warnings and errors stay
 
 
 @dataclass

@@ -299,6 +299,11 @@ class _Planner:
                 pythonpath = [snap.map_path(p, code) for p in pythonpath]
             mapped = snap.map_path(os.getcwd(), code)
             workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
+            if workdir is not None and any(c in str(workdir) for c in "\n\r"):
+                raise RequestError([Problem("working folder", os.getcwd(), "a folder without newlines or carriage returns "
+                                            "(the job starts in its copy, and sbatch --chdir takes one line)",
+                                            "submit from a folder with a plainer name (cd to the project's top), or snapshot=False")],
+                                   site=self.site)
         python = self._python(profile, resolved, folder)
         script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
                                launcher=launcher, workdir=workdir, python=python, mlflow_run_id=self.mlflow_run_id)
@@ -448,7 +453,13 @@ class _Planner:
                 self.notes.append(f"no snapshot: {root} is neither a git work tree nor a project folder "
                                   f"({', '.join(snapshots.PROJECT_MARKERS)}); pass snapshot='<project dir>' to take one")
                 return None
-        names = snapshots.list_files(root, tuple(opt.exclude))
+        left_out: list[str] = []
+        names = snapshots.list_files(root, tuple(opt.exclude), left_out)
+        for folder in left_out:
+            self.problems.append(Problem(
+                "snapshot", folder, "the files of every submodule and nested repository (their own git lists them)",
+                f"{folder} is a git submodule or repository whose files git cannot list (not checked out?): run "
+                f"`git submodule update --init --recursive`, or add '{folder}/' to .aifsdkignore to leave it out on purpose"))
         problems = snapshots.check_secrets(root, names, tuple(opt.allow)) + snapshots.check_size(root, names, opt.max_mb)
         self.problems += problems
         return SnapshotPlan(root=root, files=names, options=opt)
@@ -521,8 +532,8 @@ class _Planner:
         else:
             return None
         text = str(folder)
-        if "\n" in text or "%" in text:
-            self.fail("folder", text, "a path without newlines or '%' (Slurm reads % as a pattern)", "choose a plainer folder name")
+        if any(c in text for c in "\n\r%"):
+            self.fail("folder", text, "a path without newlines, carriage returns or '%' (Slurm reads % as a pattern)", "choose a plainer folder name")
         return folder
 
     # -- against the site ---------------------------------------------------------------------
@@ -603,7 +614,10 @@ def run_command(python: str, folder: Path) -> str:
 
 
 def _flag(key: str, value: Any) -> str:
-    return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
+    text = str(value)
+    if any(c in text or c in key for c in "\r\n\0"):  # checked where each value is given; this is the last line of defence
+        raise RequestError([Problem(key, value, "one line without newline, carriage return or NUL", "pass a plain value")])
+    return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(text)}"
 
 
 def environment_lines(profile: SiteProfile, pythonpath: Sequence[str]) -> list[str]:

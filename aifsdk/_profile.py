@@ -354,8 +354,35 @@ def parse_profile(text: str, *, name: str, source: str | Path) -> SiteProfile:
     return built
 
 
-def _semantic_problems(profile: SiteProfile) -> list[str]:
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CONTROL = re.compile(r"[\r\n\0]")
+
+
+def _script_text_problems(profile: SiteProfile) -> list[str]:
+    """What the profile puts into the job script must not carry raw text: environment names are
+    shell identifiers, and no value or line holds a newline, carriage return or NUL (each would end
+    an ``#SBATCH`` or ``export`` line early and start a command of its own)."""
     out = []
+    for key, value in profile.env.items():
+        if not isinstance(key, str) or not _IDENTIFIER.match(key):
+            out.append(f"env: {key!r} is not a shell variable name (letters, digits and '_', not starting with a digit); rename it")
+        if isinstance(value, str) and _CONTROL.search(value):
+            out.append(f"env.{key}: {value!r} holds a newline, carriage return or NUL; put the value on one line")
+    lines = [("setup", profile.setup), ("srun_args", profile.srun_args), ("software.modules", profile.software.modules)]
+    if profile.ssh is not None:
+        lines.append(("ssh.setup", profile.ssh.setup))
+    for where, entries in lines:
+        for i, line in enumerate(entries):
+            if isinstance(line, str) and _CONTROL.search(line):
+                out.append(f"{where}[{i}]: {line!r} holds a newline, carriage return or NUL; give one shell line per entry")
+    for where, value in (("python", profile.python), ("job_root", profile.job_root), ("scratch_job_root", profile.scratch_job_root)):
+        if isinstance(value, str) and _CONTROL.search(value):
+            out.append(f"{where}: {value!r} holds a newline, carriage return or NUL; put it on one line")
+    return out
+
+
+def _semantic_problems(profile: SiteProfile) -> list[str]:
+    out = _script_text_problems(profile)
     times = [("default_time", profile.default_time)]
     for pname, part in profile.partitions.items():
         times += [(f"partitions.{pname}.max_time", part.max_time), (f"partitions.{pname}.default_time", part.default_time)]

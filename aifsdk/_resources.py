@@ -260,6 +260,7 @@ def _extra_problems(extra: Any, request: Resources) -> list[Problem]:
         elif name in ("mem-per-cpu", "mem-per-gpu") and request.mem_gb is not None:
             out.append(Problem(f"extra[{key!r}]", value, f"no {name} together with mem_gb (sbatch takes one of --mem, --mem-per-cpu, --mem-per-gpu)",
                                f"drop mem_gb={request.mem_gb!r} or extra {name}"))
-        elif not isinstance(value, (str, int, bool)) or isinstance(value, str) and "\n" in value:
-            out.append(Problem(f"extra[{key!r}]", value, "a str, int or True, on one line", "pass a plain value"))
+        elif not isinstance(value, (str, int, bool)) or isinstance(value, str) and any(c in value for c in "\r\n\0"):
+            out.append(Problem(f"extra[{key!r}]", value, "a str, int or True, on one line (no newline, carriage return or NUL)",
+                               "pass a plain value"))
     return out

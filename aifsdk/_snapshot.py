@@ -68,9 +68,9 @@ SECRET_TEXT_PATTERNS = {
     r"\bsk-(?:proj|svcacct|admin|ant-api\d\d)-[A-Za-z0-9_\-]{32,}": ("an OpenAI or Anthropic API key", b"sk-"),
     # a literal value given to a name that holds one of the key words (password, WANDB_API_KEY,
     # aws_secret_access_key, "clientSecret", "password" in JSON): quoted, or a bare token that ends the
-    # line and holds a digit; not a reference (os.environ[...], ${VAR}, config.password, prose)
+    # line and holds a digit; not a reference (os.environ[...], ${VAR}, config.password, "env_api_key", prose)
     r"(?im)\b[\w.-]*(?:password|passwd|secret|api_key|apikey|access_token|auth_token|access_key)[\w.-]*[\"']?\s*[:=]\s*"
-    r"(?:'[^'\s$]{6,}'|\"[^\"\s$]{6,}\"|(?=\S*\d)[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": (
+    r"(?:'(?=[^']*[^a-z_.'-])[^'\s$]{6,}'|\"(?=[^\"]*[^a-z_.\"-])[^\"\s$]{6,}\"|(?=\S*\d)[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": (
         "a password or secret assignment", tuple(w.encode() for w in _KEY_WORDS)),
 }
 
@@ -167,8 +167,12 @@ _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 _LISTED: dict[str, os.stat_result] = {}  # absolute path -> stat from the last listing (plan time)
 
 
-def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
-    """Relative paths of the files a snapshot of ``root`` holds, sorted."""
+def list_files(root: Path, extra_ignores: tuple[str, ...] = (), left_out: list[str] | None = None) -> list[str]:
+    """Relative paths of the files a snapshot of ``root`` holds, sorted.
+
+    In a git work tree, a submodule or a nested repository is listed by its own git (its tracked
+    and untracked-not-ignored files), so its code is shipped too. One whose files cannot be listed
+    (a submodule not checked out) is added to ``left_out``, for the plan to name."""
     ignored = _ignore_matcher(_ignore_patterns(root, extra_ignores))
     listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     if listed is not None:
@@ -183,12 +187,13 @@ def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
     out = []
     base = str(root)
     _LISTED.clear()
-    for name in names:
+    while names:
+        name = names.pop()
         if ignored(name):
             continue
         path = f"{base}/{name}"
         try:
-            st = os.lstat(path)
+            st = os.lstat(path.rstrip("/"))
         except OSError:
             continue  # deleted since git listed it
         if stat.S_ISREG(st.st_mode):
@@ -198,6 +203,16 @@ def list_files(root: Path, extra_ignores: tuple[str, ...] = ()) -> list[str]:
             target = Path(base, name).resolve()
             if target.is_file() and target.is_relative_to(root):
                 out.append(name)
+        elif stat.S_ISDIR(st.st_mode) and listed is not None:  # a submodule (gitlink) or a nested repository
+            if ignored(name.rstrip("/") + "/"):
+                continue
+            inner = _git(Path(path), "ls-files", "-z", "--cached", "--others", "--exclude-standard") \
+                if os.path.lexists(f"{path.rstrip('/')}/.git") else None
+            if inner is None:
+                if left_out is not None:
+                    left_out.append(name.rstrip("/"))
+            else:
+                names += [f"{name.rstrip('/')}/{n}" for n in inner.split("\0") if n]
     return sorted(out)
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,9 +25,9 @@ from typing import Any
 import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
-from ._errors import Problem, RequestError, SchedulerError
+from ._errors import AifsdkError, Problem, RequestError, SchedulerError
 from ._job import Job
-from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register
+from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, storage_error
 from ._plan import Plan, environment_lines, signal_delay
 from ._profile import user_config_dir
 from ._run import PAYLOAD_HASH_FILE, record_hash, sha256_file
@@ -124,34 +125,45 @@ def launch(plan: Plan) -> Job:
         stage = _remote.Stage.for_plan(plan)
     local = stage.local if stage else plan.folder
     make_job_folder(plan, local)
-    snap = _take_snapshot(plan, local)
-    executor = _remote.executor(stage, plan) if stage else _executor(plan)
-    target = plan.callable
-    if plan.kind == "function":
-        from ._distributed import RankedCall
-
-        target = RankedCall.wrap(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
     try:
-        with _submission_environment(plan):
-            sub_job = executor.submit(target, *plan.args)
-    except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
-        raise SchedulerError(
-            f"sbatch refused the job: {str(exc).strip()}\n"
-            f"Nothing was queued. The submitted script is kept in {plan.folder}; `aifsdk plan` shows it again."
-        ) from None
-    except Exception as exc:
-        if _raised_while_pickling(exc):
-            raise RequestError(
-                [Problem("target", plan.target, "a picklable callable and arguments (cloudpickle)", f"{type(exc).__name__}: {exc}; pass plain data, and build locks, files and sockets inside the job")],
-                site=plan.site,
+        snap = _take_snapshot(plan, local)
+        executor = _remote.executor(stage, plan) if stage else _executor(plan)
+        target = plan.callable
+        if plan.kind == "function":
+            from ._distributed import RankedCall
+
+            target = RankedCall.wrap(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
+        try:
+            with _submission_environment(plan):
+                sub_job = executor.submit(target, *plan.args)
+        except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
+            raise SchedulerError(
+                f"sbatch refused the job: {str(exc).strip()}\n"
+                f"Nothing was queued. The submitted script is kept in {plan.folder}; `aifsdk plan` shows it again."
             ) from None
+        except Exception as exc:
+            if _raised_while_pickling(exc):
+                raise RequestError(
+                    [Problem("target", plan.target, "a picklable callable and arguments (cloudpickle)", f"{type(exc).__name__}: {exc}; pass plain data, and build locks, files and sockets inside the job")],
+                    site=plan.site,
+                ) from None
+            raise
+    except SchedulerError:
+        raise  # the folder is kept: it holds the script sbatch refused
+    except BaseException as exc:  # nothing was queued: the half-made folder goes (a full disk, a refused file, Ctrl-C)
+        shutil.rmtree(local, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, AifsdkError):
+            raise storage_error(exc, Path(exc.filename or local), "writing the job folder") from None
         raise
     job_id = str(sub_job.job_id)
     record = job_record(plan, job_id, snap, folder=local)
     if stage is not None:
         record["remote"] = stage.record()
     # The folder is new and private, and the registry points at it only after this write.
-    (local / JOB_FILE).write_text(json.dumps(record, default=str))
+    try:
+        (local / JOB_FILE).write_text(json.dumps(record, default=str))
+    except OSError as exc:
+        raise storage_error(exc, local / JOB_FILE, f"job {job_id} is queued, but writing its manifest") from None
     if stage is not None:
         stage.push(code=False)  # the payload under its job id, and the manifest
     if plan.profile.executor != "debug":
@@ -336,7 +348,40 @@ def make_job_folder(plan: Plan, folder: Path) -> None:
     ensure_private(root, "the job root")
     if folder.parent != root and root in folder.parents:
         ensure_private(folder.parent, "the job root's site folder")
+        remove_unsubmitted(folder.parent)
     make_private_dir(folder)
+
+
+def remove_unsubmitted(site_folder: Path, age_s: float = 3600.0, every_s: float = 86400.0) -> list[Path]:
+    """Delete job folders that a killed submit left half-made, at most once a day per site folder:
+    the user's own, an hour old, with neither a manifest nor a submitted payload (nothing was ever
+    queued from them). A folder with a payload but no manifest is kept: its job may be running."""
+    import time
+
+    stamp = site_folder / ".cleaned"
+    now = time.time()
+    try:
+        if now - stamp.stat().st_mtime < every_s:
+            return []
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return []
+    gone = []
+    uid = os.getuid()
+    with contextlib.suppress(OSError):
+        stamp.touch()
+        for entry in os.scandir(site_folder):
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if not entry.is_dir(follow_symlinks=False) or st.st_uid != uid or now - st.st_mtime < age_s:
+                    continue
+                names = os.listdir(entry.path)
+                if JOB_FILE in names or any(n.endswith(("_submitted.pkl", ".pkl.sha256")) or n.startswith(".item-") for n in names):
+                    continue
+                shutil.rmtree(entry.path)
+                gone.append(Path(entry.path))
+    return gone
 
 
 def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:

@@ -71,7 +71,7 @@ def verify(folder: Path, job_id: str, wait_s: float = 60.0) -> str | None:
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    from submitit.core import job_environment, utils
+    from submitit.core import job_environment
 
     os.environ["SUBMITIT_FOLDER"] = str(folder)
     env = job_environment.JobEnvironment()
@@ -82,8 +82,7 @@ def main() -> None:
         print(f"aifsdk: {problem}", file=sys.stderr, flush=True)
         paths = env.paths
         if env.global_rank == 0 or not paths.result_pickle.exists():
-            with utils.temporary_save_path(paths.result_pickle) as tmp:
-                utils.cloudpickle_dump(("error", f"aifsdk.{kind}: {problem}"), tmp)
+            save_result(paths.result_pickle, ("error", f"aifsdk.{kind}: {problem}"))
         sys.exit(1)
     process_job(folder)
 
@@ -109,18 +108,51 @@ def process_job(folder: Path) -> None:
         result = delayed.result()
         logger.info("Job completed successfully")
         del delayed
-        with utils.temporary_save_path(paths.result_pickle) as tmp:  # written aside, then moved in place
-            utils.cloudpickle_dump(("success", result), tmp)
+        try:
+            save_result(paths.result_pickle, ("success", result))
+        except Exception as exc:
+            raise ResultNotWritten(_not_written(paths.result_pickle, exc)) from exc
         del result
         logger.info("Exiting after successful completion")
     except Exception as error:
         try:
-            with utils.temporary_save_path(paths.result_pickle) as tmp:
-                utils.cloudpickle_dump(("error", traceback.format_exc()), tmp)
+            save_result(paths.result_pickle, ("error", traceback.format_exc()))  # small: it may fit where the result did not
         except Exception as dump_error:
             logger.error(f"Could not dump error:\n{error}\n\nbecause of {dump_error}")
         logger.error("Submitted job triggered an exception")
         raise
+
+
+class ResultNotWritten(RuntimeError):
+    """The task returned, but its result could not be written (a full disk, a quota, permissions)."""
+
+
+def save_result(path: Path, outcome: tuple) -> None:
+    """Write a task's (outcome, value) under a temporary name next to ``path``, then move it into
+    place: readers never see half a file, and a failed write leaves no file behind."""
+    from submitit.core import utils
+
+    tmp = path.with_suffix(path.suffix + ".save_tmp")
+    try:
+        utils.cloudpickle_dump(outcome, tmp)  # truncates what an earlier, killed write left
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _not_written(path: Path, exc: BaseException) -> str:
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return (f"the task returned, but its result could not be written to {path} ({type(exc).__name__}: {exc}; {free}); "
+            "the result is lost. Free space on that filesystem (or use a job_root on a larger one), then run the job again")
 
 
 def extract_code(folder: Path) -> tuple[str | None, str]:

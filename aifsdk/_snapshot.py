@@ -14,6 +14,7 @@ guard (file names and the pattern that matched).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -307,12 +308,17 @@ class FileIndex:
             return
         if len(self.entries) > self.MAX_ENTRIES:  # keep the newest half (insertion order: least recently written first)
             self.entries = dict(list(self.entries.items())[-self.MAX_ENTRIES // 2:])
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": self.VERSION, "scan_version": SCAN_VERSION, "files": self.entries}, f, separators=(",", ":"))
-        os.replace(tmp, self.path)  # a cache: another process's concurrent save may win, nothing is lost but time
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"version": self.VERSION, "scan_version": SCAN_VERSION, "files": self.entries}, f, separators=(",", ":"))
+            os.replace(tmp, self.path)  # a cache: another process's concurrent save may win, nothing is lost but time
+        except OSError:  # a full or read-only home: the files are hashed and scanned again next time, nothing else is lost
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
         self.dirty = False
 
 

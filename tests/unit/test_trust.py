@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -160,7 +161,10 @@ def test_a_job_refuses_a_store_it_does_not_own() -> None:
 
 # -- two real users on one shared job root --------------------------------------------------------
 USERS = ("aifsdk-alice", "aifsdk-bob")
-PYTHON = "/home/aifsdk-remote/venv/bin/python"  # made by tests/cluster/ssh-remote; this checkout's aifsdk goes first on PYTHONPATH
+# The system's Python, which every user may run, with this checkout and this environment's packages
+# on its path (this interpreter may live in a folder only its owner can enter)
+PYTHON = "/usr/bin/python3"
+SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +173,9 @@ def two_users() -> tuple[str, str]:
         if os.environ.get("CI") == "true":
             pytest.fail("the two-user tests need root and useradd/runuser")
         pytest.skip("needs root and useradd/runuser (two real Unix users)")
-    if not os.access(PYTHON, os.X_OK):  # Debian's python3 in a venv others may run, with submitit and cloudpickle
-        subprocess.run(["bash", str(REPO / "tests" / "cluster" / "ssh-remote"), "up"], check=True, capture_output=True)
+    same = subprocess.run([PYTHON, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    if same.stdout.strip() != str(sys.version_info[:2]):
+        pytest.skip(f"{PYTHON} is not Python {sys.version_info[0]}.{sys.version_info[1]}, so it cannot use this environment's packages")
     for user in USERS:
         try:
             pwd.getpwnam(user)
@@ -182,7 +187,7 @@ def two_users() -> tuple[str, str]:
 def as_user(user: str, root: Path, code: str) -> subprocess.CompletedProcess[str]:
     home = Path(pwd.getpwnam(user).pw_dir)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "AIFSDK_HOME": str(home / ".aifsdk"),
-           "AIFSDK_JOB_ROOT": str(root), "PYTHONPATH": str(REPO)}
+           "AIFSDK_JOB_ROOT": str(root), "PYTHONPATH": os.pathsep.join([str(REPO), SITE_PACKAGES])}
     return subprocess.run(["runuser", "-u", user, "--", PYTHON, "-c", code], capture_output=True, text=True,
                           timeout=180, env=env, cwd="/")
 
@@ -196,7 +201,7 @@ proj.mkdir(exist_ok=True)
 os.chdir(proj)
 try:
     job = aifsdk.submit(["python3", "who.py"], snapshot=str(proj))
-    said = [ln for ln in open(job.result(timeout=120).stdout) if ln.startswith("code of")]
+    said = [ln for ln in job.result(timeout=120).stdout.splitlines() if ln.startswith("code of")]
     print(said[0].strip(), "|", job.folder)
 except aifsdk.StorageError as exc:
     print("REFUSED", exc)

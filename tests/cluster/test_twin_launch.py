@@ -65,6 +65,8 @@ def test_default_gpu_launch_script_passes_the_twin(site: str, shape: str, tmp_pa
                        snapshot=False, folder=tmp_path / "job")
     if profile.launch_recipe:
         assert plan.resources.tasks_per_node == gpus, "one rank per GPU by default"
+    if profile.cpu_bind_masks and shape == "2 whole nodes":
+        assert "--cpu-bind=mask_cpu:" in plan.script and all(line in plan.script for line in profile.software.modules)
     script = tmp_path / "job.sbatch"
     script.write_text(plan.script)
     answer = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, cwd=tmp_path,

@@ -53,8 +53,10 @@ class Progress:
 
 def energy_of(telemetry: dict[str, Any]) -> tuple[float | None, str | None]:
     """(joules, basis) of a measurement window: the device's energy counter where it exists
-    (NVML, amdsmi), else an ESTIMATE from the device's mean power over the window, labelled with
-    its basis; (None, None) when the device reports neither (CPU)."""
+    (NVML, amdsmi), else an ESTIMATE from the device's mean power over the window, else an
+    ESTIMATE from its enforced power limit x its mean utilisation (an upper-end figure: a busy
+    board draws at most its limit), each labelled with its basis; (None, None) when the device
+    reports none of these (CPU)."""
     if telemetry.get("energy_j") is not None:
         sources = [s for s in telemetry.get("sources", []) if s != "cpu"]
         return telemetry["energy_j"], f"{'/'.join(sources) or 'device'} energy counter over the window"
@@ -65,6 +67,13 @@ def energy_of(telemetry: dict[str, Any]) -> tuple[float | None, str | None]:
             joules = power["mean"] * telemetry["duration_s"]
             return joules, (f"ESTIMATE: mean {source} power {power['mean']:.0f} W ({samples} samples every "
                             f"{telemetry.get('interval_s', 0):g} s) x {telemetry['duration_s']:.2f} s; no energy counter on this device")
+    for source in telemetry.get("sources", []):
+        fields = telemetry.get("fields") or {}
+        limit, util = fields.get(f"{source}.power_limit_w"), fields.get(f"{source}.gpu_util_pct")
+        if limit and util and telemetry.get("duration_s"):
+            joules = limit["mean"] * util["mean"] / 100 * telemetry["duration_s"]
+            return joules, (f"ESTIMATE: {source} power limit {limit['mean']:.0f} W x mean utilisation {util['mean']:.0f}% x "
+                            f"{telemetry['duration_s']:.2f} s; no energy counter or power reading on this device")
     return None, None
 
 

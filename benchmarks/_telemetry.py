@@ -4,7 +4,7 @@ Samplers, each reading one source and returning a flat dict of numbers:
 
 - :class:`NvmlSampler` (NVIDIA, pynvml): power (W), total energy counter (J, Volta+),
   GPU/memory utilisation (%), memory used (bytes), SM and memory clocks (MHz), temperature (C),
-  clock throttle reasons (bit mask);
+  clock throttle reasons (bit mask), the enforced power limit (W);
 - :class:`AmdSmiSampler` (AMD, amdsmi when importable): power, energy counter, activity, VRAM,
   clock, temperature; the energy counter is checked against power x time as Zeus does and
   dropped when implausible (counters that stall or run backwards are known amdsmi problems);
@@ -113,6 +113,7 @@ class NvmlSampler:
             "mem_clock_mhz": _try(lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
             "temp_c": _try(lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
             "throttle_reasons": _try(lambda: _throttle_call(n)(h)),  # bit mask of nvmlClocksEventReason*
+            "power_limit_w": _try(lambda: n.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3),
             "energy_j": self.energy_j(),
         }
         return {k: v for k, v in fields.items() if v is not None}

@@ -167,6 +167,16 @@ class FakeNvmlNoCounter(FakeNvml):
         raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
 
 
+class FakeNvmlLimitOnly(FakeNvmlNoCounter):
+    """A board that reports utilisation and its power limit (mW), but neither power nor energy."""
+
+    def nvmlDeviceGetPowerUsage(self, h: str) -> int:
+        raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: str) -> int:
+        return 700_000
+
+
 def test_energy_from_the_counter_else_an_estimate_labelled_with_its_basis() -> None:
     from benchmarks._measure import energy_of
 
@@ -179,6 +189,11 @@ def test_energy_from_the_counter_else_an_estimate_labelled_with_its_basis() -> N
     joules, basis = energy_of(mon.summary())
     assert joules == pytest.approx(400.0 * mon.duration_s)
     assert basis is not None and basis.startswith("ESTIMATE: mean nvml power 400 W") and "no energy counter" in basis
+    with Monitor([NvmlSampler(0, library=FakeNvmlLimitOnly()), CpuSampler()], interval_s=0.02) as mon:
+        time.sleep(0.2)
+    joules, basis = energy_of(mon.summary())
+    assert joules == pytest.approx(700.0 * 0.97 * mon.duration_s)
+    assert basis is not None and basis.startswith("ESTIMATE: nvml power limit 700 W x mean utilisation 97%")
     with Monitor([CpuSampler()], interval_s=0.02) as mon:
         time.sleep(0.05)
     assert energy_of(mon.summary()) == (None, None)  # no device power at all: nothing, not a guess

@@ -440,8 +440,8 @@ def wrong_cluster(profile: SiteProfile) -> str | None:
         return "this machine has no Slurm commands (sbatch, scontrol)"
     slurm = default_slurm()
     try:
-        info = slurm.cluster_info()
-        name = slurm.config_value("ClusterName")
+        info = slurm.cluster_info()  # cached: plan has read it already
+        name = slurm.config_value("ClusterName") if profile.cluster_name else None
     except SchedulerError:
         return None  # the controller does not answer: sbatch will say why
     if profile.cluster_name and name:
@@ -451,6 +451,10 @@ def wrong_cluster(profile: SiteProfile) -> str | None:
                 f"site {profile.name}'s is {profile.cluster_name!r}")
     if set(profile.partitions) & set(info.partitions):
         return None
+    try:
+        name = name or slurm.config_value("ClusterName")  # only to name it in the message
+    except SchedulerError:
+        name = None
     cluster = f"cluster {name!r}" if name else "its cluster"
     return (f"this machine's Slurm is {cluster} with partitions {', '.join(sorted(info.partitions)) or 'none'}, "
             f"none of site {profile.name}'s ({', '.join(profile.partitions)})")

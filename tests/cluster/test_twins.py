@@ -277,8 +277,8 @@ DELIBERATE: list[Deliberate] = [
      "memory per node: CINECA's guide gives 503 GiB of RAM per node (the twin's figure); aifsdk keeps 482 GB, what Slurm "
      "schedules per node in scontrol output quoted in public first-hand notes; a request between the two is refused by aifsdk"),
     ("mn5-acc", lambda _, msg: "CPU cores per GPU" in msg,
-     "20 CPU cores per GPU: BSC's policy for ACC jobs, not a partition or QoS limit Slurm can hold (the site enforces it "
-     "at submission, outside Slurm's limits); aifsdk refuses more cores than that per GPU"),
+     "20 CPU cores per GPU: BSC's Slurm guide (bsc.es/supportkc/docs/MareNostrum5/slurm/) pairs each GPU with 20 cores, "
+     "a submission rule rather than a partition or QoS limit a twin can hold; aifsdk refuses more cores than that per GPU"),
     ("meluxina-gpu", lambda req, msg: (req.get("time") or 0) > 2880 and "partition gpu" in msg,
      "time over 48 h: aifsdk's profile caps partition gpu at 48 h (from public job scripts); LuxProvide's documentation "
      "gives only the QoS limits (long: 144 h), which the twin holds"),

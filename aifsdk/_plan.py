@@ -141,8 +141,14 @@ class Plan:
         return out
 
     def submit(self) -> Job:
+        """Submit the plan. Budget warnings are issued first (Python's ``warnings``, category
+        ``UserWarning``), so a script that calls ``aifsdk.submit`` sees them too."""
+        import warnings
+
         from ._launch import launch
 
+        for warning in self.warnings:
+            warnings.warn(f"aifsdk: {warning} (strict=True refuses such requests)", UserWarning, stacklevel=2)
         return launch(self)
 
     def summary(self) -> str:

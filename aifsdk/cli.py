@@ -26,6 +26,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -356,7 +357,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             if pl.profile.executor == "local" and not (args.wait or args.follow):
                 print(f"aifsdk: site {pl.site} runs the job as a child of this command, so the command waits until the job ends "
                       "(Ctrl-C cancels it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
-            job = pl.submit()
+            with warnings.catch_warnings():  # already printed above, in the command's words
+                warnings.simplefilter("ignore", UserWarning)
+                job = pl.submit()
             if args.json:
                 print(json.dumps({"job_id": job.job_id, "site": job.site, "folder": str(job.folder)}))
             else:

@@ -671,3 +671,12 @@ def test_a_partition_billing_more_than_another_that_fits_is_a_warning() -> None:
     (problem,) = problems("lumi-g", partition="standard-g", cpus_per_task=8, account="project_465001926", time="1h", strict=True)
     assert problem.param == "partition" and "small-g" in problem.fix
     assert not plan("lumi-g", partition="small-g", cpus_per_task=8, account="project_465001926", time="1h").warnings
+
+
+def test_submit_issues_the_budget_warnings_before_anything_else() -> None:
+    """aifsdk.submit shows a plan's warnings as Python warnings first. Here the site is not this
+    machine's cluster, so the submit is then refused: nothing is written or submitted."""
+    p = plan("lumi-g", nodes=2, gpus_per_node=4, partition="standard-g", account="project_465001926", time="1h")
+    with pytest.warns(UserWarning, match="node-exclusive.*strict=True refuses"), pytest.raises(aifsdk.RequestError):
+        p.submit()
+    assert not p.folder.exists()

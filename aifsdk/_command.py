@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 TEXT_LIMIT = 1 << 20  # the text a result holds of each stream: its last MiB (the whole output stays in the log files)
 
 

@@ -3,6 +3,8 @@
     aifsdk submit [--site S] [--nodes N] [--gpus-per-node G] [--time 2h] ... [--wait] -- CMD ARGS...
     aifsdk plan   [same options] -- CMD ARGS...
     aifsdk status JOB | aifsdk wait JOB | aifsdk logs JOB [--task N] [--stderr] [-f [--all]] | aifsdk cancel JOB
+    aifsdk shell [--site S] [request options] [-- CMD]      an interactive allocation (salloc, srun --pty)
+    aifsdk jupyter [--site S] [request options] [--json]     Jupyter on a compute node, with its ssh tunnel
     aifsdk show JOB | aifsdk resubmit JOB
     aifsdk sites | aifsdk sites show NAME
     aifsdk doctor [--site slurm] [-N 1 --gpus-per-node 4 ...]

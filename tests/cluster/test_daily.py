@@ -22,6 +22,8 @@ import pytest
 
 import aifsdk
 
+from conftest import SSH_SCRIPT
+
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("cluster")]
 
 TALKER = ("for i in 1 2 3; do echo out-$i-rank$RANK-$SLURMD_NODENAME; echo err-$i-rank$RANK-$SLURMD_NODENAME >&2; sleep 1; done")
@@ -166,6 +168,8 @@ def test_jupyter_starts_on_a_compute_node_and_answers_through_the_tunnel(ssh_hos
         assert printed[:4] == ["ssh", "-N", "-L", f"{info['local_port']}:{info['host']}:{info['port']}"]
         # This machine's own sshd does not let tests in as root: the same forward goes through the
         # test login node (127.0.0.1:2222), as it would through a site's login node.
+        # The test login node lets one key in; other SSH tests may have put theirs there since.
+        subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{ssh_host.parent / 'id_ed25519'}.pub"], check=True, capture_output=True)
         tunnel = subprocess.Popen([*printed[:4], "-F", str(ssh_host), "-o", "ExitOnForwardFailure=yes", "aifsdk-test"],
                                   stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://localhost:{info['local_port']}"
@@ -203,7 +207,9 @@ def test_a_requeued_job_keeps_its_tracker_run() -> None:
         time.sleep(0.5)
     assert "attempt-0" in (job.stdout() or ""), job.stderr()
     subprocess.run(["scontrol", "requeue", job.job_id], check=True)
-    job.result(timeout=480)
+    deadline = time.time() + 480  # Slurm makes a requeued job eligible again about 2 minutes later
+    while "attempt-1" not in (job.stdout() or "") and time.time() < deadline:
+        time.sleep(1)
     lines = [ln for ln in (job.stdout() or "").splitlines() if ln.startswith("attempt-")]
     assert [ln.split()[0] for ln in lines] == ["attempt-0", "attempt-1"], lines
     first, second = (dict(kv.split("=", 1) for kv in ln.split()[1:]) for ln in lines)
@@ -211,3 +217,25 @@ def test_a_requeued_job_keeps_its_tracker_run() -> None:
     assert first["wandb"] == job.folder.name and first["resume"] == "allow"
     assert first["mlflow"] == "0123456789abcdef0123456789abcdef"
     assert aifsdk.submit(["true"], site="slurm", time=5).folder.name != job.folder.name  # and a new submission, a new run
+
+
+@pytest.mark.slow
+def test_logs_follow_a_job_submitted_over_ssh(ssh_host: Path) -> None:
+    """The job runs as the SSH test user on n1 and n2; its logs come back through the usual pull."""
+    from conftest import REMOTE_PYTHON
+
+    site_dir = Path(os.environ["AIFSDK_CONFIG_DIR"]) / "site"
+    site_dir.mkdir(parents=True, exist_ok=True)
+    (site_dir / "followssh.yaml").write_text(
+        "title: the local test cluster over SSH\nexecutor: slurm\ndiscover: true\ndefault_time: 10\n"
+        f"ssh:\n  host: aifsdk-test\n  config: {ssh_host}\n  python: {REMOTE_PYTHON}\n  job_root: ~/aifsdk/jobs\n"
+    )
+    subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{ssh_host.parent / 'id_ed25519'}.pub"], check=True, capture_output=True)
+    job = aifsdk.submit(["bash", "-c", "echo remote-rank$RANK-$SLURMD_NODENAME; sleep 2; echo done-rank$RANK"],
+                        site="followssh", nodes=2, time=5)
+    followed = aifsdk_cli("logs", "-f", job.job_id)
+    assert followed.returncode == 0, followed.stderr
+    by_task = _prefixed(followed.stdout)
+    assert {rank for rank, _ in by_task} == {"0", "1"}
+    for (rank, host), lines in by_task.items():
+        assert lines == [f"remote-rank{rank}-{host}", f"done-rank{rank}"], by_task

@@ -129,10 +129,12 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
 
     Keyword arguments are the fields of :class:`Resources` (``nodes``, ``gpus_per_node``,
     ``tasks_per_node``, ``cpus_per_task``, ``mem_gb``, ``time``, ``partition``, ``account``,
-    ``qos``, ``constraint``, ``extra``) plus ``name``, ``folder`` and ``launcher`` ("srun": srun
-    starts every rank; "torchrun": one torchrun per node, for commands) and ``after`` (jobs
-    this one waits for: afterok, or :func:`afterany`). Function keyword
-    arguments go through ``functools.partial``. The request is checked first, with every
+    ``qos``, ``constraint``, ``extra``), or ``resources=Resources(...)``, plus ``name``, ``folder``
+    and ``launcher`` ("srun": srun starts every rank; "torchrun": one torchrun per node, for
+    commands), ``after`` (jobs this one waits for: afterok, or :func:`afterany`) and
+    ``mlflow_run_id`` (exported as MLFLOW_RUN_ID, so that requeues resume that MLflow run). Function
+    keyword arguments go through ``functools.partial``; the target's signature is checked against
+    the arguments given. The request is checked first, with every
     problem reported at once in a :class:`RequestError`; nothing reaches the scheduler then.
     aifsdk refuses only what the site would refuse or could never start; what the site runs but
     bills for nothing is a warning (``plan(...).warnings``), or a problem with ``strict=True``.

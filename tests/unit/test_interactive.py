@@ -45,3 +45,22 @@ def test_the_shell_runs_salloc_and_srun_on_the_login_node(tmp_path: Path) -> Non
     assert remote.startswith("module load python; salloc --job-name=shell --partition=gpu --nodes=2 --ntasks-per-node=4 --gpus-per-node=4")
     assert "srun --pty --nodes=1 --ntasks=1 --export=ALL,AIFSDK_SITE=far,NCCL_DEBUG=WARN bash -l" in remote
     assert shlex.split(remote.split("; ", 1)[1])[0] == "salloc"
+
+
+def test_the_shell_runs_in_the_sites_container_with_its_gpus(tmp_path: Path) -> None:
+    from aifsdk._plan import Container
+
+    folder = Path(os.environ["AIFSDK_CONFIG_DIR"]) / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "boxed.yaml").write_text(
+        "title: a cluster whose jobs run in an image\nexecutor: slurm\ndiscover: false\n"
+        "node: {gpus: 4, gpu_model: A100}\npartitions: {gpu: {default: true, max_time: '04:00:00', gpus_per_node: 4}}\n"
+    )
+    r = aifsdk.Resources(nodes=1, gpus_per_node=2, tasks_per_node=1, time="00:30:00", partition="gpu")
+    pl = SimpleNamespace(profile=aifsdk.load_site("boxed"), resources=r, name="shell", site="boxed",
+                         container=Container("docker://python:3.11", "apptainer"))
+    argv = shell_argv(pl, None)  # type: ignore[arg-type]
+    assert argv[0] == "salloc" and "--gpus-per-node=2" in argv and "--time=00:30:00" in argv
+    assert argv[argv.index("srun"):][-4:] == ["apptainer", "shell", "--nv", "docker://python:3.11"]
+    command = shell_argv(pl, ["nvidia-smi", "-L"])  # type: ignore[arg-type]
+    assert command[command.index("apptainer"):] == ["apptainer", "exec", "--nv", "docker://python:3.11", "nvidia-smi", "-L"]

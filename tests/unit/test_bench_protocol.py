@@ -105,3 +105,28 @@ def _device() -> Any:
     from benchmarks._device import detect
 
     return detect("cpu")
+
+
+def test_the_documented_example_benchmark_runs_through_the_harness() -> None:
+    """docs/benchmarks.md's "Your own benchmark" example, executed as a module and named by a suite entry."""
+    import sys
+    import types
+
+    page = (REPO / "docs" / "benchmarks.md").read_text()
+    code = re.search(r"## Your own benchmark.*?```python\n(.*?)```", page, flags=re.S).group(1)
+    module = types.ModuleType("docs_own_benchmark")
+    exec(compile(code, "docs/benchmarks.md", "exec"), module.__dict__)  # noqa: S102 - the page's own example
+    sys.modules[module.__name__] = module
+    try:
+        cfg = _compose("device=cpu", "timing.min_samples=3", "timing.max_samples=3", "timing.min_time_s=0")
+        OmegaConf.set_struct(cfg, False)
+        cfg.suite.benchmarks = {"copy": {"_target_": "docs_own_benchmark.copy", "mb": 1}}
+        document, failed = run_suite(cfg, [], progress_stream=io.StringIO())
+        assert failed == 0
+        (row,) = document["rows"]
+        assert row["benchmark"] == "copy" and row["unit"] == "GB/s" and row["stats"]["n"] == 3 and row["stats"]["median"] > 0
+        cfg.suite.benchmarks = {"copy": {"_target_": "docs_own_benchmark.copy", "mb": 0}}
+        with pytest.raises(ValueError, match="mb: allowed > 0"):
+            benchmark_calls(cfg, _device())
+    finally:
+        del sys.modules[module.__name__]

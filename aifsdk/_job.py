@@ -9,6 +9,7 @@ without hammering slurmctld.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import re
@@ -33,6 +34,7 @@ from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
 from ._wait import FILE_POLL_S, Poller, poller
 from ._wait import wait as _wait_all
 
+log = logging.getLogger("aifsdk")
 CANCEL_MARK = "aifsdk-cancelled"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 
@@ -51,6 +53,7 @@ class Job:
         self._outcomes: dict[int, tuple[str, Any]] = {}
         self._last_state: tuple[float, str] | None = None
         self._reason = ""  # why the scheduler holds or ended the job (squeue's reason)
+        self.state_note = ""  # set when the last state came from the files because the scheduler did not answer
 
     @classmethod
     def _from_record(cls, record: dict[str, Any], submitit_job: Any = None) -> Job:
@@ -183,7 +186,11 @@ class Job:
         if state == "UNKNOWN" or (state not in TERMINAL_STATES and len(self._finished_tasks()) == self.num_tasks):
             state = self._state_from_files(state)
         before = self._last_state[1] if self._last_state else None
+        told = self._reason
         self._last_state, self._reason = (time.monotonic(), state), reason or self._reason
+        if state == "PENDING" and self._reason != told and explain_reason(self._reason):
+            level = logging.WARNING if _is_trouble(self._reason) else logging.INFO
+            log.log(level, "job %s (%s) is pending: %s", self.job_id, self.name, explain_reason(self._reason))
         return before != state
 
     def _state_from_files(self, scheduler_state: str) -> str:
@@ -203,8 +210,29 @@ class Job:
             return "COMPLETED" if self._sub is not None and self._sub.state == "DONE" else "PENDING"
         if self._executor == "local":
             return self._local_state()
-        self._note_scheduler(*self._poller().states([self.job_id])[self.job_id])
+        try:
+            found = self._poller().states([self.job_id])[self.job_id]
+        except SchedulerError as exc:  # slurmctld restarting or busy, an SSH link down: the job's files answer
+            self.state_note = (f"the scheduler did not answer ({str(exc).splitlines()[0]}); this state comes from the job's "
+                               "files and what was seen before, and may be old")
+            return self._state_when_unreachable()
+        self.state_note = ""
+        self._note_scheduler(*found)
         return self._last_state[1]  # type: ignore[index]
+
+    def _state_when_unreachable(self) -> str:
+        if len(self._finished_tasks()) == self.num_tasks:
+            return "FAILED" if any(self._outcome_kind(t) != "success" for t in range(self.num_tasks)) else "COMPLETED"
+        if (self.folder / f"{self.job_id}.{CANCEL_MARK}").exists():
+            return "CANCELLED"
+        return self._last_state[1] if self._last_state else "UNKNOWN"
+
+    @property
+    def reason(self) -> str:
+        """Why the scheduler holds the job or ended it, as Slurm says it (squeue's reason, e.g.
+        ``Resources``, ``Priority``, ``Dependency``, ``ReqNodeNotAvail, UnavailableNodes:n2``) with
+        its meaning in words; "" when it gives none. Updated by ``state`` and while waiting."""
+        return explain_reason(self._reason)
 
     def _local_state(self) -> str:
         running = False
@@ -340,7 +368,13 @@ class Job:
         if exit_code is not None and traceback:
             traceback = None  # for a command, the exit code and its stderr say more than our wrapper's traceback
         head = f"job {self.job_id} ({self.name}, site {self.site}) ended {state}"
-        if exit_code is not None:
+        if exit_code is None and not traceback:
+            killed = _signal_in_log(stderr) or _signal_in_log(stdout)
+            if killed:  # the task's process died of a signal (a crash, the OOM killer): no result, no exit code file
+                exit_code = -killed
+        if exit_code is not None and exit_code < 0:
+            head += f": task {task} was killed by signal {-exit_code} ({_signal_name(-exit_code)})"
+        elif exit_code is not None:
             head += f": the command exited with code {exit_code} (task {task})"
         elif traceback:
             head += f": task {task} raised"
@@ -357,14 +391,22 @@ class Job:
         )
 
     def requeues(self) -> list[str]:
-        """Why the job was requeued, one entry per requeue ("preempted" or "timed-out"), read from
-        task 0's log, which every run of the job appends to."""
-        pattern = r"Caught signal \w+ on \S+: this job is (preempted|timed-out)"
-        for text in (self.stderr(0), self.stdout(0)):  # submitit logs the line to one or both
-            found = re.findall(pattern, text or "")
+        """Why the job was requeued, one entry per requeue, oldest first: "preempted" or "timed-out"
+        (submitit's own requeues, read from task 0's log, which every run of the job appends to; the
+        log is read line by line, never whole), and "node-failure on NODES" where Slurm requeued the
+        job itself because a node failed (from accounting, where it answers)."""
+        pattern = re.compile(r"Caught signal \w+ on \S+: this job is (preempted|timed-out)")
+        found: list[str] = []
+        for path in self.log_paths(0)[::-1]:  # submitit logs the line to stderr, stdout or both
+            found = _grep(path, pattern)
             if found:
-                return found
-        return []
+                break
+        if self._executor == "slurm":
+            try:
+                found += [f"node-failure on {nodes}" for nodes in self._slurm().node_failures(self.job_id)]
+            except SchedulerError:
+                pass
+        return found
 
     def manifest(self) -> dict[str, Any]:
         """What was submitted: site, resources, script hash, payload hash, snapshot (files, git
@@ -466,13 +508,99 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _grep(path: Path, pattern: re.Pattern[str]) -> list[str]:
+    """The first group of every line of a log matching ``pattern``, the file read line by line."""
+    try:
+        with open(path, errors="replace") as f:
+            return [m.group(1) for line in f if (m := pattern.search(line))]
+    except OSError:
+        return []
+
+
+TAIL_BYTES = 256 * 1024  # what a tail reads from the end of a log, however big it is
+
+# what tells a fatal signal in a task's log: Python's faulthandler (enabled by the job runner),
+# srun's report of a task that died, the shell's report of a killed command
+_SIGNAL_WORDS = {
+    "Segmentation fault": signal.SIGSEGV, "Aborted": signal.SIGABRT, "Bus error": signal.SIGBUS,
+    "Floating point exception": signal.SIGFPE, "Illegal instruction": signal.SIGILL, "Killed": signal.SIGKILL,
+}
+_SIGNAL_LINE = re.compile(r"(?:Fatal Python error: |srun: error: .*task \d+: )(" + "|".join(_SIGNAL_WORDS) + ")")
+
+
+def _signal_in_log(path: Path) -> int | None:
+    """The fatal signal a log's end reports, if any."""
+    found = _SIGNAL_LINE.findall(_tail(path, lines=200))
+    return int(_SIGNAL_WORDS[found[-1]]) if found else None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "an unknown signal"
+
+
 def _tail(path: Path, lines: int = 20, own_output: bool = False) -> str:
-    """Last lines of a log; with ``own_output``, only what the command wrote (not submitit's report)."""
-    text = _read(path)
+    """Last lines of a log (read from its last 256 KB); with ``own_output``, only what the command
+    wrote (not submitit's report)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
     if not text:
         return ""
     rows = text.rstrip().splitlines()
+    if size > TAIL_BYTES:
+        rows = rows[1:]  # the first row may be cut
     if own_output:  # submitit logs "submitit ERROR ... triggered an exception" then its traceback
         cut = next((i for i, r in enumerate(rows) if r.startswith("submitit ERROR")), len(rows))
         rows = [r for r in rows[:cut] if not r.startswith("submitit ")]
     return "\n".join(rows[-lines:])
+
+
+# squeue's pending reasons (see `man squeue`, JOB REASON CODES) in words; the ones that mean the job
+# will not start by itself soon are logged as warnings while waiting
+REASONS = {
+    "Resources": "waiting for resources to become free",
+    "Priority": "jobs of higher priority go first",
+    "Dependency": "waiting for the jobs it depends on",
+    "DependencyNeverSatisfied": "a job it depends on failed, so it can never start",
+    "BeginTime": "its start time has not come yet",
+    "JobHeldUser": "held by you (scontrol release ID)",
+    "JobHeldAdmin": "held by an administrator",
+    "ReqNodeNotAvail": "a node it needs is down, drained or reserved",
+    "NodeDown": "a node it needs is down",
+    "PartitionDown": "the partition is down",
+    "PartitionInactive": "the partition is inactive",
+    "PartitionNodeLimit": "it asks for more nodes than the partition allows",
+    "PartitionTimeLimit": "it asks for more time than the partition allows",
+    "AssocGrpCPUMinutesLimit": "the account's CPU-minutes budget is spent",
+    "AssocGrpGRESMinutes": "the account's GPU-minutes budget is spent",
+    "AssocGrpBillingMinutes": "the account's billing budget is spent",
+    "AssocMaxJobsLimit": "the account runs as many jobs as it may",
+    "QOSMaxJobsPerUserLimit": "your QoS runs as many of your jobs as it allows",
+    "QOSMaxGRESPerUser": "your QoS's GPU limit per user is reached",
+    "QOSGrpNodeLimit": "the QoS's node limit is reached",
+    "QOSMaxWallDurationPerJobLimit": "the time asked for is above the QoS's limit",
+    "launch failed requeued held": "its start failed on a node; Slurm requeued and held it",
+}
+_TROUBLE = ("DependencyNeverSatisfied", "JobHeldAdmin", "ReqNodeNotAvail", "NodeDown", "PartitionDown", "PartitionInactive",
+            "PartitionNodeLimit", "PartitionTimeLimit", "AssocGrp", "launch failed")
+
+
+def explain_reason(reason: str) -> str:
+    """Slurm's reason code with its meaning: 'ReqNodeNotAvail, UnavailableNodes:n2 (a node it needs is down, ...)'."""
+    if not reason or reason == "None":
+        return ""
+    code = reason.split(",")[0].strip()
+    words = REASONS.get(code) or next((w for c, w in REASONS.items() if reason.startswith(c)), "")
+    return f"{reason} ({words})" if words else reason
+
+
+def _is_trouble(reason: str) -> bool:
+    return reason.startswith(_TROUBLE)

@@ -99,17 +99,20 @@ def _rows(site: str | None, limit: int | None) -> list[dict[str, Any]]:
             continue
         ids = _task_ids(record)
         states: Counter[str] = Counter()
+        reasons = set()
         for job_id in ids:
-            try:
-                states[Job(dict(record, job_id=job_id)).state] += 1
-            except SchedulerError:
-                states["UNKNOWN"] += 1
+            job = Job(dict(record, job_id=job_id))
+            state = job.state  # from the job's files when the scheduler does not answer
+            states[state] += 1
+            if state == "PENDING" and job.reason:
+                reasons.add(job.reason)
         used = [usage[j] for j in ids if j in usage]
         elapsed = sum(int(u["elapsed_s"]) for u in used if u["elapsed_s"].isdigit()) if used else None
         gpu_hours = sum(_gpus(u["tres"]) * int(u["elapsed_s"]) / 3600 for u in used if u["elapsed_s"].isdigit()) if used else None
         out.append({
             "job_id": str(record["job_id"]), "name": record.get("name", ""), "site": record.get("site", ""),
             "state": next(iter(states)) if len(states) == 1 else ", ".join(f"{n} {s}" for s, n in states.most_common()),
+            "reason": "; ".join(sorted(reasons)),
             "states": {_family(s): n for s, n in states.items()},
             "tasks": len(ids), "elapsed_s": elapsed, "gpu_hours": None if gpu_hours is None else round(gpu_hours, 3),
             "submitted_at": record.get("submitted_at"), "folder": record.get("folder"),
@@ -126,7 +129,8 @@ def _family(state: str) -> str:
 
 def table(listing: list[dict[str, Any]]) -> str:
     head = ("JOB", "NAME", "SITE", "TASKS", "STATE", "ELAPSED", "GPU-H", "SUBMITTED")
-    body = [(r["job_id"], r["name"][:24], r["site"], str(r["tasks"]), r["state"],
+    body = [(r["job_id"], r["name"][:24], r["site"], str(r["tasks"]),
+             r["state"] + (f" ({r['reason'].split(' (')[0]})" if r.get("reason") else ""),
              "-" if r["elapsed_s"] is None else _clock(r["elapsed_s"]),
              "-" if r["gpu_hours"] is None else f"{r['gpu_hours']:.2f}", (r["submitted_at"] or "")[:19]) for r in listing]
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]

@@ -70,6 +70,9 @@ def verify(folder: Path, job_id: str, wait_s: float = 60.0) -> str | None:
 
 
 def main() -> None:
+    import faulthandler
+
+    faulthandler.enable()  # a task killed by a fatal signal names it in its log (the client reads it from there)
     folder = Path(sys.argv[1])
     from submitit.core import job_environment
 

@@ -243,6 +243,20 @@ class Slurm:
         out.update(self.accounting([j for j in job_ids if j not in out]))
         return {j: out.get(j, "UNKNOWN") for j in job_ids}
 
+    def node_failures(self, job_id: str) -> list[str]:
+        """The nodes of each earlier run of a job that ended because a node failed (Slurm then
+        requeues the job itself), oldest first, from accounting (``sacct --duplicates``); [] where
+        accounting is not usable."""
+        if time.monotonic() < self._sacct_retry_at:
+            return []
+        try:
+            text = self.run(["sacct", "-D", "-X", "-n", "-P", "-o", "JobID,State,NodeList", "-j", job_id])
+        except SchedulerError:
+            self._sacct_retry_at = time.monotonic() + SACCT_RETRY_S
+            return []
+        rows = [line.split("|") for line in text.splitlines() if line.count("|") >= 2]
+        return [nodes for jid, state, nodes in (r[:3] for r in rows) if jid.strip() == job_id and state.startswith("NODE_FAIL")]
+
     def usage(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
         """sacct's elapsed time and allocated TRES per job ({} where accounting is not usable)."""
         if not job_ids or time.monotonic() < self._sacct_retry_at:

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -306,7 +307,10 @@ def _wait_exit(job: Job, timeout: float | None = None) -> int:
         job.result(timeout=timeout)
     except JobFailedError as exc:
         print(str(exc), file=sys.stderr)
-        return exc.exit_code if exc.exit_code not in (None, 0) and exc.exit_code < 256 else EXIT_FAILED  # type: ignore[operator]
+        code = exc.exit_code
+        if code is not None and code < 0:
+            return 128 - code  # killed by a signal: the shell's convention, 128 + the signal's number
+        return code if code not in (None, 0) and code < 256 else EXIT_FAILED  # type: ignore[operator]
     print(f"{job.job_id} COMPLETED", file=sys.stderr)
     return EXIT_OK
 
@@ -468,9 +472,13 @@ def run(argv: Sequence[str] | None = None) -> int:
                 return _map_verb(args, found)
         job = Job.attach(args.job)
         if args.verb == "status":
+            state = job.state
             requeues = job.requeues()
-            extra = f" (requeued {len(requeues)}x: {', '.join(requeues)})" if requeues else ""
-            print(f"{job.job_id} {job.state}{extra}")
+            extra = f" ({job.reason})" if state == "PENDING" and job.reason else ""
+            extra += f" (requeued {len(requeues)}x: {', '.join(requeues)})" if requeues else ""
+            print(f"{job.job_id} {state}{extra}")
+            if job.state_note:
+                print(f"aifsdk: {job.state_note}", file=sys.stderr)
             return EXIT_OK
         if args.verb == "wait":
             return _wait_exit(job, args.timeout)
@@ -496,11 +504,14 @@ def run(argv: Sequence[str] | None = None) -> int:
                 follow(job, None if args.task is None else [args.task], all_lines=args.all)
                 return EXIT_OK
             task = args.task or 0
-            text = job.stderr(task) if args.stderr else job.stdout(task)
-            if text is None:
-                print(f"no {'stderr' if args.stderr else 'stdout'} yet for task {task} of job {job.job_id} ({job.log_paths(task)[1 if args.stderr else 0]})", file=sys.stderr)
-                return EXIT_OK
-            sys.stdout.write(text)
+            job._finished_tasks()  # a remote job's logs are pulled on the way
+            path = job.log_paths(task)[1 if args.stderr else 0]
+            try:
+                with open(path, "rb") as log_file:  # copied in chunks: a log of any size in constant memory
+                    sys.stdout.flush()
+                    shutil.copyfileobj(log_file, sys.stdout.buffer, 1 << 20)
+            except FileNotFoundError:
+                print(f"no {'stderr' if args.stderr else 'stdout'} yet for task {task} of job {job.job_id} ({path})", file=sys.stderr)
             return EXIT_OK
     except RequestError as exc:
         head = str(exc).splitlines()[0]

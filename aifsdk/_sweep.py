@@ -63,6 +63,7 @@ class Sweep:
         self.started = time.monotonic()
         self._cancelled: bool | None = None
         self._queued_seen: int | None = None  # the user's queued jobs, as counted for the last submission
+        self._starts: list[int] | None = None
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -123,7 +124,11 @@ class Sweep:
                         self.outcomes[rec["i"]] = rec
 
     def pack_of(self, index: int) -> int:
-        return index // int(self.spec["pack"])
+        import bisect
+
+        if self._starts is None or len(self._starts) != len(self.packs):
+            self._starts = [start for start, _ in self.packs]
+        return bisect.bisect_right(self._starts, index) - 1
 
     def task_of(self, pack: int) -> str | None:
         """The array task (``<array>_<k>``) that runs ``pack`` now (the latest submission), if any."""
@@ -267,6 +272,7 @@ class Sweep:
             if self.cancelled:
                 return []
             self._adopt_dangling()
+            self._fit_time_limit()
             while True:
                 held = self.held_back()
                 if not held:
@@ -280,6 +286,42 @@ class Sweep:
         if new:
             self._poller().forget()  # the next look sees the new jobs
         return new
+
+    def _fit_time_limit(self) -> None:
+        """pack="auto": once items have run, split the packs not submitted yet so that each fits in
+        half of the job's time limit, at the speed the items ran (their median time, over the
+        workers a job had)."""
+        if not self.spec.get("auto") or self.cancelled:
+            return
+        covered = {p for a in self.record["map"]["arrays"] for p in a["packs"]}
+        first = next((p for p in range(len(self.packs)) if p not in covered), None)
+        timed = [r for r in self.outcomes.values() if r["ok"] and r.get("start") and r.get("log")]
+        if first is None or len(timed) < 3:
+            return
+        if any(p in covered for p in range(first, len(self.packs))):
+            return  # not a tail of unsubmitted packs (cannot happen: packs are submitted in order)
+        durations = sorted(r["end"] - r["start"] for r in timed)
+        median = durations[len(durations) // 2]
+        workers = max(1, max(len({r["log"][0] for r in timed if r["job"] == job}) for job in {r["job"] for r in timed}))
+        budget = 0.5 * 60 * float(self.spec.get("time_minutes") or 0)
+        if median <= 0 or not budget:
+            return
+        fits = max(1, int(budget * workers / median))
+        tail = self.packs[first:]
+        if max(count for _, count in tail) <= fits:
+            return
+        start, end = tail[0][0], tail[-1][0] + tail[-1][1]
+        self.spec["packs"] = self.packs[:first] + [[s, min(fits, end - s)] for s in range(start, end, fits)]
+        tmp = self.folder / f".map.json.{os.getpid()}"
+        tmp.write_text(json.dumps(self.spec))
+        tmp.replace(self.folder / "map.json")
+        self.record["map"]["packs"] = len(self.spec["packs"])
+        self._save()
+        stage = self._stage()
+        if stage is not None:
+            stage.ssh.push(stage.local, stage.remote, rules=("--include=map.json", "--exclude=*"))
+        print(f"aifsdk: map {self.id}: items take {median:.1f} s; the jobs not submitted yet get {fits} items each "
+              f"to fit their time limit", file=sys.stderr)
 
     def _submit(self, packs: list[int]) -> str:
         """One array of ``packs``: recorded before sbatch (a dying process leaves an intent a later
@@ -613,6 +655,7 @@ def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, p
         cloudpickle.dump(items, f)
     (local / HASH_FILE).write_text("".join(f"{sha256_file(local / name)}  {name}\n" for name in (TARGET_FILE, ITEMS_FILE)))
     spec = {"n": n, "pack": size, "packs": packs, "retries": retries, "kind": "command" if command else "function",
+            "auto": pack == "auto", "time_minutes": first.time_minutes,
             "items_per_worker": items_per_worker, "cores_per_worker": cores_per_worker}
     (local / "map.json").write_text(json.dumps(spec))
     for sub in ("results", "logs", "arrays"):

@@ -77,7 +77,8 @@ class AifsdkLauncher(Launcher):
             options["extra"] = dict(p["extra"])
         points = [(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
         jobs = aifsdk.map(SweepTask(self.hydra_context, self.task_function, self.config), points, site=p.get("site") or "local",
-                          max_parallel=p.get("max_parallel"), name=p.get("name") or str(self.config.hydra.job.name), **options)
+                          max_parallel=p.get("max_parallel"), name=p.get("name") or str(self.config.hydra.job.name),
+                          pack=1, **options)  # one job per sweep point: each is a run with the job's resources
         log.info(f"aifsdk: submitted {len(jobs)} job(s) to {p.get('site')}: {jobs[0].job_id} .. {jobs[-1].job_id} ({jobs[0].folder})")
         for (overrides, index), job in zip(points, jobs):
             log.info(f"\t#{index} {job.job_id}: {' '.join(filter_overrides(overrides))}")

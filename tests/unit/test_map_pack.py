@@ -105,3 +105,27 @@ def test_progress_prints_one_line_per_change_when_not_on_a_terminal(tmp_path: Pa
     assert len(lines) == 2, lines
     assert "0/10 items ended (0 done, 0 running, 10 pending, 0 failed)" in lines[0]
     assert "7/10 items ended (6 done, 0 running, 3 pending, 1 failed)" in lines[1] and "ETA" in lines[1]
+
+
+def test_auto_packs_not_submitted_yet_are_split_to_fit_the_time_limit_at_the_items_speed(tmp_path: Path) -> None:
+    from aifsdk._sweep import Sweep
+
+    folder = _folder(tmp_path, abs, list(range(400)), pack=200)
+    spec = json.loads((folder / "map.json").read_text())
+    (folder / "map.json").write_text(json.dumps(dict(spec, auto=True, time_minutes=2)))
+    record = {"job_id": "map-0001", "map": {"arrays": [{"seq": 0, "packs": [0], "job_id": "7"}], "again": [], "packs": 2}}
+    (folder / "aifsdk-job.json").write_text(json.dumps(record))
+    (folder / "results").mkdir()
+    fd = os.open(folder / "results" / "p0-here-1.pkl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(5):  # 3 s an item, one worker: 60 s (half of 2 minutes) holds 20 items
+        _packrun.append_record(fd, {"i": i, "attempt": 1, "ok": True, "value": i, "start": 100.0 + 3 * i, "end": 103.0 + 3 * i,
+                                    "job": "7_0", "log": ["p0-here-1", 0, 0, 0, 0]})
+    os.close(fd)
+    sweep = Sweep(folder)
+    sweep.refresh()
+    sweep._fit_time_limit()
+    packs = json.loads((folder / "map.json").read_text())["packs"]
+    assert packs[0] == [0, 200]  # submitted: unchanged, its job reads it
+    assert packs[1:] == [[s, 20] for s in range(200, 400, 20)]
+    assert [sweep.pack_of(i) for i in (0, 199, 200, 219, 220, 399)] == [0, 0, 1, 1, 2, 10]
+    assert sweep.held_back() == list(range(1, 11))

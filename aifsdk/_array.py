@@ -3,6 +3,9 @@
     jobs = aifsdk.map(score, range(1000), site="slurm", time=5, max_parallel=50)
     values = [job.result() for job in aifsdk.wait(jobs)]      # in item order
 
+By default items are packed, many per Slurm job (:mod:`aifsdk._sweep` submits them,
+:mod:`aifsdk._packrun` runs them). With ``pack=1`` each item is one array task, as follows.
+
 The plan is made once (for the first item) and its script rendered as usual; the array version
 of that script differs only by ``#SBATCH --array=0-<k-1>[%max_parallel]`` and the ``%A_%a`` log
 patterns. Each item is pickled once into the one job folder and hashed (``<payload>.sha256``),

@@ -64,6 +64,8 @@ class Sweep:
         self._cancelled: bool | None = None
         self._queued_seen: int | None = None  # the user's queued jobs, as counted for the last submission
         self._starts: list[int] | None = None
+        self._tasks: tuple[tuple[Any, ...], dict[int, str]] | None = None
+        self._finished_packs: set[int] = set()  # every item ended: nothing to look at again
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -132,10 +134,15 @@ class Sweep:
 
     def task_of(self, pack: int) -> str | None:
         """The array task (``<array>_<k>``) that runs ``pack`` now (the latest submission), if any."""
-        for array in reversed(self.record["map"]["arrays"]):
-            if pack in array["packs"] and array.get("job_id"):
-                return f"{array['job_id']}_{array['packs'].index(pack)}"
-        return None
+        arrays = self.record["map"]["arrays"]
+        key = (id(arrays), len(arrays))  # a new record (reloaded), or one more array; _save() clears it
+        if self._tasks is None or self._tasks[0] != key:
+            index: dict[int, str] = {}
+            for array in arrays:  # later submissions of a pack win
+                if array.get("job_id"):
+                    index.update({p: f"{array['job_id']}_{k}" for k, p in enumerate(array["packs"])})
+            self._tasks = (key, index)
+        return self._tasks[1].get(pack)
 
     def ended(self, index: int) -> bool:
         return index in self.outcomes or index in self._lost or (self.cancelled and self._pack_idle(self.pack_of(index)))
@@ -222,12 +229,14 @@ class Sweep:
 
         again = []
         for pack in range(len(self.packs)):
+            if pack in self._finished_packs:
+                continue
             task = self.task_of(pack)
             if task is None or now - self._ended.get(task, now) < RESULT_GRACE_S:
                 continue
-            self.refresh()
             left = self._left_in(pack)
             if not left:
+                self._finished_packs.add(pack)
                 continue
             submissions = sum(1 for a in self.record["map"]["arrays"] if pack in a["packs"])
             if submissions >= MAX_SUBMISSIONS:
@@ -398,6 +407,7 @@ class Sweep:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _save(self) -> None:
+        self._tasks = None
         tmp = self.folder / f".{JOB_FILE}.{os.getpid()}"
         tmp.write_text(json.dumps(self.record, default=str))
         tmp.replace(self.folder / JOB_FILE)

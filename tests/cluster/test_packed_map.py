@@ -91,7 +91,10 @@ def test_a_packed_job_killed_by_its_time_limit_resumes_without_rerunning_what_wa
 
 @pytest.fixture
 def limited_account() -> dict[str, str]:
-    """A QoS with MaxSubmitJobsPerUser=2 and an account whose only QoS it is, for this user."""
+    """A QoS with MaxSubmitJobsPerUser=2 and an account whose only QoS it is, for this user and
+    for the SSH test site's user."""
+    from conftest import REMOTE_USER
+
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
 
     def sacctmgr(*args: str) -> None:
@@ -100,10 +103,12 @@ def limited_account() -> dict[str, str]:
     sacctmgr("add", "qos", LIMIT_QOS, f"MaxSubmitJobsPerUser={LIMIT}")
     sacctmgr("modify", "qos", LIMIT_QOS, "set", f"MaxSubmitJobsPerUser={LIMIT}")
     sacctmgr("add", "account", LIMIT_ACCOUNT, "Description=aifsdk map limit tests", "Organization=aifsdk")
-    sacctmgr("add", "user", user, f"account={LIMIT_ACCOUNT}", f"qos={LIMIT_QOS}", f"defaultqos={LIMIT_QOS}")
+    for who in (user, REMOTE_USER):
+        sacctmgr("add", "user", who, f"account={LIMIT_ACCOUNT}", f"qos={LIMIT_QOS}", f"defaultqos={LIMIT_QOS}")
     yield {"account": LIMIT_ACCOUNT, "qos": LIMIT_QOS}
-    subprocess.run(["scancel", "-u", user, "-A", LIMIT_ACCOUNT], capture_output=True, timeout=60)
-    sacctmgr("delete", "user", user, f"account={LIMIT_ACCOUNT}")
+    for who in (user, REMOTE_USER):
+        subprocess.run(["scancel", "-u", who, "-A", LIMIT_ACCOUNT], capture_output=True, timeout=60)
+        sacctmgr("delete", "user", who, f"account={LIMIT_ACCOUNT}")
     sacctmgr("delete", "account", LIMIT_ACCOUNT)
     sacctmgr("delete", "qos", LIMIT_QOS)
 
@@ -127,14 +132,20 @@ def test_a_map_larger_than_max_submit_jobs_completes(limited_account: dict[str, 
     _check_never_above_limit(jobs[0].folder)
 
 
-@pytest.mark.timeout(900)
-def test_a_new_process_resumes_a_map_whose_submitter_was_killed(limited_account: dict[str, str]) -> None:
-    code = ("import sys, os, signal; sys.path.insert(0, 'tests/cluster'); import aifsdk; from map_jobs import square_and_say\n"
-            f"jobs = aifsdk.map(square_and_say, range(10), site='slurm', time=5, pack=2, account='{LIMIT_ACCOUNT}', qos='{LIMIT_QOS}')\n"
+def _map_then_die(function: str, items: str, site: str) -> str:
+    """In a new process: map ``function`` over ``items`` in the limited account (most jobs held
+    back), print the map's id, then die by SIGKILL."""
+    code = (f"import sys, os, signal; sys.path.insert(0, 'tests/cluster'); import aifsdk; from map_jobs import {function}\n"
+            f"jobs = aifsdk.map({function}, {items}, site='{site}', time=5, pack=2, account='{LIMIT_ACCOUNT}', qos='{LIMIT_QOS}')\n"
             "print(jobs[0].map_id, flush=True); os.kill(os.getpid(), signal.SIGKILL)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == -signal.SIGKILL, out.stderr
-    map_id = out.stdout.strip()
+    return out.stdout.strip()
+
+
+@pytest.mark.timeout(900)
+def test_a_new_process_resumes_a_map_whose_submitter_was_killed(limited_account: dict[str, str]) -> None:
+    map_id = _map_then_die("square_and_say", "range(10)", "slurm")
     waited = _aifsdk("wait", map_id, timeout=600)  # another process carries on submitting
     assert waited.returncode == 0, waited.stderr
     sweep = attach_map(map_id)
@@ -205,3 +216,21 @@ def test_ctrl_c_while_waiting_stops_the_waiting_not_the_jobs() -> None:
         assert {j.state for j in jobs} <= {"PENDING", "RUNNING"}  # still there
     finally:
         Sweep(jobs[0].folder).cancel()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_over_ssh_a_held_back_map_with_a_segfault_resumes_in_a_new_process(ssh_host: Path, limited_account: dict[str, str]) -> None:
+    from test_remote import remote_site
+
+    site = remote_site(ssh_host, name="mapssh")
+    items = [("ok", i) for i in range(7)] + [("segv",)]
+    map_id = _map_then_die("pick", repr(items), site)
+    waited = _aifsdk("wait", map_id, timeout=600)
+    assert waited.returncode == 1 and "1 of 8 item(s) did not complete: 7" in waited.stderr, waited.stderr
+    sweep = attach_map(map_id)
+    assert isinstance(sweep, Sweep) and sweep.record.get("remote")
+    assert [i.result() for i in sweep.items()[:7]] == list(range(7))
+    with pytest.raises(aifsdk.JobFailedError, match="SIGSEGV"):
+        sweep.items()[7].result()
+    _check_never_above_limit(sweep.folder)

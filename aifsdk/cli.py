@@ -362,7 +362,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 return EXIT_FAILED
             if pl.profile.executor == "local" and not (args.wait or args.follow):
                 print(f"aifsdk: site {pl.site} runs the job as a child of this command, so the command waits until the job ends "
-                      "(Ctrl-C cancels it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
+                      "(Ctrl-C stops it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
             with warnings.catch_warnings():  # already printed above, in the command's words
                 warnings.simplefilter("ignore", UserWarning)
                 job = pl.submit()

@@ -218,15 +218,23 @@ def _submission_environment(plan: Plan) -> Iterator[None]:
     break gres requests and torch.distributed in the inner job), SLURM_CONF is kept. A local job
     also gets the site's variables and PYTHONPATH here (no shell, so that cancel reaches it).
     """
-    from ._distributed import clean_environment
-
     updates: dict[str, str] = {}
     if plan.profile.executor == "local" and not plan.profile.setup:
         updates = dict(plan.profile.env)
         if plan.pythonpath:
             updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
+    with submission_environment(updates, plan.workdir if plan.profile.executor == "local" else None):
+        yield
+
+
+@contextlib.contextmanager
+def submission_environment(updates: dict[str, str] | None = None, chdir: Path | None = None) -> Iterator[None]:
+    """For the moment of a submission (sbatch, a local controller): the outer job's variables
+    removed when submitting from inside a job, ``updates`` set, in ``chdir``."""
+    from ._distributed import clean_environment
+
+    updates = updates or {}
     nested = "SLURM_JOB_ID" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ
-    chdir = plan.workdir if plan.profile.executor == "local" else None
     if not updates and not nested and chdir is None:
         yield
         return

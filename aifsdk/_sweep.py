@@ -352,7 +352,10 @@ class Sweep:
                 stage.push() if seq == 0 else _push_control(stage)
                 array_id = self.slurm().sbatch(Path(f"{stage.remote}/arrays/{seq}.sh"))
             else:
-                array_id = self.slurm().sbatch(script)
+                from ._launch import submission_environment
+
+                with submission_environment():  # from inside a job: without the outer job's variables
+                    array_id = self.slurm().sbatch(script)
         except SchedulerError:
             self.record["map"]["arrays"].pop()
             self.record["map"]["again"] = sorted(again)

@@ -45,3 +45,11 @@ def logged_sleep(item: tuple) -> int:
 def devices(_: int) -> dict:
     time.sleep(1.0)  # so that each worker gets one
     return {"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "cores": sorted(os.sched_getaffinity(0)), "pid": os.getpid()}
+
+
+def inner_map(n: int) -> list:
+    """A packed map submitted from inside a Slurm job (its variables must not reach the inner sbatch)."""
+    import aifsdk
+
+    jobs = aifsdk.map(square_and_say, range(n), site="slurm", time=5, pack=2)
+    return [j.result(timeout=300) for j in jobs]

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from map_jobs import devices, logged_sleep, pick, square_and_say
+from map_jobs import devices, inner_map, logged_sleep, pick, square_and_say
 
 import aifsdk
 from aifsdk._sweep import Item, Sweep, attach_map
@@ -47,6 +47,10 @@ def test_packed_results_come_back_in_order_with_each_items_output() -> None:
     assert len(list((folder / "results").iterdir())) < 4 * 4 + 5  # files per worker, not per item
     again = aifsdk.Job.attach(jobs[-1].job_id)  # from the registry, by item id
     assert again.result() == (n - 1) ** 2 and again.state == "COMPLETED"
+
+
+def test_a_packed_map_from_inside_a_job() -> None:
+    assert aifsdk.submit(inner_map, 4, site="slurm", time=5).result(timeout=400) == [0, 1, 4, 9]
 
 
 def test_one_worker_per_gpu_with_its_own_device() -> None:

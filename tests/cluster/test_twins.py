@@ -273,18 +273,9 @@ def twin_verdict(twin: Twin, req: dict[str, Any], accepted: bool, script: str) -
 # Deliberate differences: (site, predicate on the request and aifsdk's message, reason).
 Deliberate = tuple[str, Callable[[dict[str, Any], str], bool], str]
 DELIBERATE: list[Deliberate] = [
-    ("leonardo-booster", lambda req, _: 482 < (req.get("mem_gb") or 0) <= 503,
-     "memory per node: CINECA's guide gives 503 GiB of RAM per node (the twin's figure); aifsdk keeps 482 GB, what Slurm "
-     "schedules per node in scontrol output quoted in public first-hand notes; a request between the two is refused by aifsdk"),
     ("mn5-acc", lambda _, msg: "CPU cores per GPU" in msg,
      "20 CPU cores per GPU: BSC's Slurm guide (bsc.es/supportkc/docs/MareNostrum5/slurm/) pairs each GPU with 20 cores, "
      "a submission rule rather than a partition or QoS limit a twin can hold; aifsdk refuses more cores than that per GPU"),
-    ("meluxina-gpu", lambda req, msg: (req.get("time") or 0) > 2880 and "partition gpu" in msg,
-     "time over 48 h: aifsdk's profile caps partition gpu at 48 h (from public job scripts); LuxProvide's documentation "
-     "gives only the QoS limits (long: 144 h), which the twin holds"),
-    ("meluxina-gpu", lambda req, _: req.get("qos") in ("large", "urgent"),
-     "QoS large and urgent are granted by special arrangement: the twin's account lacks them as a project's does; "
-     "aifsdk cannot know an account's grants and takes a QoS named on purpose"),
 ]
 
 

@@ -276,15 +276,21 @@ def test_real_accounts_are_accepted(site: str, account: str, qos: str | None) ->
     assert p.resources.account == account and p.resources.qos == qos
 
 
-def test_meluxina_qos_limits_and_the_partition_cap() -> None:
+def test_meluxina_qos_limits_as_luxprovide_gives_them() -> None:
     p = plan("meluxina-gpu", nodes=2, gpus_per_node=4, tasks_per_node=4, cpus_per_task=32, account="p200301")
     assert p.resources.qos == "default", "128 Slurm CPUs per node: 4 x 32 fits"
     (big,) = problems("meluxina-gpu", nodes=51, gpus_per_node=4, account="p200301")
     assert big.param == "nodes" and "QoS default" in big.allowed
-    (long,) = problems("meluxina-gpu", qos="long", time="72h", gpus_per_node=4, account="p200301")
-    assert long.param == "time" and "partition gpu" in long.allowed, "QoS long allows 144 h, the partition 48 h"
+    long = plan("meluxina-gpu", qos="long", time="72h", gpus_per_node=4, account="p200301")
+    assert long.resources.qos == "long" and "#SBATCH --time=3-00:00:00" in long.script, "QoS long allows 144 h"
+    chosen = plan("meluxina-gpu", time="72h", gpus_per_node=4, account="p200301")
+    assert chosen.resources.qos == "long" and "#SBATCH --qos=long\n" in chosen.script, "only long fits 72 h"
+    (longer,) = problems("meluxina-gpu", qos="long", time="145h", gpus_per_node=4, account="p200301")
+    assert longer.param == "time" and "QoS long" in longer.allowed
     (test,) = problems("meluxina-gpu", qos="test", time="1h", gpus_per_node=4, account="p200301")
     assert test.param == "time" and "00:30:00" in test.allowed
+    (large,) = problems("meluxina-gpu", qos="large", gpus_per_node=4, account="p200301")
+    assert large.param == "qos", "large is by special arrangement: not a project's QoS unless declared"
 
 
 def test_hortense_debug_partition_is_one_l4_eight_cores_and_free() -> None:
@@ -453,7 +459,7 @@ BAD = [
     ("mn5-acc", {"time": "4d"}, "time", "QoS acc_ehpc", "3-00:00:00"),
     ("mn5-acc", {"nodes": 101}, "nodes", "at most 100 nodes", "another QoS"),
     ("mn5-acc", {"gpus_per_node": 1, "cpus_per_task": 40}, "cpus_per_task", "at most 20 CPU cores per GPU", "cpus_per_task<=20"),
-    ("meluxina-gpu", {"time": "3d"}, "time", "2-00:00:00", "lower time to 2-00:00:00"),
+    ("meluxina-gpu", {"time": "7d"}, "time", "2-00:00:00", "lower time to 2-00:00:00"),
     ("meluxina-gpu", {"qos": "fast"}, "qos", "default", "QoS the site has"),
     ("karolina-gpu", {"nodes": 20, "gpus_per_node": 8, "partition": "qgpu"}, "nodes", "at most 16", "e.g. qgpu_big"),
     ("karolina-gpu", {"nodes": 4, "partition": "qgpu_big"}, "nodes", "at least 17", "partition qgpu"),

@@ -165,7 +165,6 @@ def test_smallest_class_that_fits_is_chosen(site: str, kw: dict, partition: str,
     ("lumi-g", {"partition": "debug"}, "dev-g", None),
     ("leonardo-booster", {"qos": "debug"}, "boost_usr_prod", "boost_qos_dbg"),
     ("mn5-acc", {"qos": "debug"}, "acc", "acc_debug"),
-    ("karolina-gpu", {"partition": "debug"}, "qgpu_exp", None),
     ("deucalion", {"partition": "debug"}, "dev-a100-40", None),
 ])
 def test_debug_class_only_when_asked(site: str, ask: dict, partition: str, qos: str | None) -> None:

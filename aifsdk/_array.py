@@ -63,6 +63,9 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
     keyword is a :func:`aifsdk.submit` option or resource, applied to each job. On the ``local``
     and ``debug`` sites each item is its own job.
     """
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise RequestError([Problem("items", items, "a list (or other iterable) of the items to map over",
+                                    f"e.g. aifsdk.map(fn, [{items!r}]) for one item, or aifsdk.map(fn, range(...))")])
     items = list(items)
     command = isinstance(target, (list, tuple))
     problems = []

@@ -514,6 +514,9 @@ class _Planner:
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
         from ._paths import expand_root, new_folder_name, user_root
 
+        if self.folder_arg is not None and not isinstance(self.folder_arg, (str, os.PathLike)):
+            self.fail("folder", self.folder_arg, "a path (str or pathlib.Path) to a new or empty folder", "leave folder unset for a fresh one under the site's job_root")
+            return None
         if self.folder_arg is not None:
             folder = Path(self.folder_arg).expanduser().absolute()
             if folder.exists() and any(folder.iterdir()):

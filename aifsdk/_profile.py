@@ -328,7 +328,11 @@ def load_site(name: str) -> SiteProfile:
     cached = _CACHE.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
-    profile = parse_profile(path.read_text(), name=name, source=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(path, [f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the file as UTF-8"]) from None
+    profile = parse_profile(text, name=name, source=path)
     _CACHE[path] = (mtime, profile)
     return profile
 

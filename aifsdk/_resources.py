@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ class Resources:
         if self.mem_gb is not None:
             if isinstance(self.mem_gb, bool) or not isinstance(self.mem_gb, (int, float)) or not self.mem_gb > 0:
                 out.append(Problem("mem_gb", self.mem_gb, "a number of GB > 0", "pass e.g. mem_gb=16, or leave it unset for the site default"))
+            elif not math.isfinite(self.mem_gb) or self.mem_gb * 1024 < 1:  # sbatch takes whole MB; --mem=0 means the whole node
+                out.append(Problem("mem_gb", self.mem_gb, "a finite number of GB, at least 1/1024 (1 MB: sbatch's --mem=0 would "
+                                   "mean all of the node's memory)", "pass e.g. mem_gb=16, or leave it unset for the site default"))
         if self.time is not None:
             try:
                 if parse_time(self.time) < 1:
@@ -237,6 +241,9 @@ RESERVED_OPTIONS = {
     "output": "folder", "o": "folder", "error": "folder", "e": "folder", "open-mode": "folder",
     "gpus": "gpus_per_node", "G": "gpus_per_node", "ntasks": "tasks_per_node", "n": "tasks_per_node", "c": "cpus_per_task",
     "signal": "(set by aifsdk for checkpointing)", "wait": "Job.wait()", "parsable": "(set by aifsdk)",
+    "array": "aifsdk.map (it submits job arrays and waits on each task)", "a": "aifsdk.map (it submits job arrays and waits on each task)",
+    "chdir": "snapshot= (the job starts in its snapshot's copy of your working folder; set by aifsdk)",
+    "D": "snapshot= (the job starts in its snapshot's copy of your working folder; set by aifsdk)",
 }
 
 

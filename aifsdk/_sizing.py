@@ -167,23 +167,26 @@ def _check(measurements: list[Measurement], work: float, runs: int, overheads: d
     if len(set(sizes)) != len(sizes):
         problems.append(Problem("measurements", sizes, "one measurement per job size", "keep the median run of each size"))
     for m in measurements:
-        if m.devices < 1 or not m.items_per_s > 0:
-            problems.append(Problem("measurements", m, "devices >= 1 and items_per_s > 0", "pass the job's total throughput"))
+        if m.devices < 1 or not m.items_per_s > 0 or not math.isfinite(m.items_per_s):
+            problems.append(Problem("measurements", m, "devices >= 1 and a finite items_per_s > 0", "pass the job's total throughput"))
+        elif m.p10 is not None and m.p90 is not None and not m.p10 <= m.items_per_s <= m.p90:
+            problems.append(Problem("measurements", m, "p10 <= items_per_s <= p90 (the slow end, the median, the fast end)",
+                                    "pass the 10th percentile as p10 and the 90th as p90 (swapped?)"))
     if len({m.unit for m in measurements}) > 1:
         problems.append(Problem("measurements", sorted({m.unit for m in measurements}), "one unit", "measure every size in samples, or every size in tokens"))
     if len({m.device for m in measurements}) > 1:
         problems.append(Problem("measurements", sorted({m.device for m in measurements}), "one device type",
                                 "size from measurements of one kind of accelerator"))
-    if not work > 0:
-        problems.append(Problem("work", work, "the samples (or tokens) of one run, > 0", "e.g. epochs x dataset size"))
-    if runs < 1:
+    if isinstance(work, bool) or not isinstance(work, (int, float)) or not math.isfinite(work) or not work > 0:
+        problems.append(Problem("work", work, "the samples (or tokens) of one run, a finite number > 0", "e.g. epochs x dataset size"))
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         problems.append(Problem("runs", runs, "at least 1", "seeds x configurations"))
     bad = {k: v for k, v in overheads.items() if k not in DEFAULT_OVERHEADS or not 0 <= v < 5}
     if bad:
         problems.append(Problem("overheads", bad, f"fractions >= 0 for {', '.join(DEFAULT_OVERHEADS)}", "e.g. {'eval': 0.1}"))
-    if not 0 < availability <= 1:
+    if not isinstance(availability, (int, float)) or not 0 < availability <= 1:
         problems.append(Problem("availability", availability, "0 < availability <= 1", "0.9 counts 10% lost to restarts and failures"))
-    if not 0 < min_efficiency <= 1:
+    if not isinstance(min_efficiency, (int, float)) or not 0 < min_efficiency <= 1:
         problems.append(Problem("min_efficiency", min_efficiency, "0 < min_efficiency <= 1", "reviewers expect 0.7-0.8"))
     if problems:
         raise RequestError(problems)

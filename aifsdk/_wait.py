@@ -102,6 +102,7 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool
     """
     from ._job import Job
 
+    check_timeout(timeout)
     items = [jobs] if isinstance(jobs, Job) else list(jobs)
     bad = [j for j in items if not isinstance(j, Job)]
     if bad:
@@ -127,6 +128,19 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool
     finally:
         if bar is not None:
             bar.close()
+
+
+def check_timeout(timeout: object, param: str = "timeout") -> None:
+    """None (no limit) or a finite number of seconds >= 0; else RequestError naming the value."""
+    import math
+
+    from ._errors import Problem, RequestError
+
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout < 0:
+        raise RequestError([Problem(param, timeout, "None (wait as long as it takes) or a finite number of seconds >= 0",
+                                    f"e.g. {param}=3600" if not param.startswith("-") else f"e.g. {param} 3600")])
 
 
 def _wait_loop(items: list[Job], pending: dict[int, Job], sweeps: list[Any], bar: Any, timeout: float | None) -> list[Job]:

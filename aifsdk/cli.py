@@ -461,6 +461,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.verb == "jobs":
             from ._jobs import rows, table
 
+            if args.site is not None and args.site not in site_files():
+                from ._errors import SiteNotFoundError
+
+                known = sorted(site_files())
+                raise SiteNotFoundError([_problem("--site", args.site, f"a site name: {', '.join(known)}",
+                                                  "`aifsdk sites` lists them; leave --site out for every site")])
             listing = rows(args.site, args.limit or None, state=args.state)
             print(json.dumps(listing, indent=2) if args.json else table(listing))
             return EXIT_OK
@@ -470,6 +476,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             found = attach_map(args.job)
             if isinstance(found, Sweep):
                 return _map_verb(args, found)
+        if args.verb == "wait":
+            from ._wait import check_timeout
+
+            check_timeout(args.timeout, "--timeout")  # before the job is looked up: the flag is wrong either way
         job = Job.attach(args.job)
         if args.verb == "status":
             state = job.state

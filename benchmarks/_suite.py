@@ -11,9 +11,11 @@ the run goes on, so nothing measured is lost.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -79,14 +81,54 @@ def count_steps(calls: list[Call], device: DeviceInfo, rounds: int = 1) -> int:
     return sum(bench.steps(node, device) * (1 if bench.submits_jobs else rounds) for _, bench, node in calls)
 
 
+def check_options(cfg: DictConfig) -> None:
+    """The suite's own options, checked before any benchmark runs: aifsdk.RequestError naming each
+    bad override (as written on the command line) and its fix."""
+    import math
+
+    from aifsdk import Problem, RequestError
+
+    problems = []
+
+    def whole(key: str, value: Any, fix: str, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(Problem(key, value, "a whole number >= 1" + (" or null" if allow_none else ""), fix))
+
+    whole("rounds", cfg.get("rounds", 1), "rounds=3 (each local benchmark measured in 3 interleaved windows), or rounds=1")
+    whole("threads", cfg.get("threads"), "threads=2, or threads=null for torch's default", allow_none=True)
+    interval = cfg.get("telemetry_interval_s", 0.1)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval) or interval < 0.01:
+        problems.append(Problem("telemetry_interval_s", interval, "a number of seconds >= 0.01 (the sampler reads the "
+                                "device that often; shorter spins a core)", "telemetry_interval_s=0.1"))
+    results_dir = cfg.get("results_dir")
+    if not isinstance(results_dir, str) or not results_dir.strip():
+        problems.append(Problem("results_dir", results_dir, "a folder to write the results under", "results_dir=results"))
+    else:
+        folder = Path(results_dir).expanduser()
+        made = [p for p in (folder, *folder.parents) if not p.exists()]
+        try:  # made and written to once, then removed: a folder that cannot hold the results fails now, not after the suite
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            for path in made:
+                path.rmdir()
+        except OSError as exc:
+            problems.append(Problem("results_dir", results_dir, "a folder this user can create and write to",
+                                    f"{exc.strerror or exc}; pick another, e.g. results_dir=$HOME/aifsdk-results"))
+    if problems:
+        raise RequestError(problems)
+
+
 def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = None, *, progress_stream: Any = None,
               ctx_factory: Callable[..., Context] = Context) -> tuple[dict[str, Any], int]:
     """Run the composed suite; return the results document and the number of failed benchmarks."""
+    check_options(cfg)  # before anything runs: a bad override must not cost a whole suite
     import torch
 
     if cfg.threads is not None:
-        if int(cfg.threads) < 1:
-            raise ValueError(f"threads={cfg.threads}: allowed >= 1 or null. Fix: threads=2")
         torch.set_num_threads(int(cfg.threads))
     device = detect(str(cfg.device), int(cfg.device_index))
     calls = benchmark_calls(cfg, device, site_choice)
@@ -95,9 +137,7 @@ def run_suite(cfg: DictConfig, overrides: list[str], site_choice: str | None = N
     if warm is not None:
         timing_node["device_warmup_s"] = float(warm.get("gpu" if device.is_gpu else "cpu", 0))  # type: ignore[index]
     timing = TimingConfig(**timing_node)  # type: ignore[arg-type]
-    rounds = int(cfg.get("rounds") or 1)
-    if rounds < 1:
-        raise ValueError(f"rounds={rounds}: allowed >= 1. Fix: rounds=3 (each local benchmark measured in 3 interleaved windows)")
+    rounds = int(cfg.get("rounds", 1))
     progress = Progress(count_steps(calls, device, rounds), **({"stream": progress_stream} if progress_stream else {}))
     ctx = ctx_factory(device, timing, telemetry_interval_s=float(cfg.telemetry_interval_s), progress=progress)
     prov = provenance(device.to_dict(), overrides, torch.get_num_threads())

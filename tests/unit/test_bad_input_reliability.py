@@ -129,6 +129,29 @@ row("size-p10-above-p90", sized([aifsdk.Measurement(devices=4, items_per_s=100.0
 row("size-median-outside", sized([aifsdk.Measurement(devices=4, items_per_s=200.0, p10=80.0, p90=120.0)]), "measurements")
 row("size-inf-throughput", sized([aifsdk.Measurement(devices=4, items_per_s=math.inf)]), "measurements")
 row("size-nan-throughput", sized([aifsdk.Measurement(devices=4, items_per_s=math.nan)]), "measurements")
+# -- benchmark overrides, checked before any benchmark runs -----------------------------------
+def bench(**overrides: Any) -> Callable[[], Any]:
+    def call() -> None:
+        from omegaconf import OmegaConf
+
+        from aifsdk._profile import shipped_config_dir
+        from benchmarks._suite import check_options
+
+        cfg = OmegaConf.load(shipped_config_dir() / "benchmarks.yaml")
+        for key, value in overrides.items():
+            cfg[key] = value
+        check_options(cfg)
+    return call
+
+
+for value in (0, -1, 1.5, "3", True):
+    row(f"bench-rounds-{value!r}", bench(rounds=value), "rounds")
+for value in (0, -1, 0.001, math.nan, math.inf, "fast", True):
+    row(f"bench-telemetry-{value!r}", bench(telemetry_interval_s=value), "telemetry_interval_s")
+for value in ("/proc/x", "/dev/null/x", "", "   "):
+    row(f"bench-results-dir-{value!r}", bench(results_dir=value), "results_dir")
+for value in (0, -2, 1.5):
+    row(f"bench-threads-{value!r}", bench(threads=value), "threads")
 
 
 @pytest.mark.parametrize("name, call, param", ROWS, ids=[r[0] for r in ROWS])

@@ -3,9 +3,12 @@
     .venv/bin/python -m tools.bench_submit       # submit overhead: aifsdk against submitit; plan latency
     .venv/bin/python -m tools.bench_snapshot     # code snapshot cost on a large tree
     .venv/bin/python -m tools.bench_lifecycle    # submit to result, against srun, sbatch and submitit
+    .venv/bin/python -m tools.bench_map          # many small items: packed, unpacked, submitit
+    .venv/bin/python -m tools.secret_guard_fp .  # what the secret guard flags on trees without secrets
     .venv/bin/python -m tools.check_matmul       # the harness's matmul figure against a plain torch.mm loop
     .venv/bin/python -m tools.check_repeat       # CV of repeated quick suite runs
     .venv/bin/python -m pytest tools/test_overhead.py   # plan overhead with pytest-benchmark
+    bash tools/gpu_check_offline.sh wheels       # the GPU check for a node without a package index
 
 Run them from the repository root. Each writes a JSON report to a new file under ``--out`` (default
 results/), never overwriting an earlier one.

@@ -10,7 +10,7 @@
     .venv/bin/python -m pytest tools/test_overhead.py   # plan overhead with pytest-benchmark
     bash tools/gpu_check_offline.sh wheels       # the GPU check for a node without a package index
 
-Run them from the repository root. Each writes a JSON report to a new file under ``--out`` (default
+Run them from the repository root. The bench_* and check_* tools write a JSON report to a new file under ``--out`` (default
 results/), never overwriting an earlier one.
 """
 

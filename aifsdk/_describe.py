@@ -51,7 +51,8 @@ def describe(profile: SiteProfile) -> str:
     flag = f"--gres={p.gres_name}:N" if p.gpu_request == "gres" else "--gpus-per-node=N"
     out.append(f"GPU flag:    {flag}")
     g = p.gpu_policy
-    policy = [f"at most {g.cpus_per_gpu_max} cores per GPU" if g.cpus_per_gpu_max else "",
+    policy = [f"at least {g.cpus_per_gpu_min} cores per GPU" if g.cpus_per_gpu_min else "",
+              f"at most {g.cpus_per_gpu_max} cores per GPU" if g.cpus_per_gpu_max else "",
               f"exactly {g.cpus_per_gpu_fixed} cores per GPU" if g.cpus_per_gpu_fixed else "",
               f"{g.cpus_per_gpu_default} cores per GPU by default" if g.cpus_per_gpu_default else "",
               f"at most {g.mem_gb_per_gpu_max:g} GB per GPU" if g.mem_gb_per_gpu_max else "",

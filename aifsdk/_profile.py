@@ -120,6 +120,7 @@ class GpuPolicy:
     """How CPU cores and memory go with GPUs on this site."""
 
     cpus_per_gpu_max: int | None = None  # more cores per GPU is refused
+    cpus_per_gpu_min: int | None = None  # fewer cores per GPU is refused (the site refuses such jobs at submission)
     cpus_per_gpu_fixed: int | None = None  # the site gives exactly this many per GPU (more is refused)
     cpus_per_gpu_default: int | None = None  # the site's cores-per-GPU rule: cpus_per_task when the job does not say
     mem_gb_per_gpu_max: float | None = None
@@ -429,6 +430,7 @@ def _semantic_problems(profile: SiteProfile) -> list[str]:
     for where, number in (("billing.per_node_hour", profile.billing.per_node_hour), ("billing.gpus_per_billed_gpu", profile.billing.gpus_per_billed_gpu),
                           ("billing.slice_cpus", profile.billing.slice_cpus), ("billing.slice_mem_gb", profile.billing.slice_mem_gb),
                           ("gpu_policy.cpus_per_gpu_max", profile.gpu_policy.cpus_per_gpu_max),
+                          ("gpu_policy.cpus_per_gpu_min", profile.gpu_policy.cpus_per_gpu_min),
                           ("gpu_policy.cpus_per_gpu_fixed", profile.gpu_policy.cpus_per_gpu_fixed),
                           ("gpu_policy.mem_gb_per_gpu_max", profile.gpu_policy.mem_gb_per_gpu_max),
                           ("gpu_policy.cpus_per_gpu_default", profile.gpu_policy.cpus_per_gpu_default),

@@ -382,13 +382,17 @@ def _cores_per_task(self: Resolution, profile: SiteProfile, tasks: int, gpus: in
 def _check_cpus_per_gpu(self: Resolution, profile: SiteProfile, tasks: int, cpus: int | None, gpus: int) -> None:
     policy = profile.gpu_policy
     top = policy.cpus_per_gpu_fixed or policy.cpus_per_gpu_max
-    if not gpus or cpus is None or not top:
+    if not gpus or cpus is None or not (top or policy.cpus_per_gpu_min):
         return
     total = tasks * cpus
-    if total > top * gpus:
+    if top and total > top * gpus:
         kind = "exactly" if policy.cpus_per_gpu_fixed else "at most"
         self.fail("cpus_per_task", cpus, f"{kind} {top} CPU cores per GPU on {profile.name} ({tasks} tasks x {cpus} = {total} cores for {gpus} GPUs)",
                   f"use cpus_per_task<={max(top * gpus // tasks, 1)} with tasks_per_node={tasks}, or ask for more GPUs")
+    elif policy.cpus_per_gpu_min and total < policy.cpus_per_gpu_min * gpus:
+        low = policy.cpus_per_gpu_min
+        self.fail("cpus_per_task", cpus, f"at least {low} CPU cores per GPU on {profile.name} ({tasks} tasks x {cpus} = {total} cores for {gpus} GPUs)",
+                  f"use cpus_per_task>={-(-low * gpus // tasks)} with tasks_per_node={tasks}, or leave cpus_per_task unset")
     elif policy.cpus_per_gpu_fixed and total < top * gpus:
         self.notes.append(f"site {profile.name} gives {top} cores per GPU ({top * gpus} for {gpus} GPUs) whatever cpus_per_task asks")
 

@@ -274,8 +274,9 @@ def twin_verdict(twin: Twin, req: dict[str, Any], accepted: bool, script: str) -
 Deliberate = tuple[str, Callable[[dict[str, Any], str], bool], str]
 DELIBERATE: list[Deliberate] = [
     ("mn5-acc", lambda _, msg: "CPU cores per GPU" in msg,
-     "20 CPU cores per GPU: BSC's Slurm guide (bsc.es/supportkc/docs/MareNostrum5/slurm/) pairs each GPU with 20 cores, "
-     "a submission rule rather than a partition or QoS limit a twin can hold; aifsdk refuses more cores than that per GPU"),
+     "20 CPU cores per GPU: a ratio BSC's administrators enforce at submission (J. Torres, Supercomputing for AI, "
+     "ch. 3: fewer cores per GPU 'will result in submission errors'), not a partition or QoS limit a twin can hold; "
+     "aifsdk refuses fewer, and more, than 20 cores per GPU"),
 ]
 
 

@@ -315,6 +315,15 @@ def test_cores_per_gpu_policy(site: str, kw: dict, allowed: str) -> None:
     assert plan(site, **{**kw, "cpus_per_task": top}).resources.cpus_per_task == top
 
 
+def test_mn5_refuses_fewer_than_20_cores_per_gpu() -> None:
+    """BSC refuses a GPU job with fewer than 20 cores per GPU at submission (its own filter)."""
+    (few,) = problems("mn5-acc", gpus_per_node=4, tasks_per_node=4, cpus_per_task=8, account="ehpc123")
+    assert few.param == "cpus_per_task" and "at least 20 CPU cores per GPU" in few.allowed and "cpus_per_task>=20" in few.fix
+    (one,) = problems("mn5-acc", gpus_per_node=2, tasks_per_node=1, cpus_per_task=39, account="ehpc123")
+    assert "cpus_per_task>=40" in one.fix
+    assert plan("mn5-acc", gpus_per_node=2, tasks_per_node=1, cpus_per_task=40, account="ehpc123").resources.cpus_per_task == 40
+
+
 def test_memory_policies() -> None:
     (sofia,) = problems("sofia", gpus_per_node=2, mem_gb=100, account="2026_001")
     assert sofia.param == "mem_gb" and "memory follows the GPUs" in sofia.allowed

@@ -291,7 +291,12 @@ class Sweep:
                 take = held[: min(x for x in (room, chunk_cap(self.slurm()), len(held)) if x is not None)]
                 if not take:
                     break
-                new.append(self._submit(take))
+                try:
+                    new.append(self._submit(take))
+                except SchedulerError as exc:
+                    if not _limit_refusal(str(exc)):
+                        raise
+                    break  # the user's queue filled up meanwhile (other submissions): held back, tried again later
         if new:
             self._poller().forget()  # the next look sees the new jobs
         return new
@@ -439,6 +444,13 @@ class Sweep:
         stage = self._stage()
         if stage is not None:
             _push_control(stage)
+
+
+def _limit_refusal(message: str) -> bool:
+    """sbatch's refusal for a full queue (MaxSubmitJobs of the association or the QoS)."""
+    # sbatch names the limit (QOSMaxSubmitJobPerUserLimit, AssocMaxSubmitJobLimit, QOSGrpSubmitJobsLimit) before
+    # its generic "Job violates accounting/QOS policy", which other limits (time, GRES) share
+    return any(text in message for text in ("MaxSubmitJob", "GrpSubmitJob"))
 
 
 def _push_control(stage: Any) -> None:

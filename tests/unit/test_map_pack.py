@@ -129,3 +129,13 @@ def test_auto_packs_not_submitted_yet_are_split_to_fit_the_time_limit_at_the_ite
     assert packs[1:] == [[s, 20] for s in range(200, 400, 20)]
     assert [sweep.pack_of(i) for i in (0, 199, 200, 219, 220, 399)] == [0, 0, 1, 1, 2, 10]
     assert sweep.held_back() == list(range(1, 11))
+
+
+def test_only_a_full_queue_holds_jobs_back_other_refusals_are_errors() -> None:
+    from aifsdk._sweep import _limit_refusal
+
+    assert _limit_refusal("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates "
+                          "accounting/QOS policy (job submit limit, user's size and/or time limits)")
+    assert _limit_refusal("sbatch: error: AssocMaxSubmitJobLimit")
+    assert not _limit_refusal("sbatch: error: QOSMaxWallDurationPerJobLimit\nsbatch: error: Batch job submission failed: Job "
+                              "violates accounting/QOS policy (job submit limit, user's size and/or time limits)")

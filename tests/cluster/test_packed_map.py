@@ -136,6 +136,21 @@ def test_a_map_larger_than_max_submit_jobs_completes(limited_account: dict[str, 
     _check_never_above_limit(jobs[0].folder)
 
 
+@pytest.mark.timeout(900)
+def test_aifsdk_jobs_run_later_carries_on_submitting(limited_account: dict[str, str]) -> None:
+    map_id = _map_then_die("square_and_say", "range(6)", "slurm")  # 3 jobs, 2 submitted
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        listed = _aifsdk("jobs", "--json")
+        row = next(r for r in json.loads(listed.stdout) if r["job_id"] == map_id)
+        if row["state"] == "COMPLETED":
+            break
+        time.sleep(3)
+    sweep = attach_map(map_id)
+    assert isinstance(sweep, Sweep) and [i.result() for i in sweep.items()] == [i * i for i in range(6)]
+    _check_never_above_limit(sweep.folder)
+
+
 def _map_then_die(function: str, items: str, site: str) -> str:
     """In a new process: map ``function`` over ``items`` in the limited account (most jobs held
     back), print the map's id, then die by SIGKILL."""

@@ -139,3 +139,16 @@ def test_only_a_full_queue_holds_jobs_back_other_refusals_are_errors() -> None:
     assert _limit_refusal("sbatch: error: AssocMaxSubmitJobLimit")
     assert not _limit_refusal("sbatch: error: QOSMaxWallDurationPerJobLimit\nsbatch: error: Batch job submission failed: Job "
                               "violates accounting/QOS policy (job submit limit, user's size and/or time limits)")
+
+
+def test_one_worker_slot_per_gpu_on_nvidia_and_amd_nodes(monkeypatch) -> None:
+    """What Slurm sets in a GPU job step decides the slots (the variables are set here as Slurm would)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert [s["env"] for s in _packrun.worker_slots(2, 1)] == [{"CUDA_VISIBLE_DEVICES": "2"}] * 2 + [{"CUDA_VISIBLE_DEVICES": "3"}] * 2
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setenv("ROCR_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7")
+    assert [s["env"]["ROCR_VISIBLE_DEVICES"] for s in _packrun.worker_slots(1, 1)] == [str(g) for g in range(8)]
+    monkeypatch.delenv("ROCR_VISIBLE_DEVICES")
+    cores = sorted(os.sched_getaffinity(0))
+    slots = _packrun.worker_slots(1, 1)
+    assert [s["cores"] for s in slots] == [[c] for c in cores] and all(not s["env"] for s in slots)

@@ -2,10 +2,18 @@
 
 Cluster tests need `bash tests/cluster/slurm-cluster up` (root, Debian). With CI=true they must
 run: a missing cluster fails them instead of skipping them.
+
+Tests run in parallel (pytest-xdist, `tests/run-all`) on one shared cluster. Each test holds a
+shared lock on CLUSTER_LOCK while it runs; a test marked ``exclusive`` (it stops slurmdbd,
+changes a limit, cuts SSH connections, fills the queue) holds it alone, so no other cluster test
+overlaps it. Someone disturbing the cluster by hand takes the same lock:
+``flock /tmp/aifsdk-cluster.lock COMMAND``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,6 +26,37 @@ CLUSTER_SCRIPT = REPO / "tests" / "cluster" / "slurm-cluster"
 _LEAKY_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_", "SUBMITIT_", "TORCHELASTIC_")
 _LEAKY_NAMES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK",
                 "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "AIFSDK_JOB_ROOT")
+
+
+CLUSTER_LOCK = Path("/tmp/aifsdk-cluster.lock")
+# Writers first: a test waiting for the exclusive lock holds the queue lock, so no new test takes a
+# shared lock meanwhile (flock alone would let a stream of shared holders starve it).
+_QUEUE_LOCK = Path("/tmp/aifsdk-cluster.lock.queue")
+
+
+@contextlib.contextmanager
+def cluster_lock(exclusive: bool):
+    """Shared (ordinary cluster test) or exclusive (disruptive test) hold on the cluster, across
+    processes: xdist workers, other test runs, and `flock /tmp/aifsdk-cluster.lock` by hand."""
+    with open(_QUEUE_LOCK, "a") as queue, open(CLUSTER_LOCK, "a") as lock:
+        fcntl.flock(queue, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(queue, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Around the whole test, outside pytest-timeout's clock: the time spent waiting for the lock
+    is not counted in the test's timeout. Every test takes it: unit tests plan against the local
+    cluster too, and a shared hold costs nothing until an exclusive test waits."""
+    with cluster_lock(exclusive=any(item.iter_markers("exclusive"))):
+        return (yield)
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +101,15 @@ def cluster() -> None:
     pytest.skip(message)
 
 
-def squeue_ids() -> set[str]:
-    """Every job slurmctld knows, pending, running or recently ended (squeue -t all)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
+def squeue_ids(name: str | None = None, under: Path | None = None) -> set[str]:
+    """Every job slurmctld knows, pending, running or recently ended (squeue -t all); with `name` or
+    `under`, only the jobs of that name or whose batch script lies under that folder (other tests
+    submit jobs at the same time)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i\t%j\t%o"], capture_output=True, text=True, check=True)
+    rows = [line.split("\t", 2) for line in out.stdout.splitlines() if line.strip()]
+    if name is None and under is None:
+        return {row[0] for row in rows}
+    return {row[0] for row in rows if row[1:2] == [name] or (under is not None and row[2:] and row[2].startswith(str(under)))}
 
 
 def sacct_ids(name: str) -> set[str]:
@@ -105,14 +149,27 @@ def write_ssh_config(folder: Path, key: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ssh_host(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Path:
-    """The remote login node is up and this session's own key is the one authorized; returns the ssh config."""
-    up = subprocess.run(["bash", str(SSH_SCRIPT), "up"], capture_output=True, text=True)  # idempotent; refreshes its aifsdk copy
-    if up.returncode != 0:
-        message = f"ssh test host could not start: {up.stderr.strip()[-500:]}"
-        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
-    folder = tmp_path_factory.mktemp("ssh")
-    os.chmod(folder, 0o700)
+    """The remote login node is up and this run's own key is the one authorized; returns the ssh config.
+
+    The login node lets one key in, so every xdist worker of the run shares one key: the first
+    worker starts the host and makes and authorizes the key, in the run's shared temporary folder,
+    under a lock; the others find it there."""
+    run_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_root = run_root.parent
+    folder = run_root / "ssh-session"
     key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
-    subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
-    return write_ssh_config(folder, key)
+    with open(run_root / "ssh-session.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "ssh_config").exists():
+            return folder / "ssh_config"
+        up = subprocess.run(["bash", str(SSH_SCRIPT), "up"], capture_output=True, text=True)  # idempotent; refreshes its aifsdk copy
+        if up.returncode != 0:
+            message = f"ssh test host could not start: {up.stderr.strip()[-500:]}"
+            pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        key.unlink(missing_ok=True)
+        key.with_suffix(".pub").unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
+        subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
+        return write_ssh_config(folder, key)

@@ -78,6 +78,7 @@ def accounting_down(monkeypatch: pytest.MonkeyPatch):
         _cluster("dbd-start")
 
 
+@pytest.mark.exclusive
 def test_status_is_right_with_slurmdbd_stopped(accounting_down: None, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="aifsdk")
     assert subprocess.run(["sacct", "-X", "-n", "-j", "1"], capture_output=True).returncode != 0  # accounting is really down
@@ -105,6 +106,7 @@ def test_status_is_right_with_slurmdbd_stopped(accounting_down: None, caplog: py
 
 
 # -- arrays ---------------------------------------------------------------------------------------
+@pytest.mark.exclusive
 @pytest.mark.timeout(1500)  # about 7 minutes on the 2-core VM: 4 task slots, about 1 s of Python start per task
 def test_a_thousand_task_array_returns_every_result_in_order() -> None:
     n = 1000
@@ -127,6 +129,7 @@ def max_array_size_7():
         _cluster("set-max-array-size", before)
 
 
+@pytest.mark.exclusive
 def test_array_larger_than_max_array_size_is_split_and_nothing_is_lost(max_array_size_7: int) -> None:
     n = 17
     jobs = aifsdk.map(double, range(n), site="slurm", time=5, max_parallel=3, pack=1)

@@ -100,6 +100,7 @@ def test_failure_and_logs_come_back(ssh_host: Path) -> None:
     assert any(str(p).startswith(str(job.folder)) for p in info.value.logs)  # local copies of the logs
 
 
+@pytest.mark.exclusive
 def test_dropped_connection_while_waiting_is_recovered(ssh_host: Path) -> None:
     site = remote_site(ssh_host)
     job = aifsdk.submit(jobfns.sleep_then, 6, "survived", site=site, time=5)

@@ -5,6 +5,7 @@ Nothing here is faked: sbatch, srun, squeue, sacct, scancel and the two slurmd n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -154,14 +155,15 @@ def test_bad_requests_raise_before_anything_is_queued(bad: dict) -> None:
     import uuid
 
     name = f"bad-{uuid.uuid4().hex[:8]}"
-    before = squeue_ids()
+    home = Path(os.environ["AIFSDK_HOME"])
+    before = squeue_ids(name, under=home)
     kwargs = {"site": "slurm", "name": name, **bad}
     with pytest.raises(aifsdk.RequestError) as info:
         aifsdk.submit(double, 1, **kwargs)
     assert isinstance(info.value, ValueError)
     problem = info.value.problems[0]
     assert problem.param and problem.allowed and problem.fix
-    assert squeue_ids() - before == set()  # slurmctld got no new job
+    assert squeue_ids(name, under=home) - before == set()  # slurmctld got no job from this test (by name or script)
     assert sacct_ids(name) == set()  # and accounting never saw one by that name
 
 

@@ -65,6 +65,7 @@ def test_push_and_pull_files(ssh: SSH, tmp_path: Path) -> None:
     ssh.run(["rm", "-rf", remote])
 
 
+@pytest.mark.exclusive
 def test_a_dropped_connection_is_recovered(ssh: SSH) -> None:
     assert ssh.run(["true"]).returncode == 0 and master_alive(ssh)
     subprocess.run(["bash", str(SSH_SCRIPT), "drop"], check=True, capture_output=True)  # the server cuts every connection

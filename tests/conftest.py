@@ -7,7 +7,8 @@ Tests run in parallel (pytest-xdist, `tests/run-all`) on one shared cluster. Eac
 shared lock on CLUSTER_LOCK while it runs; a test marked ``exclusive`` (it stops slurmdbd,
 changes a limit, cuts SSH connections, fills the queue) holds it alone, so no other cluster test
 overlaps it. Someone disturbing the cluster by hand takes the same lock:
-``flock /tmp/aifsdk-cluster.lock COMMAND``.
+``flock /tmp/aifsdk-cluster.lock COMMAND``. A test never takes it itself (it would wait for its
+own shared hold): it is marked ``exclusive``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ returns its value. This disturbs the shared cluster for about two minutes: it ho
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -28,14 +27,11 @@ CLUSTER = REPO / "tests" / "cluster" / "slurm-cluster"
 
 @pytest.fixture
 def cluster_to_myself() -> Iterator[None]:
-    fd = os.open("/tmp/aifsdk-cluster.lock", os.O_CREAT | os.O_RDWR, 0o666)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    """The test is marked exclusive: it holds /tmp/aifsdk-cluster.lock alone (tests/conftest.py)."""
     try:
         yield
     finally:
         subprocess.run(["bash", str(CLUSTER), "up"], capture_output=True, timeout=600)  # both nodes back, idle
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def job_pids(job_id: str) -> list[int]:
@@ -65,6 +61,7 @@ def wait_for(check, limit_s: float, what: str):  # type: ignore[no-untyped-def]
     raise AssertionError(f"{what} not seen within {limit_s:.0f} s")
 
 
+@pytest.mark.exclusive
 def test_a_node_crash_is_requeued_and_told(cluster_to_myself: None) -> None:
     job = aifsdk.submit(sleep_then, 20, "survived", site="slurm", time="10min", extra={"nodelist": "n2"})
     wait_for(lambda: job.state == "RUNNING", 180, "the job running on n2")

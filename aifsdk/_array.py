@@ -89,16 +89,19 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
                                     "e.g. aifsdk.map(['python', 'train.py'], [['--lr', '0.1'], ['--lr', '0.2']])"))
     if problems:
         raise RequestError(problems, site=site)
+    if packed:  # one runner per job, on one node, whatever a site's launch recipe would choose for a job of its own
+        options = {"nodes": 1, "tasks_per_node": 1, **{k: v for k, v in options.items() if v is not None}}
     argv = [_args(i) for i in items] if command else []
     first = plan([*target, *argv[0]], site=site, **options) if command else plan(target, items[0], site=site, **options)  # type: ignore[misc]
-    if first.profile.executor == "slurm" and packed:
+    over_ssh = first.profile.ssh is not None and first.num_tasks == 1 and (first.resources.nodes or 1) == 1
+    if first.profile.executor == "slurm" and (packed or over_ssh):  # over SSH, pack=1 too: arrays, not one job per item
         from ._sweep import submit_packed
 
         call = first.callable
         template = dataclasses.replace(call, argv=tuple(call.argv[: len(call.argv) - len(argv[0])])) if command else call
         return submit_packed(first, template, argv if command else items, command=command, pack=pack, retries=retries,  # type: ignore[return-value]
                              items_per_worker=items_per_worker, cores_per_worker=cores_per_worker, max_parallel=max_parallel)
-    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH unpacked: one job per item
+    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH, multi-node or multi-task: one job per item
         return [first.submit()] + [
             plan([*target, *a], site=site, **options).submit() if command else plan(target, i, site=site, **options).submit()  # type: ignore[misc]
             for i, a in zip(items[1:], argv[1:] or [()] * (len(items) - 1))

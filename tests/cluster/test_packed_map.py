@@ -217,6 +217,9 @@ def test_a_packed_map_over_ssh_uses_arrays_and_cancels_whole(ssh_host: Path, tmp
     assert jobs[5].stdout() == "item 5 says hello\n"
     record = json.loads((jobs[0].folder / "aifsdk-job.json").read_text())
     assert [len(a["packs"]) for a in record["map"]["arrays"]] == [3]  # one array of 3 jobs, not one job per item
+    single = aifsdk.map(square_and_say, range(3), site=site, time=5, pack=1)  # one array task per item, still one array
+    assert [j.result(timeout=300) for j in single] == [0, 1, 4]
+    assert len(json.loads((single[0].folder / "aifsdk-job.json").read_text())["map"]["arrays"]) == 1
     slow = aifsdk.map(pick, [("ok", i) for i in range(2)] + [("raise", "x")], site=site, time=5, pack=3)
     assert [s.state for s in aifsdk.wait(slow, timeout=600)] == ["COMPLETED", "COMPLETED", "FAILED"]
     sleepy = aifsdk.map(logged_sleep, [(i, 120.0, "/dev/null") for i in range(4)], site=site, time=5, pack=2)

@@ -60,6 +60,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
 
 
+# Fixtures whose tests share one thing they make or change: each group runs on one xdist worker
+# (--dist loadgroup), one test after the other, and a module fixture is made once.
+FIXTURE_GROUPS = {
+    "limited_account": "limited-account",  # one QoS and account (test_packed_map.py), created and deleted per test
+    "wheel": "wheel",  # the wheel and the fresh venv of test_wheel.py
+    "two_users": "two-users",  # the two Unix users of test_trust.py and their homes
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, group in FIXTURE_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """No scheduler or rank variables leak between tests; each test has its own AIFSDK_HOME."""

@@ -125,7 +125,6 @@ def _check_never_above_limit(folder: Path) -> None:
         assert array["queued_before"] + len(array["packs"]) <= LIMIT, arrays
 
 
-@pytest.mark.xdist_group("limited-account")  # one QoS and account: its tests must not overlap
 @pytest.mark.timeout(900)
 def test_a_map_larger_than_max_submit_jobs_completes(limited_account: dict[str, str]) -> None:
     slurm = aifsdk._scheduler.default_slurm()
@@ -163,7 +162,6 @@ def _map_then_die(function: str, items: str, site: str) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.xdist_group("limited-account")  # one QoS and account: its tests must not overlap
 @pytest.mark.timeout(900)
 def test_a_new_process_resumes_a_map_whose_submitter_was_killed(limited_account: dict[str, str]) -> None:
     map_id = _map_then_die("square_and_say", "range(10)", "slurm")
@@ -175,7 +173,6 @@ def test_a_new_process_resumes_a_map_whose_submitter_was_killed(limited_account:
     _check_never_above_limit(sweep.folder)
 
 
-@pytest.mark.xdist_group("limited-account")  # one QoS and account: its tests must not overlap
 def test_cancel_of_a_map_cancels_its_jobs_and_what_is_held_back(limited_account: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "runs.txt"
     jobs = aifsdk.map(logged_sleep, [(i, 60.0, str(log)) for i in range(8)], site="slurm", time=5, pack=2, **limited_account)
@@ -243,7 +240,6 @@ def test_ctrl_c_while_waiting_stops_the_waiting_not_the_jobs() -> None:
         Sweep(jobs[0].folder).cancel()
 
 
-@pytest.mark.xdist_group("limited-account")  # one QoS and account: its tests must not overlap
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_over_ssh_a_held_back_map_with_a_segfault_resumes_in_a_new_process(ssh_host: Path, limited_account: dict[str, str]) -> None:

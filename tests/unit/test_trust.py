@@ -167,10 +167,6 @@ PYTHON = "/usr/bin/python3"
 SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
 
-# One worker under pytest-xdist: the two Unix users and their homes are created once and shared.
-pytestmark = pytest.mark.xdist_group("two-users")
-
-
 @pytest.fixture(scope="module")
 def two_users() -> tuple[str, str]:
     if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-# One worker under pytest-xdist: the wheel and the fresh venv are built once for all these tests.
-pytestmark = pytest.mark.xdist_group("wheel")
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["timing.min_samples=2", "timing.max_samples=2", "timing.min_time_s=0", "timing.warmup_iters=1", "timing.flush_cache=false",
         "threads=1", "telemetry_interval_s=0.05", "suite.benchmarks.matmul.m_range=[32,64,32]", "suite.benchmarks.matmul.n_range=[64]",

@@ -70,7 +70,7 @@ SECRET_TEXT_PATTERNS = {
     # a literal value given to a name that holds one of the key words (password, WANDB_API_KEY,
     # aws_secret_access_key, "clientSecret", "password" in JSON): quoted, or a bare token that ends the
     # line and holds a digit; not a reference (os.environ[...], ${VAR}, config.password, "env_api_key", prose)
-    r"(?im)\b[\w.-]*(?:password|passwd|secret|api_key|apikey|access_token|auth_token|access_key)[\w.-]*[\"']?\s*[:=]\s*"
+    r"(?im)(?:password|passwd|secret|api_key|apikey|access_token|auth_token|access_key)[\w.-]*[\"']?\s*[:=]\s*"
     r"(?:'(?=[^']*[^a-z_.'-])[^'\s$]{6,}'|\"(?=[^\"]*[^a-z_.\"-])[^\"\s$]{6,}\"|(?=\S*\d)[A-Za-z0-9_\-+/!@%^&*.]{8,}\s*$)": (
         "a password or secret assignment", tuple(w.encode() for w in _KEY_WORDS)),
 }
@@ -221,7 +221,7 @@ _PATH_RE = re.compile("|".join(f"(?:{p})" for p in SECRET_PATH_PATTERNS))
 # a literal each path pattern above holds: names without one skip _PATH_RE (whose `.*` parts cost ~6 us a name)
 _PATH_GATE = re.compile(r"\.(?:ssh|aws|docker|env|kube|huggingface|kaggle|pem|key|p12|pfx)|gcloud")
 _TEXT_RES = [(re.compile(p.encode()), what, p, anchor) for p, (what, anchor) in SECRET_TEXT_PATTERNS.items()]
-SCAN_VERSION = 3  # bump whenever the secret patterns change: findings cached under an older version are redone
+SCAN_VERSION = 4  # bump whenever the secret patterns change: findings cached under an older version are redone
 _CHUNK = 1 << 20
 _OVERLAP = 4096  # bytes of one window carried into the next, so that a secret across a window's edge is seen
 

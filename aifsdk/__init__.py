@@ -14,11 +14,11 @@ runner (``python -m aifsdk._run``) and its unpickled payload load only the modul
 from __future__ import annotations
 
 import importlib as _importlib
+import typing as _typing
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
 
-if _TYPE_CHECKING:  # the names __getattr__ imports on first use, for type checkers and IDEs
+if _typing.TYPE_CHECKING:  # the names __getattr__ imports on first use, for type checkers and IDEs
     from ._array import map
     from ._command import CommandResult
     from ._deps import afterany, afterok
@@ -37,14 +37,14 @@ if _TYPE_CHECKING:  # the names __getattr__ imports on first use, for type check
         SiteNotFoundError,
         StorageError,
     )
-    from ._job import Job
+    from ._job import Job, wait
     from ._measure import measure
-    from ._plan import Cost, Plan, plan
+    from ._plan import Cost
     from ._profile import SiteProfile, load_site
     from ._resources import Resources
     from ._sizing import Measurement, Sizing, size
     from ._snapshot import SnapshotOptions
-    from ._wait import wait
+    from ._submit import Plan, plan
 
 __version__ = "0.2.0"
 
@@ -95,11 +95,11 @@ _LAZY = {
          "Problem", "ProfileError", "RequestError", "SchedulerError", "SiteNotFoundError", "StorageError"),
         "_errors",
     ),
-    "Job": "_job",
+    "Job": "_sweep",  # the Job class of _job, with the items of packed maps registered (see Job.attach)
     "measure": "_measure",
     "Cost": "_plan",
-    "Plan": "_plan",
-    "plan": "_plan",
+    "Plan": "_submit",
+    "plan": "_submit",
     "SiteProfile": "_profile",
     "load_site": "_profile",
     "Resources": "_resources",
@@ -107,7 +107,7 @@ _LAZY = {
     "Sizing": "_sizing",
     "size": "_sizing",
     "SnapshotOptions": "_snapshot",
-    "wait": "_wait",
+    "wait": "_job",
 }
 
 
@@ -139,6 +139,6 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
     aifsdk refuses only what the site would refuse or could never start; what the site runs but
     bills for nothing is a warning (``plan(...).warnings``), or a problem with ``strict=True``.
     """
-    from ._plan import plan
+    from ._submit import plan
 
     return plan(target, *args, site=site, **options).submit()

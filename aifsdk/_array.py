@@ -29,13 +29,13 @@ from typing import Any
 
 from submitit.core.utils import DelayedSubmission
 
+from ._backends import backend_for
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, register
-from ._plan import Plan, plan
-from ._scheduler import default_slurm
+from ._scheduler import Slurm, chunk_cap
+from ._submit import Plan, plan
 
-DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 MAX_NUM_TIMEOUT = 3  # requeues after a time-out, as for single jobs (submitit's default)
 
 
@@ -93,15 +93,16 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
         options = {"nodes": 1, "tasks_per_node": 1, **{k: v for k, v in options.items() if v is not None}}
     argv = [_args(i) for i in items] if command else []
     first = plan([*target, *argv[0]], site=site, **options) if command else plan(target, items[0], site=site, **options)  # type: ignore[misc]
-    over_ssh = first.profile.ssh is not None and first.num_tasks == 1 and (first.resources.nodes or 1) == 1
-    if first.profile.executor == "slurm" and (packed or over_ssh):  # over SSH, pack=1 too: arrays, not one job per item
+    backend = backend_for(first.profile)
+    over_ssh = backend.cluster_paths and first.num_tasks == 1 and (first.resources.nodes or 1) == 1
+    if backend.scheduled and (packed or over_ssh):  # over SSH, pack=1 too: arrays, not one job per item
         from ._sweep import submit_packed
 
         call = first.callable
         template = dataclasses.replace(call, argv=tuple(call.argv[: len(call.argv) - len(argv[0])])) if command else call
         return submit_packed(first, template, argv if command else items, command=command, pack=pack, retries=retries,  # type: ignore[return-value]
                              items_per_worker=items_per_worker, cores_per_worker=cores_per_worker, max_parallel=max_parallel)
-    if first.profile.executor != "slurm" or first.profile.ssh is not None:  # over SSH, multi-node or multi-task: one job per item
+    if not backend.arrays:  # no scheduler, or over SSH multi-node or multi-task: one job per item
         return [first.submit()] + [
             plan([*target, *a], site=site, **options).submit() if command else plan(target, i, site=site, **options).submit()  # type: ignore[misc]
             for i, a in zip(items[1:], argv[1:] or [()] * (len(items) - 1))
@@ -123,19 +124,9 @@ def _payload(first: Plan, item: Any, args: list[str] | None, first_count: int) -
     return DelayedSubmission(RankedCall.wrap(first.callable), item)
 
 
-def chunk_cap(slurm: Any) -> int:
-    """How many tasks one array may hold on a cluster: MaxArraySize (indices run 0..MaxArraySize-1)."""
-    try:
-        raw = slurm.config_value("MaxArraySize")
-    except SchedulerError:
-        raw = None
-    return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_ARRAY_SIZE
-
-
-def chunk_size() -> int:
-    """How many tasks one array may hold here: MaxArraySize (indices run 0..MaxArraySize-1),
-    and at most the user's MaxSubmitJobs."""
-    slurm = default_slurm()
+def chunk_size(slurm: Slurm) -> int:
+    """How many tasks one array may hold on ``slurm``'s cluster: MaxArraySize (indices run
+    0..MaxArraySize-1), and at most the user's MaxSubmitJobs."""
     size = chunk_cap(slurm)
     limit = slurm.submit_limit()
     return max(1, min(size, limit) if limit else size)
@@ -162,7 +153,10 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
         path = folder / f".item-{k}.pkl"
         payload.dump(path)
         pending.append((path, hashlib.sha256(path.read_bytes()).hexdigest()))
-    size = chunk_size()
+    slurm = backend_for(first.profile).slurm()
+    if slurm is None:
+        raise SchedulerError(f"site {first.site!r} has no scheduler to queue job arrays; submit one job per item")
+    size = chunk_size(slurm)
     chunks: list[dict[str, Any]] = []
     jobs: list[Job] = []
     record = job_record(first, "", snap)
@@ -172,7 +166,7 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
         script.write_text(array_script(first.script, folder, count, max_parallel))
         try:
             with _submission_environment(first):
-                array_id = default_slurm().sbatch(script)
+                array_id = slurm.sbatch(script)
         except SchedulerError as exc:
             done = f"; items 0-{start - 1} were submitted as arrays {[c['job_id'] for c in chunks]}" if chunks else "; nothing was queued"
             raise SchedulerError(f"sbatch refused the array of items {start}-{start + count - 1}: {exc}{done}") from None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Problem, RequestError
 
 if TYPE_CHECKING:
+    from ._backends import Poller
     from ._job import Job
 
 MODES = ("afterok", "afterany")
@@ -61,8 +62,9 @@ def _ids(jobs: Iterable[Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def dependency_extra(after: Any, site: str, executor: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The sbatch options for ``after``, merged into ``extra``; a RequestError names what is wrong."""
+def dependency_extra(after: Any, site: str, scheduled: bool | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The sbatch options for ``after``, merged into ``extra``; a RequestError names what is wrong.
+    ``scheduled``: whether the site has a scheduler (None: the site is unknown, reported elsewhere)."""
     items = list(after) if isinstance(after, (list, tuple)) else [after]
     groups: dict[str, list[str]] = {}
     problems = []
@@ -74,7 +76,7 @@ def dependency_extra(after: Any, site: str, executor: str | None, extra: Mapping
                                     "or aifsdk.afterok(...)/aifsdk.afterany(...) of them",
                                     f"{bad[0]!r} is not a Slurm job id; pass the Job returned by submit"))
         groups.setdefault(group.mode, []).extend(j for j in group.job_ids if j not in groups.get(group.mode, []))
-    if executor is not None and executor != "slurm":
+    if scheduled is False:
         problems.append(Problem("after", after, "dependencies on a Slurm site only",
                                 f"site {site!r} runs jobs without a scheduler; call job.wait() first, then submit"))
     if "dependency" in extra:
@@ -99,16 +101,15 @@ def parse_dependency(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def failed_dependency(record: Mapping[str, Any]) -> str | None:
+def failed_dependency(record: Mapping[str, Any], queue: Poller) -> str | None:
     """Why a job that was cancelled while pending never ran: the afterok dependency that did not
-    complete, and how it ended. None if the job has no afterok dependency that failed."""
-    from ._wait import poller
-
+    complete, and how it ended (``queue``: the view of its cluster's queue). None if the job has no
+    afterok dependency that failed."""
     extra = (record.get("resources") or {}).get("extra") or {}
     needs = [j for mode, j in parse_dependency(str(extra.get("dependency", ""))) if mode == "afterok"]
     if not needs:
         return None
-    states = poller().states(needs)
+    states = queue.states(needs)
     failed = [(j, s) for j, (s, _) in states.items() if s not in ("COMPLETED", "PENDING", "RUNNING", "COMPLETING", "UNKNOWN")]
     if not failed:
         return None

@@ -250,18 +250,19 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
     Raises :class:`~aifsdk.SchedulerError` when Slurm does not answer, and
     :class:`~aifsdk.SiteNotFoundError` for an unknown site.
     """
-    from ._resolve import resolve, slurm_for
+    from ._backends import backend_for
+    from ._resolve import resolve
 
     profile = load_site(site)
-    if profile.executor != "slurm":
+    backend = backend_for(profile)
+    scheduler = backend.slurm()
+    if scheduler is None:
         raise SchedulerError(f"site {site} does not run on Slurm (executor {profile.executor}); run `aifsdk doctor --site slurm` "
                              "or name a Slurm site")
-    slurm = slurm or slurm_for(profile)
+    slurm = slurm or scheduler
     info, nodes, max_array = read_cluster(slurm)
     disagreements, notes = compare(profile, info, nodes, max_array)
-    report = Report(site, info, nodes, max_array, disagreements, notes=notes)
-    if profile.ssh is not None:
-        report.where = f"the Slurm cluster of {profile.ssh.host} (over SSH)"
+    report = Report(site, info, nodes, max_array, disagreements, notes=notes, where=backend.where())
     from ._resolve import wrong_cluster
 
     elsewhere = wrong_cluster(profile)

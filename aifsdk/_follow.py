@@ -3,7 +3,7 @@ prefixed by the task's rank and host, until the job ends.
 
 Lines are read as they are appended to the task log files (``%j_%t_log.out`` / ``.err``), in
 bounded chunks: memory stays constant whatever the log size. A remote (SSH) job's files are pulled
-from the cluster on each round (:func:`aifsdk._remote.pull`, at most once a second). submitit's
+from the cluster on each round (the backend's ``pull``, at most once a second). submitit's
 own lines (``submitit INFO ...``) are hidden unless ``all_lines``; the host is read from the line
 in which submitit names the task's environment, before it is hidden.
 """
@@ -73,7 +73,7 @@ class _NodeNames:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.names: list[str] | None = None if job._executor == "slurm" else []
+        self.names: list[str] | None = None if job._backend.scheduled else []
         self.asked = float("-inf")
 
     def get(self) -> list[str]:

@@ -10,7 +10,6 @@ writes where it listens; the command then prints the ssh tunnel to it, the URL a
 
 from __future__ import annotations
 
-import getpass
 import json
 import shlex
 import socket
@@ -18,14 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._backends import backend_for
 from ._errors import JobFailedError, Problem, RequestError
-from ._plan import Plan, plan, request_options
+from ._plan import request_options
+from ._submit import Plan, plan
 
 JUPYTER_FILE = "jupyter.json"
 
 
 def _slurm_only(pl: Plan, what: str) -> None:
-    if pl.profile.executor != "slurm":
+    if not backend_for(pl.profile).scheduled:
         raise RequestError([Problem("site", pl.site, f"a Slurm site ({what} needs an allocation on compute nodes)",
                                     "use --site slurm, or a site of `aifsdk sites` with executor slurm")], site=pl.site)
 
@@ -54,15 +55,7 @@ def shell_argv(pl: Plan, command: list[str] | None = None) -> list[str]:
         inner = [pl.container.runtime, "exec" if command else "shell", *gpu_flag, pl.container.image, *(command or [])]
     env = ",".join(["ALL", f"AIFSDK_SITE={pl.site}", *(f"{k}={v}" for k, v in pl.profile.env.items() if "," not in v)])
     srun = ["srun", "--pty", "--nodes=1", "--ntasks=1", f"--export={env}", *inner]
-    argv = salloc + srun
-    if pl.profile.ssh is not None:
-        from ._remote import connection
-
-        ssh = connection(pl.profile)
-        setup = "; ".join(pl.profile.ssh.setup)
-        remote = f"{setup}; {shlex.join(argv)}" if setup else shlex.join(argv)
-        return ["ssh", "-t", *ssh.options(), ssh.spec.host, remote]
-    return argv
+    return backend_for(pl.profile).terminal(salloc + srun)  # type: ignore[attr-defined]
 
 
 # -- Jupyter ------------------------------------------------------------------------------------
@@ -95,20 +88,7 @@ def jupyter_command(python: str) -> list[str]:
 def tunnel(pl: Plan, host: str, port: int, local_port: int) -> list[str]:
     """The ssh command that forwards ``local_port`` here to the server on the compute node, through
     the site's login node (the profile's ssh settings) or, for this machine's cluster, this host."""
-    forward = f"{local_port}:{host}:{port}"
-    if pl.profile.ssh is not None:
-        from ._remote import connection
-
-        ssh = connection(pl.profile)
-        options = [o for o in ssh.options() if not o.startswith("ControlPath=")]
-        cleaned: list[str] = []
-        for opt in options:  # keep the user's own options (config, ProxyJump), not aifsdk's connection sharing
-            if cleaned and cleaned[-1] == "-o" and opt.split("=", 1)[0] in ("ControlMaster", "ControlPersist"):
-                cleaned.pop()
-                continue
-            cleaned.append(opt)
-        return ["ssh", "-N", "-L", forward, *cleaned, ssh.spec.host]
-    return ["ssh", "-N", "-L", forward, f"{getpass.getuser()}@{socket.gethostname()}"]
+    return backend_for(pl.profile).tunnel(f"{local_port}:{host}:{port}")  # type: ignore[attr-defined]
 
 
 def free_local_port() -> int:

@@ -1,9 +1,16 @@
-"""Job: follow a submitted job, from the process that submitted it or from any other.
+"""Job: follow a submitted job, from the process that submitted it or from any other; and
+:func:`wait`, for many jobs at once.
 
-Completion is seen from the job's own result files (checked every 0.02-0.1 s, cheap) and confirmed by
-the scheduler through the process-wide poller of :mod:`aifsdk._wait` (one squeue for every job
-waited on, backing off to one query every 10 s), so waiting returns soon after the job ends
-without hammering slurmctld.
+Two sources tell that a job ended:
+
+- its own result files (``<id>_<task>_result.pkl``), with one directory read per job folder
+  whatever the number of jobs in it (a 1,000-task array is one ``listdir``), every 0.02 s for up
+  to 10 folders, less often above (0.1 s at 50 folders: ~500 reads a second), at most 0.5 s apart;
+- the job's backend (:mod:`aifsdk._backends`), for jobs that end without a result (cancelled,
+  killed, out of memory, a dependency that can never be met). On Slurm every wait in the process
+  shares one :class:`~aifsdk._backends.Poller` per cluster: one ``squeue`` call for all of the
+  user's jobs, at most one per second, backing off to one every 10 s, however many jobs or
+  threads wait.
 """
 
 from __future__ import annotations
@@ -16,27 +23,35 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from submitit.core.utils import JobPaths, pickle_load
 
+from ._backends import CANCEL_MARK, SCHEDULER_POLL_MAX_S, SCHEDULER_POLL_MIN_S, Backend, Poller, backend_of
 from ._command import exit_code_file
 from ._deps import failed_dependency
 from ._errors import (
     JobCancelledError,
     JobFailedError,
     JobNotFoundError,
+    JobTimeoutError,
+    Problem,
+    RequestError,
     SchedulerError,
 )
 from ._paths import JOB_FILE, ensure_private, lookup, trusted
-from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
-from ._wait import FILE_POLL_S, Poller, poller
-from ._wait import wait as _wait_all
+from ._scheduler import TERMINAL_STATES, Slurm
 
 log = logging.getLogger("aifsdk")
-CANCEL_MARK = "aifsdk-cancelled"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
+FILE_POLL_S = 0.1  # the pause between two looks at the result files of 50 job folders
+FILE_POLL_MIN_S = 0.02  # the shortest: a few folders cost a few directory reads
+FILE_POLL_MAX_S = 0.5  # the longest, with hundreds of folders: a job's end is still seen within 1 s
+FILE_POLL_PER_FOLDER_S = FILE_POLL_S / 50
+RESULT_GRACE_S = 5.0  # a shared filesystem may show result files a little after the job ends
 
 
 class Job:
@@ -55,6 +70,20 @@ class Job:
         self._reason = ""  # why the scheduler holds or ended the job (squeue's reason)
         self.state_note = ""  # set when the last state came from the files because the scheduler did not answer
 
+    #: Subclasses that attach references of their own (``map-<id>.<index>``: an item of a packed map),
+    #: each with a classmethod ``_attach_own(ref)`` that :meth:`attach` asks first. They register by
+    #: being defined: ``aifsdk.Job`` is read from :mod:`aifsdk._sweep`, which defines the map item.
+    _kinds: ClassVar[list[type[Job]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_attach_own" in cls.__dict__:
+            Job._kinds.append(cls)
+
+    @classmethod
+    def _attach_own(cls, ref: str) -> Job | None:
+        return None
+
     @classmethod
     def _from_record(cls, record: dict[str, Any], submitit_job: Any = None) -> Job:
         return cls(record, submitit_job)
@@ -62,14 +91,10 @@ class Job:
     @classmethod
     def attach(cls, ref: str | os.PathLike[str]) -> Job:
         """Reattach to a job by its id (as printed by submit) or by its folder."""
-        from ._sweep import Sweep, attach_map
-
-        found = attach_map(str(ref))
-        if isinstance(found, Sweep):
-            raise JobNotFoundError(f"{ref} is a map of {found.n} item(s) (folder {found.folder}); attach one item as {found.id}.0 .. "
-                                   f"{found.id}.{found.n - 1}, or wait for or cancel the whole map with `aifsdk wait {found.id}` / `aifsdk cancel {found.id}`")
-        if found is not None:
-            return found
+        for kind in Job._kinds:  # the items of packed maps (aifsdk._sweep.Item), ...
+            found = kind._attach_own(str(ref))
+            if found is not None:
+                return found
         path = Path(ref).expanduser()
         array_id, _, index = str(ref).partition("_")
         if (path / JOB_FILE).is_file():
@@ -125,28 +150,18 @@ class Job:
     def num_tasks(self) -> int:
         return int(self._record.get("tasks", 1))
 
-    @property
-    def _executor(self) -> str:
-        return str(self._record.get("executor", "slurm"))
+    @cached_property
+    def _backend(self) -> Backend:
+        """Where the job runs, from its manifest: asked for its state, results, cancel."""
+        return backend_of(self._record)
 
-    @property
-    def _remote(self) -> dict[str, Any] | None:
-        """For a job submitted over SSH: the host and the cluster-side folder."""
-        return self._record.get("remote")
+    def _slurm(self) -> Slurm | None:
+        """The scheduler's commands for this job (None: no scheduler)."""
+        return self._backend.slurm()
 
-    def _slurm(self) -> Slurm:
-        if self._remote:
-            from . import _remote
-
-            return _remote.slurm(_remote.profile_of(self))
-        return default_slurm()
-
-    def _poller(self) -> Poller:
-        if self._remote:
-            from . import _remote
-
-            return _remote.poller(_remote.profile_of(self))
-        return poller()
+    def _poller(self) -> Poller | None:
+        """The shared view of this job's cluster queue (None: no scheduler)."""
+        return self._backend.poller()
 
     def paths(self, task: int = 0) -> JobPaths:
         return JobPaths(self.folder, self.job_id, task)
@@ -160,10 +175,7 @@ class Job:
 
     # -- state ---------------------------------------------------------------------------------
     def _finished_tasks(self) -> set[int]:
-        if self._remote:
-            from . import _remote
-
-            _remote.pull([self])  # at most once a second
+        self._backend.pull([self._record])  # over SSH: new results and logs, at most once a second
         try:
             names = set(os.listdir(self.folder))  # one directory read also refreshes NFS caches
         except OSError:
@@ -179,7 +191,7 @@ class Job:
         be met is cancelled here (Slurm would keep it pending forever without kill-on-invalid-dep)."""
         if state == "PENDING" and NEVER_SATISFIED in reason:
             try:
-                self._slurm().cancel(self.job_id)
+                self._backend.cancel(self.job_id, self.folder, self._sub)
             except SchedulerError:
                 pass
             state = "CANCELLED"
@@ -206,12 +218,16 @@ class Job:
         return bool(self._last_state and self._last_state[1] == "CANCELLED")
 
     def _scheduler_state(self) -> str:
-        if self._executor == "debug":
-            return "COMPLETED" if self._sub is not None and self._sub.state == "DONE" else "PENDING"
-        if self._executor == "local":
-            return self._local_state()
+        backend = self._backend
+        if backend.poller() is None:  # no scheduler: the job's process and files tell
+            state, _ = backend.state(self.job_id, self.folder, self._sub)
+            if state == "ENDED":
+                if len(self._finished_tasks()) == self.num_tasks:
+                    return "FAILED" if any(self._outcome_kind(t) != "success" for t in range(self.num_tasks)) else "COMPLETED"
+                return "FAILED"
+            return state
         try:
-            found = self._poller().states([self.job_id])[self.job_id]
+            found = backend.state(self.job_id, self.folder, self._sub)
         except SchedulerError as exc:  # slurmctld restarting or busy, an SSH link down: the job's files answer
             self.state_note = (f"the scheduler did not answer ({str(exc).splitlines()[0]}); this state comes from the job's "
                                "files and what was seen before, and may be old")
@@ -234,25 +250,6 @@ class Job:
         its meaning in words; "" when it gives none. Updated by ``state`` and while waiting."""
         return explain_reason(self._reason)
 
-    def _local_state(self) -> str:
-        running = False
-        process = getattr(self._sub, "_process", None)
-        if process is not None:
-            running = process.poll() is None
-        else:
-            try:
-                cmdline = Path(f"/proc/{int(self.job_id)}/cmdline").read_bytes()
-                running = b"submitit.local._local" in cmdline and str(self.folder).encode() in cmdline
-            except (OSError, ValueError):
-                running = False
-        if running:
-            return "RUNNING"
-        if (self.folder / CANCEL_MARK).exists():
-            return "CANCELLED"
-        if len(self._finished_tasks()) == self.num_tasks:
-            return "FAILED" if any(self._outcome_kind(t) != "success" for t in range(self.num_tasks)) else "COMPLETED"
-        return "FAILED"
-
     @property
     def state(self) -> str:
         """The scheduler's state (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...)."""
@@ -263,13 +260,14 @@ class Job:
     def consumed_energy_j(self) -> float | None:
         """Joules the job's nodes drew, from Slurm's energy accounting where the site collects it
         (``sacct -o ConsumedEnergyRaw``); None where it does not, or off Slurm."""
-        if self._executor != "slurm":
+        slurm = self._backend.slurm()
+        if slurm is None:
             return None
-        return self._slurm().consumed_energy([self.job_id]).get(self.job_id)
+        return slurm.consumed_energy([self.job_id]).get(self.job_id)
 
     def done(self) -> bool:
         """True once every task has written its result, or the scheduler says the job ended."""
-        if self._executor == "debug":
+        if self._backend.in_process:
             return self._sub is not None and self._sub.state == "DONE"
         if len(self._finished_tasks()) == self.num_tasks:
             return True
@@ -277,13 +275,7 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the job ends. Raises JobTimeoutError after ``timeout`` seconds."""
-        _wait_all([self], timeout)
-
-    def _let_local_controller_exit(self, limit_s: float = 5.0) -> None:
-        """A local job's controller exits just after its tasks; wait so that state reads COMPLETED."""
-        deadline = time.monotonic() + limit_s
-        while self._executor == "local" and self._local_state() == "RUNNING" and time.monotonic() < deadline:
-            time.sleep(FILE_POLL_S / 2)
+        wait([self], timeout)
 
     # -- results -------------------------------------------------------------------------------
     def _outcome_kind(self, task: int) -> str:
@@ -327,7 +319,7 @@ class Job:
 
     def results(self, timeout: float | None = None) -> list[Any]:
         """Wait, then return every task's value, in task order."""
-        if self._executor == "debug":
+        if self._backend.in_process:
             return [self._run_debug()]
         self.wait(timeout)
         finished = self._finished_tasks()
@@ -357,7 +349,10 @@ class Job:
                 pass
         if state not in TERMINAL_STATES and (traceback or exit_code):
             state = "FAILED"  # the task failed; the scheduler has not caught up yet
-        why = failed_dependency(self._record) if state == "CANCELLED" and not traceback and exit_code is None else None
+        queue = self._backend.poller()
+        why = None
+        if queue is not None and state == "CANCELLED" and not traceback and exit_code is None:
+            why = failed_dependency(self._record, queue)
         if why:
             return JobCancelledError(
                 f"job {self.job_id} ({self.name}, site {self.site}) was cancelled before it started: {why}",
@@ -401,9 +396,10 @@ class Job:
             found = _grep(path, pattern)
             if found:
                 break
-        if self._executor == "slurm":
+        slurm = self._backend.slurm()
+        if slurm is not None:
             try:
-                found += [f"node-failure on {nodes}" for nodes in self._slurm().node_failures(self.job_id)]
+                found += [f"node-failure on {nodes}" for nodes in slurm.node_failures(self.job_id)]
             except SchedulerError:
                 pass
         return found
@@ -423,12 +419,13 @@ class Job:
 
         from ._command import CommandTarget
         from ._distributed import RankedCall
+        from ._launch import launch
         from ._pack import SnapshotIntegrityError, materialise
         from ._plan import COPY_PYTHONPATH, plan
         from ._run import verify
         from ._snapshot import SnapshotOptions
 
-        if self._executor == "debug":
+        if self._backend.in_process:
             raise JobNotFoundError(f"debug job {self.job_id} kept nothing to resubmit")
         problem = verify(self.folder, self.job_id, wait_s=0)
         if problem:
@@ -458,8 +455,8 @@ class Job:
             run_in, target, args = target.cwd, list(target.argv), ()
         else:
             run_in = rec.get("workdir") or cwd
-        # the copy's folders as the job saw them (on the cluster for a remote job)
-        old_code = f"{rec['remote']['folder']}/code" if rec.get("remote") else (rec.get("snapshot") or {}).get("code")
+        # the copy's folders as the job saw them (on the cluster for a job reached over SSH)
+        old_code = self._backend.code_folder(rec)
         inside = None
         if old_code and code.is_dir():
             inside = [os.path.relpath(p, old_code) for p in rec.get("pythonpath") or []
@@ -468,7 +465,8 @@ class Job:
         try:
             if os.path.isdir(run_in):
                 os.chdir(run_in)  # the copy's working folder, so relative paths map into the new copy
-            return plan(target, *args, **options).submit()
+            record, handle = launch(plan(target, *args, **options))
+            return Job._from_record(record, submitit_job=handle)
         finally:
             os.chdir(cwd)
             COPY_PYTHONPATH.reset(token)
@@ -485,20 +483,7 @@ class Job:
 
     def cancel(self) -> None:
         """Cancel the job; its state becomes CANCELLED."""
-        if self._executor == "debug":
-            if self._sub is not None:
-                self._sub.cancel()
-            return
-        if self._executor == "local":
-            (self.folder / CANCEL_MARK).write_text(f"{time.time()}\n")
-            process = getattr(self._sub, "_process", None)
-            if process is not None:
-                process.send_signal(signal.SIGINT)  # the controller then stops its tasks
-            elif self._local_state() == "RUNNING":
-                os.kill(int(self.job_id), signal.SIGINT)
-            return
-        (self.folder / f"{self.job_id}.{CANCEL_MARK}").write_text(f"{time.time()}\n")  # the state, where accounting is off
-        self._slurm().cancel(self.job_id)
+        self._backend.cancel(self.job_id, self.folder, self._sub)
 
 
 def _read(path: Path) -> str | None:
@@ -604,3 +589,143 @@ def explain_reason(reason: str) -> str:
 
 def _is_trouble(reason: str) -> bool:
     return reason.startswith(_TROUBLE)
+
+
+# -- waiting on many jobs ------------------------------------------------------------------------
+def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool | None = None) -> list[Job]:
+    """Block until every job has ended (succeeded, failed or been cancelled); return them.
+
+    Returns within 0.02 s (a few job folders) to 0.1 s (50 folders) of the last result file
+    appearing, 0.5 s at most (hundreds of folders). Raises
+    :class:`~aifsdk.JobTimeoutError` after ``timeout`` seconds; the jobs go on.
+
+    Items of packed maps (:func:`aifsdk.map`) show a progress bar (``progress=False``: none), and
+    waiting on them submits what the map holds back. Ctrl-C stops the waiting, not the jobs.
+    """
+    check_timeout(timeout)
+    items = [jobs] if isinstance(jobs, Job) else list(jobs)
+    bad = [j for j in items if not isinstance(j, Job)]
+    if bad:
+        raise TypeError(f"wait() takes aifsdk.Job objects (from submit, map or Job.attach); got {bad[0]!r}")
+    for job in items:
+        if job._backend.in_process:
+            job._run_debug()
+    pending = {id(j): j for j in items if not j._backend.in_process}
+    sweeps = {id(j.sweep): j.sweep for j in pending.values() if hasattr(j, "sweep")}  # items of packed maps
+    bar = None
+    if sweeps and progress is not False:
+        from ._progress import Progress
+
+        bar = Progress(list(sweeps.values()))
+    try:
+        return _wait_loop(items, pending, list(sweeps.values()), bar, timeout)
+    except KeyboardInterrupt:
+        if sweeps:
+            ids = " ".join(s.id for s in sweeps.values())
+            print(f"\naifsdk: stopped waiting; the jobs go on. Wait again with `aifsdk wait {ids}`, cancel them with "
+                  f"`aifsdk cancel {ids}`", file=sys.stderr, flush=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def check_timeout(timeout: object, param: str = "timeout") -> None:
+    """None (no limit) or a finite number of seconds >= 0; else RequestError naming the value."""
+    import math
+
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout < 0:
+        raise RequestError([Problem(param, timeout, "None (wait as long as it takes) or a finite number of seconds >= 0",
+                                    f"e.g. {param}=3600" if not param.startswith("-") else f"e.g. {param} 3600")])
+
+
+def _wait_loop(items: list[Job], pending: dict[int, Job], sweeps: list[Any], bar: Any, timeout: float | None) -> list[Job]:
+    start = time.monotonic()
+    next_query, interval = start, SCHEDULER_POLL_MIN_S
+    ended_at: dict[int, float] = {}  # the scheduler said the job ended; its files may lag
+    while pending:
+        for sweep in sweeps:
+            sweep.tick()
+        if bar is not None:
+            bar.update()
+        _pull([j for j in pending.values() if not hasattr(j, "sweep")])
+        listings: dict[str, set[str] | None] = {}
+        for key, job in list(pending.items()):
+            folder = str(job.folder)
+            if folder not in listings and not hasattr(job, "sweep"):
+                listings[folder] = _listdir(folder)
+            if job._complete_in(listings.get(folder)):
+                job._backend.settle(job.job_id, job.folder, job._sub)
+                del pending[key]
+            elif key in ended_at and (time.monotonic() - ended_at[key] > RESULT_GRACE_S or job._cancelled_state()):
+                del pending[key]
+        if not pending:
+            break
+        now = time.monotonic()
+        if now >= next_query:
+            _ask_scheduler([j for j in pending.values() if not hasattr(j, "sweep")], interval, ended_at)
+            # Results come from the files; the scheduler only catches jobs that end without one
+            # (cancelled, killed), so its queries back off whatever happens: 1 s, 1.5 s, ... 10 s.
+            interval = min(interval * 1.5, SCHEDULER_POLL_MAX_S)
+            next_query = now + interval
+        if timeout is not None and now - start > timeout:
+            first = next(iter(pending.values()))
+            state = first._last_state[1] if first._last_state else "running"
+            raise JobTimeoutError(
+                f"{len(pending)} of {len(items)} job(s) still running after {timeout:.0f} s (job {first.job_id} {state}); "
+                f"they go on. Wait again with aifsdk.Job.attach({first.job_id!r}).wait()",
+                job_id=first.job_id, folder=first.folder,
+            )
+        time.sleep(max(file_poll_interval(len(listings)), FILE_POLL_S if sweeps else 0.0))
+    return items
+
+
+def file_poll_interval(folders: int) -> float:
+    """Pause between two looks at the result files of ``folders`` job folders."""
+    return min(FILE_POLL_MAX_S, max(FILE_POLL_MIN_S, folders * FILE_POLL_PER_FOLDER_S))
+
+
+def _pull(jobs: list[Job]) -> None:
+    """Results and logs of jobs whose files are written elsewhere (over SSH): one copy per backend,
+    at most once a second. A dropped connection is retried on the next round."""
+    by_backend: dict[int, tuple[Backend, list[dict[str, Any]]]] = {}
+    try:
+        for job in jobs:
+            by_backend.setdefault(id(job._backend), (job._backend, []))[1].append(job._record)
+        for backend, records in by_backend.values():
+            backend.pull(records)
+    except SchedulerError:
+        pass
+
+
+def _ask_scheduler(jobs: list[Job], interval: float, ended_at: dict[int, float]) -> None:
+    """One batched look at the scheduler for the jobs still pending."""
+    by_poller: dict[int, tuple[Poller, list[Job]]] = {}  # this cluster, and each site reached over SSH
+    for job in jobs:
+        shared = job._backend.poller()
+        if shared is not None:
+            by_poller.setdefault(id(shared), (shared, []))[1].append(job)
+    for shared, slurm_jobs in by_poller.values():
+        try:
+            states = shared.states([j.job_id for j in slurm_jobs], max_age=interval)
+        except SchedulerError:
+            states = {}  # slurmctld busy or restarting, or the SSH link down: the files still tell, try again later
+        for job in slurm_jobs:
+            if job.job_id in states:
+                job._note_scheduler(*states[job.job_id])
+    for job in jobs:
+        if job._backend.poller() is None:
+            job.state  # noqa: B018 - a local job's state is a cheap /proc read
+    now = time.monotonic()
+    for job in jobs:
+        if job._last_state and job._last_state[1] in TERMINAL_STATES:
+            ended_at.setdefault(id(job), now)
+
+
+def _listdir(folder: str) -> set[str] | None:
+    try:
+        return set(os.listdir(folder))  # one directory read also refreshes NFS caches
+    except OSError:
+        return None

@@ -14,11 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ._backends import Backend, backend_of
 from ._errors import SchedulerError
 from ._job import Job
 from ._paths import JOB_FILE, aifsdk_home, glob_escape, registry_links
-from ._scheduler import default_slurm
-from ._wait import poller
 
 
 def registered(site: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -84,14 +83,23 @@ def rows(site: str | None = None, limit: int | None = 50, state: str | None = No
 def _rows(site: str | None, limit: int | None) -> list[dict[str, Any]]:
     records = registered(site, limit)
     maps = {id(r) for r in records if "map" in r}
-    slurm_ids = [j for r in records if r.get("executor") == "slurm" and id(r) not in maps for j in _task_ids(r)]
-    usage: dict[str, dict[str, str]] = {}
-    if slurm_ids:
+    by_cluster: dict[int, tuple[Backend, list[str]]] = {}
+    for r in records:
+        if id(r) in maps:
+            continue
         try:
-            poller().states(slurm_ids)  # one squeue (and one sacct) for every job listed
-            usage = default_slurm().usage(sorted({j.split("_")[0] for j in slurm_ids}))
+            backend = backend_of(r)
         except SchedulerError:
-            usage = {}
+            continue  # its state reads UNKNOWN below
+        if backend.poller() is not None:
+            by_cluster.setdefault(id(backend), (backend, []))[1].extend(_task_ids(r))
+    usage: dict[str, dict[str, str]] = {}
+    for backend, ids in by_cluster.values():
+        try:
+            backend.poller().states(ids)  # type: ignore[union-attr]  # one squeue (and one sacct) for every job listed
+            usage.update(backend.slurm().usage(sorted({j.split("_")[0] for j in ids})))  # type: ignore[union-attr]
+        except SchedulerError:
+            pass
     out = []
     for record in records:
         if id(record) in maps:

@@ -14,7 +14,6 @@ import getpass
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import threading
@@ -22,79 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
+from ._backends import Submission, backend_for
 from ._errors import AifsdkError, Problem, RequestError, SchedulerError
-from ._job import Job
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, storage_error
 from ._plan import Plan, environment_lines, signal_delay
 from ._profile import user_config_dir
-from ._run import PAYLOAD_HASH_FILE, record_hash, sha256_file
-
-
-def _record_payload_hash(folder: Path) -> None:
-    """Hash the pickled payload submitit has just written (before sbatch or the local start), so
-    that the job refuses to load a payload changed afterwards (aifsdk._run)."""
-    pending = [p for p in Path(folder).glob("*.pkl") if not p.name.endswith(("_submitted.pkl", "_result.pkl"))]
-    if len(pending) != 1:
-        raise RuntimeError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}")
-    record_hash(pending[0])
-
-
-class _PlannedSlurmExecutor(submitit.SlurmExecutor):
-    """submitit's SlurmExecutor, submitting the plan's script instead of rendering its own."""
-
-    def __init__(self, folder: Path, script: str, python: str) -> None:
-        super().__init__(folder, python=python)
-        self._script = script
-
-    def _make_submission_file_text(self, command: str, uid: str) -> str:
-        return self._script
-
-    def _submit_command(self, command: str) -> Any:
-        _record_payload_hash(self.folder)
-        return super()._submit_command(command)
-
-
-class _CheckedLocalExecutor(submitit.LocalExecutor):
-    """submitit's LocalExecutor, running aifsdk's payload check before submitit's runner."""
-
-    @property
-    def _submitit_command_str(self) -> str:
-        return " ".join([self.python, "-u -m aifsdk._run", shlex.quote(str(self.folder))])
-
-    def _submit_command(self, command: str) -> Any:
-        _record_payload_hash(self.folder)
-        return super()._submit_command(command)
-
-
-def _executor(plan: Plan) -> Any:
-    profile, r = plan.profile, plan.resources
-    minutes = plan.time_minutes
-    if profile.executor == "debug":
-        return submitit.DebugExecutor(plan.folder)
-    if profile.executor == "local":
-        ex = _CheckedLocalExecutor(plan.folder, python=plan.python)
-        ex.update_parameters(
-            timeout_min=minutes, tasks_per_node=r.tasks_per_node, gpus_per_node=r.gpus_per_node or 0,
-            nodes=1, signal_delay_s=signal_delay(profile, minutes),
-        )
-        if profile.setup:  # shell lines: submitit then starts its controller through `sh -c`
-            ex.update_parameters(setup=[*environment_lines(profile, plan.pythonpath), *profile.setup])
-        return ex
-    try:
-        ex = _PlannedSlurmExecutor(plan.folder, plan.script, plan.python)
-    except RuntimeError:  # submitit: 'Could not detect "srun"'
-        raise SchedulerError(
-            f"site {plan.site!r} submits with Slurm, but srun/sbatch are not on this machine's PATH; "
-            "submit from a login node, or start the local test cluster: tests/cluster/slurm-cluster up"
-        ) from None
-    # Only what submitit itself reads (task count; time limit for requeue countdowns). Set directly:
-    # update_parameters would render and discard a whole sbatch string of its own to check them.
-    ex.parameters.update(nodes=r.nodes, ntasks_per_node=r.tasks_per_node, time=minutes)
-    ex._throttling = 0.0  # one submission per executor: no need for submitit's 0.2 s spacing
-    return ex
+from ._run import PAYLOAD_HASH_FILE, sha256_file
 
 
 def refuse_wrong_cluster(plan: Plan) -> None:
@@ -115,19 +49,16 @@ def refuse_wrong_cluster(plan: Plan) -> None:
     )], site=plan.site)
 
 
-def launch(plan: Plan) -> Job:
-    """Create the job folder, submit, and record the job. Errors name the folder kept."""
+def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
+    """Create the job folder, submit, and record the job: its manifest and submitit's job object.
+    Errors name the folder kept."""
     refuse_wrong_cluster(plan)
-    stage = None
-    if plan.profile.ssh is not None:  # a remote site: staged here, pushed over SSH, run there
-        from . import _remote
-
-        stage = _remote.Stage.for_plan(plan)
-    local = stage.local if stage else plan.folder
+    backend = backend_for(plan.profile)
+    local = backend.staging(plan.folder)  # over SSH: staged here, pushed before sbatch, run there
     make_job_folder(plan, local)
     try:
         snap = _take_snapshot(plan, local)
-        executor = _remote.executor(stage, plan) if stage else _executor(plan)
+        executor = backend.executor(submission(plan, local))
         target = plan.callable
         if plan.kind == "function":
             from ._distributed import RankedCall
@@ -157,18 +88,27 @@ def launch(plan: Plan) -> Job:
         raise
     job_id = str(sub_job.job_id)
     record = job_record(plan, job_id, snap, folder=local)
-    if stage is not None:
-        record["remote"] = stage.record()
+    record.update(backend.manifest_entries(plan.folder))
     # The folder is new and private, and the registry points at it only after this write.
     try:
         (local / JOB_FILE).write_text(json.dumps(record, default=str))
     except OSError as exc:
         raise storage_error(exc, local / JOB_FILE, f"job {job_id} is queued, but writing its manifest") from None
-    if stage is not None:
-        stage.push(code=False)  # the payload under its job id, and the manifest
-    if plan.profile.executor != "debug":
+    backend.submitted(local, plan.folder)  # over SSH: the payload under its job id, and the manifest
+    if not backend.in_process:
         register(plan.site, job_id, local)
-    return Job._from_record(record, submitit_job=sub_job)
+    return record, sub_job
+
+
+def submission(plan: Plan, local: Path) -> Submission:
+    """What the backend's submitit executor needs of ``plan``, written in ``local`` here."""
+    r, minutes = plan.resources, plan.time_minutes
+    return Submission(
+        folder=local, job_folder=plan.folder, script=plan.script, python=plan.python, nodes=r.nodes or 1,
+        tasks_per_node=r.tasks_per_node or 1, gpus_per_node=r.gpus_per_node or 0, minutes=minutes,
+        signal_delay_s=signal_delay(plan.profile, minutes),
+        shell_setup=(*environment_lines(plan.profile, plan.pythonpath), *plan.profile.setup),
+    )
 
 
 def job_record(plan: Plan, job_id: str, snap: Any, folder: Path | None = None) -> dict[str, Any]:
@@ -218,12 +158,8 @@ def _submission_environment(plan: Plan) -> Iterator[None]:
     break gres requests and torch.distributed in the inner job), SLURM_CONF is kept. A local job
     also gets the site's variables and PYTHONPATH here (no shell, so that cancel reaches it).
     """
-    updates: dict[str, str] = {}
-    if plan.profile.executor == "local" and not plan.profile.setup:
-        updates = dict(plan.profile.env)
-        if plan.pythonpath:
-            updates["PYTHONPATH"] = os.pathsep.join([*plan.pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])
-    with submission_environment(updates, plan.workdir if plan.profile.executor == "local" else None):
+    updates, chdir = backend_for(plan.profile).launch_environment(plan.pythonpath, plan.workdir)
+    with submission_environment(updates, chdir):
         yield
 
 
@@ -403,7 +339,7 @@ def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
     store = store_of(plan, folder)
     workdir = folder / "code" / plan.workdir.relative_to(plan.folder / "code") if plan.workdir else None
     snap = take(plan.snapshot.root, store, plan.snapshot.files, folder, workdir, tuple(plan.snapshot.options.allow))
-    if plan.profile.executor == "debug":  # runs in this process, without the job-side start
+    if backend_for(plan.profile).in_process:  # runs in this process, without the job-side start
         from ._pack import materialise
 
         materialise(folder)

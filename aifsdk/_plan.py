@@ -15,17 +15,15 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from . import _snapshot as snapshots
+from ._backends import backend_for
 from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError, suggest
 from ._profile import SiteProfile, load_site
 from ._resolve import Cost, estimate_cost, resolve
 from ._resources import FIELD_ALIASES, Resources, build, parse_time
 from ._snapshot import SnapshotOptions
-
-if TYPE_CHECKING:
-    from ._job import Job
 
 SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after", "strict", "mlflow_run_id")
 _MLFLOW_RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,255}")
@@ -140,17 +138,6 @@ class Plan:
             out.append("each node's task runs: " + " ".join(argv))
         return out
 
-    def submit(self) -> Job:
-        """Submit the plan. Budget warnings are issued first (Python's ``warnings``, category
-        ``UserWarning``), so a script that calls ``aifsdk.submit`` sees them too."""
-        import warnings
-
-        from ._launch import launch
-
-        for warning in self.warnings:
-            warnings.warn(f"aifsdk: {warning} (strict=True refuses such requests)", UserWarning, stacklevel=2)
-        return launch(self)
-
     def summary(self) -> str:
         r = self.resources
         lines = [
@@ -221,8 +208,9 @@ def plan(
     if after is not None:
         from ._deps import dependency_extra
 
-        executor = getattr(_site_or_none(site), "executor", None)
-        fields["extra"] = dependency_extra(after, site, executor, fields.get("extra") or {})
+        known = _site_or_none(site)
+        scheduled = None if known is None else backend_for(known).scheduled
+        fields["extra"] = dependency_extra(after, site, scheduled, fields.get("extra") or {})
     planner = _Planner(target, args, site, name, folder, fields, launcher, snapshot, container, strict)
     if mlflow_run_id is not None and not (isinstance(mlflow_run_id, str) and _MLFLOW_RUN_ID.fullmatch(mlflow_run_id)):
         problems.append(Problem("mlflow_run_id", mlflow_run_id, "an MLflow run ID (letters, digits, '_', '-'; e.g. 32 hex digits)",
@@ -288,10 +276,8 @@ class _Planner:
             self.fail("strict", self.strict, "True or False", "pass strict=True to refuse requests that waste budget")
         elif self.strict:
             self.problems += [w.as_problem() for w in self.warnings]
-        if profile is not None and profile.ssh is not None and not self.problems:
-            from ._remote import connection  # what is pickled here must unpickle there
-
-            self.problems += connection(profile).check_environment(kind)
+        if profile is not None and not self.problems:  # what is pickled here must unpickle where the job runs
+            self.problems += backend_for(profile).check_environment(kind)
         if self.problems:
             raise (RequestError if profile else SiteNotFoundError)(self.problems, site=self.site if profile else None)
         assert profile is not None and call is not None and folder is not None
@@ -427,7 +413,7 @@ class _Planner:
             if origin == "request":
                 self.fail("launcher", chosen, "torchrun for commands only", "submit ['python', 'train.py', ...] with launcher='torchrun', or use the srun launcher with aifsdk.distributed() in your function")
             return "srun"
-        if profile is not None and profile.executor != "slurm" and launcher == "torchrun":
+        if profile is not None and not backend_for(profile).scheduled and launcher == "torchrun":
             self.fail("launcher", chosen, "torchrun on Slurm sites", f"site {profile.name} starts tasks itself; use the default launcher there")
             return "srun"
         self.origins["launcher"] = origin
@@ -435,7 +421,7 @@ class _Planner:
 
     def _snapshot(self, kind: str, call: Any, profile: SiteProfile | None) -> SnapshotPlan | None:
         opt = self.snapshot_arg
-        if opt is False or opt is None or profile is None or profile.executor == "debug":
+        if opt is False or opt is None or profile is None or backend_for(profile).in_process:
             return None
         if isinstance(opt, (str, os.PathLike)):
             opt = SnapshotOptions(root=Path(opt))
@@ -476,11 +462,12 @@ class _Planner:
         image = self.container_arg if self.container_arg is not None else profile.container
         if not image:
             return None
-        if profile.executor == "debug":
+        backend = backend_for(profile)
+        if backend.in_process:
             self.fail("container", image, "no container on site debug (it runs in this process)", "use site='local' or a Slurm site")
             return None
         image = str(image)
-        remote = profile.ssh is not None  # the image is a path on the cluster, not here
+        remote = backend.cluster_paths  # the image is a path on the cluster, not here
         if "://" not in image and not remote and not os.path.exists(os.path.expanduser(image)):
             self.fail("container", image, "an existing .sif image (or a docker:// / oras:// reference)",
                       "build or pull it first, e.g. `apptainer pull image.sif docker://...`, and pass its path")
@@ -512,7 +499,7 @@ class _Planner:
         return shlex.join([self.container.runtime, "exec", *flags, "--bind", ",".join(binds), self.container.image]) + f" {inner}"
 
     def _folder(self, profile: SiteProfile | None, name: str) -> Path | None:
-        from ._paths import expand_root, new_folder_name, user_root
+        from ._paths import new_folder_name
 
         if self.folder_arg is not None and not isinstance(self.folder_arg, (str, os.PathLike)):
             self.fail("folder", self.folder_arg, "a path (str or pathlib.Path) to a new or empty folder", "leave folder unset for a fresh one under the site's job_root")
@@ -525,13 +512,8 @@ class _Planner:
             try:
                 account = self.raw.get("account")  # a site's scratch template takes the project account
                 root = profile.job_root_for(account if isinstance(account, str) else None)
-                if profile.ssh is not None:  # the cluster's path, expanded by its login node's shell
-                    from . import _remote
-
-                    root = _remote.job_root(profile, account if isinstance(account, str) else None)
-                    folder = Path(root) / profile.name / new_folder_name(name)
-                else:
-                    folder = user_root(expand_root(root)) / profile.name / new_folder_name(name)
+                # expanded here, or by the login node's shell for a cluster reached over SSH
+                folder = backend_for(profile).job_root(account if isinstance(account, str) else None) / profile.name / new_folder_name(name)
             except RequestError as exc:
                 self.problems += exc.problems
                 return None
@@ -610,11 +592,7 @@ def signal_delay(profile: SiteProfile, minutes: int) -> int:
 
 
 def python_command(profile: SiteProfile) -> str:
-    if profile.ssh is not None:
-        from ._remote import cluster_python
-
-        return cluster_python(profile)
-    return profile.python or shlex.quote(sys.executable)
+    return backend_for(profile).python()
 
 
 def run_command(python: str, folder: Path) -> str:
@@ -700,7 +678,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
     env_lines = environment_lines(profile, pythonpath)
-    if profile.executor != "slurm":
+    if not backend_for(profile).scheduled:
         cd = [f"cd {shlex.quote(str(workdir))}"] if workdir else []
         return "\n".join(
             ["#!/bin/bash", *header, f"# run by submitit's {profile.executor} executor, no scheduler: "

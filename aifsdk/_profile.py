@@ -374,7 +374,7 @@ def _script_text_problems(profile: SiteProfile) -> list[str]:
         if isinstance(value, str) and _CONTROL.search(value):
             out.append(f"env.{key}: {value!r} holds a newline, carriage return or NUL; put the value on one line")
     lines = [("setup", profile.setup), ("srun_args", profile.srun_args), ("software.modules", profile.software.modules)]
-    if profile.ssh is not None:
+    if profile.ssh:  # the block's own setup lines
         lines.append(("ssh.setup", profile.ssh.setup))
     for where, entries in lines:
         for i, line in enumerate(entries):

@@ -18,12 +18,13 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._backends import backend_for
 from ._choose import Need, by_role, choose_partition, debug_intent, need_of, partition_misfit, pick_qos, qos_for, qos_misfit
 from ._cost import Cost, estimate_cost
 from ._errors import PlanWarning, Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
 from ._resources import Resources, format_time, parse_time
-from ._scheduler import ClusterInfo, Slurm, default_slurm
+from ._scheduler import ClusterInfo
 
 FALLBACK_TIME_MIN = 60
 __all__ = ["Cost", "Resolution", "estimate_cost", "resolve"]  # Cost and estimate_cost live in _cost
@@ -85,7 +86,7 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     if part_name and partitions and part is None and "partition" not in bad:
         self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
     self.partition = part
-    local = profile.executor in ("local", "debug")
+    local = not backend_for(profile).scheduled  # one machine, no scheduler
     qos_name, qos = (None, None) if local else _choose_qos(self, profile, values, part_name, part, need, debug)
     self.qos = qos
     _resolve_time(self, req, values, profile, partitions, part_name, part, qos_name, qos)
@@ -417,12 +418,12 @@ def _with_command(profile: SiteProfile, key: str, fix: str) -> str:
 
 # -- the cluster --------------------------------------------------------------------------------
 def _cluster_info(self: Resolution, profile: SiteProfile) -> ClusterInfo | None:
-    if profile.executor != "slurm" or not profile.discover:
-        return None
     try:
-        info = slurm_for(profile).cluster_info()
+        info = backend_for(profile).cluster_info()  # None: no scheduler, or the profile says not to ask
     except SchedulerError as exc:
         self.notes.append(f"limits not discovered from the cluster ({exc}); only the profile's were checked")
+        return None
+    if info is None:
         return None
     if profile.partitions and not set(profile.partitions) & set(info.partitions):
         # This machine's Slurm is another cluster (a laptop's test cluster, another site):
@@ -438,11 +439,12 @@ def wrong_cluster(profile: SiteProfile) -> str | None:
     is reached over ``ssh``): no Slurm commands here, a ClusterName other than the profile's
     ``cluster_name``, or (without one) a cluster none of whose partitions is one of the site's (a
     laptop's test cluster, another site)."""
-    if profile.executor != "slurm" or profile.ssh is not None or not (profile.partitions or profile.cluster_name):
+    backend = backend_for(profile)
+    slurm = backend.slurm()
+    if slurm is None or backend.cluster_paths or not (profile.partitions or profile.cluster_name):
         return None
     if shutil.which("scontrol") is None or shutil.which("sbatch") is None:
         return "this machine has no Slurm commands (sbatch, scontrol)"
-    slurm = default_slurm()
     try:
         info = slurm.cluster_info()  # cached: plan has read it already
         name = slurm.config_value("ClusterName") if profile.cluster_name else None
@@ -462,15 +464,6 @@ def wrong_cluster(profile: SiteProfile) -> str | None:
     cluster = f"cluster {name!r}" if name else "its cluster"
     return (f"this machine's Slurm is {cluster} with partitions {', '.join(sorted(info.partitions)) or 'none'}, "
             f"none of site {profile.name}'s ({', '.join(profile.partitions)})")
-
-
-def slurm_for(profile: SiteProfile) -> Slurm:
-    """The scheduler seam for a site: this machine's Slurm, or the login node's over SSH."""
-    if profile.ssh is not None:
-        from ._remote import slurm
-
-        return slurm(profile)
-    return default_slurm()
 
 
 def _overlay(base: Partition | None, top: Partition) -> Partition:

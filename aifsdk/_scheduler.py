@@ -378,6 +378,18 @@ def _user() -> str:
 _DEFAULT: Slurm | None = None
 
 
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
+
+
+def chunk_cap(slurm: Any) -> int:
+    """How many tasks one array may hold on a cluster: MaxArraySize (indices run 0..MaxArraySize-1)."""
+    try:
+        raw = slurm.config_value("MaxArraySize")
+    except SchedulerError:
+        raw = None
+    return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_ARRAY_SIZE
+
+
 def default_slurm() -> Slurm:
     global _DEFAULT
     if _DEFAULT is None:

@@ -30,11 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._backends import Backend, backend_for, backend_of
 from ._errors import JobCancelledError, JobFailedError, JobNotFoundError, SchedulerError
 from ._job import Job
 from ._packrun import CANCELLED_ITEMS, HASH_FILE, ITEMS_FILE, TARGET_FILE, is_final, read_records
 from ._paths import JOB_FILE, register
-from ._scheduler import TERMINAL_STATES, Slurm, default_slurm
+from ._scheduler import TERMINAL_STATES, Slurm, chunk_cap
 
 MAP_CANCELLED = "map-cancelled"
 MAX_SUBMISSIONS = 3  # a pack whose job ends with items left is submitted again, at most this often in all
@@ -94,23 +95,28 @@ class Sweep:
             self._cancelled = (self.folder / MAP_CANCELLED).exists()
         return self._cancelled
 
-    def slurm(self) -> Slurm:
-        if self.record.get("remote"):
-            from . import _remote
+    @property
+    def backend(self) -> Backend:
+        """Where the map's jobs run (asked for the scheduler, the queue, and copies over SSH)."""
+        return backend_of(self.record)
 
-            return _remote.slurm(_remote.profile_of(Job(self.record)))
-        return default_slurm()
+    def slurm(self) -> Slurm:
+        slurm = self.backend.slurm()
+        if slurm is None:
+            raise SchedulerError(f"map {self.id} runs on site {self.record.get('site')!r}, which has no scheduler")
+        return slurm
 
     def _poller(self) -> Any:
-        return Job(self.record)._poller()
+        return self.backend.poller()
+
+    def _there(self) -> Path:
+        """The map's folder as its jobs see it (on the cluster, for a site reached over SSH)."""
+        return self.backend.cluster_folder({**self.record, "folder": str(self.folder)})
 
     # -- outcomes ---------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the records written since the last look (one directory listing, new bytes only)."""
-        if self.record.get("remote"):
-            from . import _remote
-
-            _remote.pull([Job(self.record)])
+        self.backend.pull([self.record])  # over SSH: what the jobs wrote there
         self._cancelled = None
         try:
             names = os.listdir(self.folder / "results")
@@ -225,7 +231,7 @@ class Sweep:
 
     def _resubmit_ended(self, now: float) -> None:
         """A pack whose job has ended (5 s ago: results may lag on shared filesystems) with items left."""
-        from ._wait import RESULT_GRACE_S
+        from ._job import RESULT_GRACE_S
 
         again = []
         for pack in range(len(self.packs)):
@@ -273,8 +279,6 @@ class Sweep:
 
     def submit_more(self) -> list[str]:
         """Submit held-back packs, as many as the limits allow, as arrays; returns the new array ids."""
-        from ._array import chunk_cap
-
         new = []
         with self._submit_lock():
             self._reload()
@@ -331,9 +335,7 @@ class Sweep:
         tmp.replace(self.folder / "map.json")
         self.record["map"]["packs"] = len(self.spec["packs"])
         self._save()
-        stage = self._stage()
-        if stage is not None:
-            stage.ssh.push(stage.local, stage.remote, rules=("--include=map.json", "--exclude=*"))
+        self.backend.put(self.folder, self._there(), code=False, rules=("--include=map.json", "--exclude=*"))  # over SSH
         print(f"aifsdk: map {self.id}: items take {median:.1f} s; the jobs not submitted yet get {fits} items each "
               f"to fit their time limit", file=sys.stderr)
 
@@ -351,16 +353,16 @@ class Sweep:
         self.record["map"]["arrays"].append({"seq": seq, "packs": packs, "job_id": None, "resubmitted": sorted(again & set(packs)),
                                              "queued_before": self._queued_seen})
         self._save()
-        stage = self._stage()
+        there = self._there()
         try:
-            if stage is not None:
-                stage.push() if seq == 0 else _push_control(stage)
-                array_id = self.slurm().sbatch(Path(f"{stage.remote}/arrays/{seq}.sh"))
+            if seq == 0:
+                self.backend.put(self.folder, there)  # the code and the whole folder, where the jobs run
             else:
-                from ._launch import submission_environment
+                _push_control(self.backend, self.folder, there)
+            from ._launch import submission_environment
 
-                with submission_environment():  # from inside a job: without the outer job's variables
-                    array_id = self.slurm().sbatch(script)
+            with submission_environment():  # from inside a job: without the outer job's variables
+                array_id = self.slurm().sbatch(there / "arrays" / f"{seq}.sh")
         except SchedulerError:
             self.record["map"]["arrays"].pop()
             self.record["map"]["again"] = sorted(again)
@@ -371,17 +373,8 @@ class Sweep:
             self.record["map"]["first_array"] = array_id
         self._save()
         (arrays / f"{seq}.id").write_text(array_id)
-        if stage is not None:
-            _push_control(stage)
+        _push_control(self.backend, self.folder, there)
         return array_id
-
-    def _stage(self) -> Any:
-        remote = self.record.get("remote")
-        if not remote:
-            return None
-        from ._remote import Stage, profile_of
-
-        return Stage(profile_of(Job(self.record)), self.folder, remote["folder"])
 
     def _adopt_dangling(self) -> None:
         """An array recorded as about to be submitted, without an id (the submitting process died
@@ -392,7 +385,7 @@ class Sweep:
                 continue
             found = _read(self.folder / "arrays" / f"{array['seq']}.id")
             if not found:
-                script = f"{self._stage().remote if self._stage() else self.folder}/arrays/{array['seq']}.sh"
+                script = f"{self._there()}/arrays/{array['seq']}.sh"
                 try:
                     text = self.slurm().run(["squeue", "-h", "-u", self.slurm().user(), "-o", "%F|%o"], timeout=30)
                 except SchedulerError:
@@ -429,9 +422,7 @@ class Sweep:
             self._reload()
             self._adopt_dangling()
             ids = [a["job_id"] for a in self.record["map"]["arrays"] if a.get("job_id")]
-        stage = self._stage()
-        if stage is not None:
-            _push_control(stage)
+        _push_control(self.backend, self.folder, self._there())
         if ids:
             self.slurm().run(["scancel", *ids])
             self._poller().forget()
@@ -441,9 +432,7 @@ class Sweep:
         """Items that have not started never will (the job skips them); one running goes on."""
         with open(self.folder / CANCELLED_ITEMS, "a") as f:
             f.write("".join(f"{i}\n" for i in indices))
-        stage = self._stage()
-        if stage is not None:
-            _push_control(stage)
+        _push_control(self.backend, self.folder, self._there())
 
 
 def _limit_refusal(message: str) -> bool:
@@ -453,11 +442,12 @@ def _limit_refusal(message: str) -> bool:
     return any(text in message for text in ("MaxSubmitJob", "GrpSubmitJob"))
 
 
-def _push_control(stage: Any) -> None:
+def _push_control(backend: Backend, local: Path, there: Path) -> None:
     """Send what the submitting side writes (arrays, the manifest, cancel marks) to the cluster's
-    copy of the folder, and nothing the jobs write there (results, logs)."""
+    copy of the folder, and nothing the jobs write there (results, logs); nothing to send when the
+    jobs read the folder written here."""
     rules = ("--include=arrays/***", f"--include={JOB_FILE}", f"--include={MAP_CANCELLED}", f"--include={CANCELLED_ITEMS}", "--exclude=*")
-    stage.ssh.push(stage.local, stage.remote, rules=rules)
+    backend.put(local, there, code=False, rules=rules)
 
 
 def _read(path: Path) -> str | None:
@@ -499,6 +489,15 @@ class Item(Job):
     item's value (raises :class:`JobFailedError` with its remote traceback), ``stdout()`` and
     ``stderr()`` its own output lines, ``cancel()`` keeps it from starting."""
 
+    @classmethod
+    def _attach_own(cls, ref: str) -> Job | None:
+        """``map-....<index>`` (or its folder): the item; a whole map is refused with the way to attach an item."""
+        found = attach_map(ref)
+        if isinstance(found, Sweep):
+            raise JobNotFoundError(f"{ref} is a map of {found.n} item(s) (folder {found.folder}); attach one item as {found.id}.0 .. "
+                                   f"{found.id}.{found.n - 1}, or wait for or cancel the whole map with `aifsdk wait {found.id}` / `aifsdk cancel {found.id}`")
+        return found
+
     def __init__(self, sweep: Sweep, index: int) -> None:
         super().__init__(dict(sweep.record, job_id=f"{sweep.id}.{index}", item=index, tasks=1))
         self.sweep = sweep
@@ -534,7 +533,7 @@ class Item(Job):
         return self.sweep.outcomes.get(self.index)
 
     def results(self, timeout: float | None = None) -> list[Any]:
-        from ._wait import wait
+        from ._job import wait
 
         wait([self], timeout, progress=False)
         rec = self.record()
@@ -625,14 +624,7 @@ def auto_pack(n: int, first: Any) -> int:
     """Items per job for pack="auto": as few jobs as fill the partition's nodes once (each job
     runs its items on all of its GPUs or cores), at least one job per node's worth of slots, and
     never more jobs than the limits let the user queue or one array may hold."""
-    from ._array import chunk_cap
-
-    if first.profile.ssh is None:
-        slurm = default_slurm()
-    else:
-        from . import _remote
-
-        slurm = _remote.slurm(first.profile)
+    slurm = backend_for(first.profile).slurm()
     jobs = min(n, AUTO_MAX_JOBS)
     try:
         if slurm is not None:
@@ -666,12 +658,8 @@ def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, p
     size = auto_pack(n, first) if pack == "auto" else int(pack)
     packs = [[s, min(size, n - s)] for s in range(0, n, size)]
     refuse_wrong_cluster(first)
-    stage = None
-    if first.profile.ssh is not None:
-        from . import _remote
-
-        stage = _remote.Stage.for_plan(first)
-    local = stage.local if stage else first.folder
+    backend = backend_for(first.profile)
+    local = backend.staging(first.folder)  # over SSH: written here, pushed before sbatch
     make_job_folder(first, local)
     snap = _take_snapshot(first, local)
     with open(local / TARGET_FILE, "wb") as f:
@@ -692,8 +680,7 @@ def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, p
     record["kind"] = f"map of {spec['kind']}s"
     record["map"] = {"id": map_id, "items": n, "pack": size, "packs": len(packs), "retries": retries, "max_parallel": max_parallel,
                      "arrays": [], "again": [], "script": script, "profile_max_submit_jobs": first.profile.max_submit_jobs}
-    if stage is not None:
-        record["remote"] = stage.record()
+    record.update(backend.manifest_entries(first.folder))
     (local / JOB_FILE).write_text(json.dumps(record, default=str))
     register(first.site, map_id, local)
     sweep = sweep_of(local)

@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ._backends import backend_for
 from ._errors import (
     AifsdkError,
     JobFailedError,
@@ -42,8 +43,8 @@ from ._errors import (
     SchedulerError,
 )
 from ._job import Job
-from ._plan import plan
 from ._profile import load_site, site_files
+from ._submit import plan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SCHEDULER, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 _EXIT_CODES = ((RequestError, EXIT_USAGE), (SchedulerError, EXIT_SCHEDULER), (JobNotFoundError, EXIT_NOT_FOUND),
@@ -317,7 +318,7 @@ def _wait_exit(job: Job, timeout: float | None = None) -> int:
 
 def _map_verb(args: argparse.Namespace, sweep: Any) -> int:
     """status, wait, cancel and show of a whole map (``aifsdk.map``'s id, ``map-...``)."""
-    from ._wait import wait
+    from ._job import wait
 
     if args.verb == "show":
         print(json.dumps(sweep.record, indent=2, sort_keys=True, default=str))
@@ -360,7 +361,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             if not _go_ahead(pl, args):
                 print("aifsdk: not submitted (nothing was written)", file=sys.stderr)
                 return EXIT_FAILED
-            if pl.profile.executor == "local" and not (args.wait or args.follow):
+            if backend_for(pl.profile).child_of_submitter and not (args.wait or args.follow):
                 print(f"aifsdk: site {pl.site} runs the job as a child of this command, so the command waits until the job ends "
                       "(Ctrl-C stops it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
             with warnings.catch_warnings():  # already printed above, in the command's words
@@ -477,7 +478,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             if isinstance(found, Sweep):
                 return _map_verb(args, found)
         if args.verb == "wait":
-            from ._wait import check_timeout
+            from ._job import check_timeout
 
             check_timeout(args.timeout, "--timeout")  # before the job is looked up: the flag is wrong either way
         job = Job.attach(args.job)

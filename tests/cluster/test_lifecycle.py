@@ -22,8 +22,8 @@ from lifecycle_jobs import stamp
 
 import aifsdk
 import aifsdk._scheduler as sched
+from aifsdk._backends import SCHEDULER_POLL_MIN_S, poller
 from aifsdk._scheduler import default_slurm
-from aifsdk._wait import SCHEDULER_POLL_MIN_S, poller
 
 from jobfns import boom, double
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import aifsdk
-from aifsdk._wait import poller
+from aifsdk._backends import poller
 
 from jobfns import sleep_then
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import aifsdk
-from aifsdk._wait import poller
+from aifsdk._backends import poller
 
 from jobfns import sleep_then
 
@@ -40,7 +40,7 @@ def test_a_pending_reason_is_shown(caplog: pytest.LogCaptureFixture) -> None:
         assert out.stdout.strip() == f"{job.job_id} PENDING ({job.reason})", out
         rows = json.loads(cli("jobs", "--json").stdout)
         assert [r["reason"] for r in rows if r["job_id"] == job.job_id] == [job.reason]
-        assert f"PENDING (BeginTime)" in cli("jobs").stdout
+        assert "PENDING (BeginTime)" in cli("jobs").stdout
         with caplog.at_level(logging.INFO, logger="aifsdk"):
             fresh = aifsdk.Job.attach(job.job_id)
             with pytest.raises(aifsdk.JobTimeoutError):

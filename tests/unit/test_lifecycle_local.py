@@ -46,7 +46,7 @@ def test_wait_refuses_what_is_not_a_job() -> None:
 
 
 def test_result_files_are_watched_often_but_at_a_bounded_rate() -> None:
-    from aifsdk._wait import file_poll_interval
+    from aifsdk._job import file_poll_interval
 
     assert file_poll_interval(1) <= 0.02 and file_poll_interval(50) <= 0.1  # a few jobs: seen well within 0.1 s of their end
     assert all(folders / file_poll_interval(folders) <= 500 + 1e-6 for folders in range(1, 251))  # directory reads a second

@@ -46,7 +46,7 @@ if _typing.TYPE_CHECKING:  # the names __getattr__ imports on first use, for typ
     from ._snapshot import SnapshotOptions
     from ._submit import Plan, plan
 
-__version__ = "0.2.0"
+from ._version import __version__
 
 __all__ = [
     "AifsdkError",

@@ -225,7 +225,7 @@ def _environment() -> dict[str, Any]:
     import platform
     import sys
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "aifsdk": __version__, "python": platform.python_version(), "executable": sys.executable,

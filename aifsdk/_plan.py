@@ -674,7 +674,7 @@ def tracker_lines(folder: Path, mlflow_run_id: str | None = None) -> list[str]:
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
                   pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "",
                   mlflow_run_id: str | None = None) -> str:
-    from . import __version__
+    from ._version import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
     env_lines = environment_lines(profile, pythonpath)

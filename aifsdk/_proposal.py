@@ -179,7 +179,7 @@ def _source_line(src: str | Source) -> str:
 
 def render(title: str, packages: list[WorkPackage], out: str | Path) -> Path:
     """Write ``report.md`` and the plots into ``out`` (created; must not exist); returns the report."""
-    from . import __version__
+    from ._version import __version__
 
     folder = Path(out).expanduser()
     folder.mkdir(parents=True, exist_ok=False)

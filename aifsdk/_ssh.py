@@ -209,7 +209,7 @@ class SSH:
         """
         import cloudpickle
 
-        from . import __version__
+        from ._version import __version__
 
         there = self.environment()
         here = {"python": "%d.%d.%d" % sys.version_info[:3], "aifsdk": __version__, "cloudpickle": cloudpickle.__version__}

@@ -98,7 +98,7 @@ def _request_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentPar
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aifsdk", description="Run jobs on EuroHPC AI Factory supercomputers through Slurm.")
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"aifsdk {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True)

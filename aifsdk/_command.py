@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._errors import CommandFailed
+
 TEXT_LIMIT = 1 << 20  # the text a result holds of each stream: its last MiB (the whole output stays in the log files)
 
 
@@ -57,10 +59,6 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
     text = data.decode("utf-8", errors="replace")
     return f"[{start - offset} earlier bytes in {path}]\n{text}" if start > offset else text
-
-
-class CommandFailed(RuntimeError):
-    """Raised inside the job when the command exits non-zero, so that Slurm marks it FAILED."""
 
 
 def exit_code_file(folder: Path, job_id: str, task: int) -> Path:

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._errors import NodeError
+
 PORT_BASE, PORT_SPAN = 20000, 20000
 RANK_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT")
 _LEAKY_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_", "SUBMITIT_", "TORCHELASTIC_", "PMI_", "PMIX_", "OMPI_")
@@ -45,7 +47,8 @@ def free_port(start: int, host: str = "") -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free TCP port between 20000 and 40000 on this node")
+    raise NodeError(f"no free TCP port between 20000 and 40000 on {socket.gethostname()} for torch.distributed's rendezvous: "
+                    "other processes hold them all; submit again with extra={'exclude': '<this node>'}")
 
 
 def expand_nodelist(nodelist: str) -> list[str]:

@@ -4,15 +4,23 @@ Every error aifsdk raises on purpose derives from :class:`AifsdkError`::
 
     AifsdkError
     ├── RequestError (also ValueError)      a bad request, raised before anything is submitted
-    │   └── SiteNotFoundError                the site name matches no profile
+    │   ├── SiteNotFoundError                the site name matches no profile
+    │   └── RequestTypeError (also TypeError) an argument of the wrong type (wait() given a non-Job)
     ├── ProfileError (also ValueError)      a site profile YAML breaks the schema
     ├── SchedulerError                      sbatch/squeue/scancel failed or is missing
     ├── StorageError (also OSError)         a folder aifsdk keeps is not private to you, full or not writable
     ├── JobNotFoundError (also LookupError) no job with that id or folder is known
-    └── JobError                            something about one submitted job
-        ├── JobFailedError                  the job ended without a result
-        │   └── JobCancelledError           ... because it was cancelled
-        └── JobTimeoutError (also TimeoutError)  wait(timeout=...) ran out; the job goes on
+    ├── JobError                            something about one submitted job
+    │   ├── JobFailedError                  the job ended without a result
+    │   │   └── JobCancelledError           ... because it was cancelled
+    │   └── JobTimeoutError (also TimeoutError)  wait(timeout=...) ran out; the job goes on
+    └── raised inside a running job (seen as its traceback by whoever waits on it):
+        ├── SnapshotIntegrityError (also RuntimeError)  the stored code no longer matches what was submitted
+        ├── CommandFailed (also RuntimeError)           a command job's command exited non-zero
+        ├── NodeError (also RuntimeError)               the node lacks what the job needs (a free port)
+        └── ResultNotWritten (also RuntimeError)        a task's result could not be written (full disk, quota)
+
+    (and, caught inside aifsdk: PackChanged, a file that changed while its snapshot was packed)
 
 Request problems are collected, not raised one by one: a :class:`RequestError` carries a list of
 :class:`Problem` objects, each naming the parameter, the value, what is allowed and the fix.
@@ -98,6 +106,10 @@ class SiteNotFoundError(RequestError):
     """The site name matches no shipped or user profile."""
 
 
+class RequestTypeError(RequestError, TypeError):
+    """An argument of the wrong type (still a TypeError for code that catches one)."""
+
+
 class ProfileError(AifsdkError, ValueError):
     """A site profile does not follow the schema."""
 
@@ -179,3 +191,20 @@ class JobCancelledError(JobFailedError):
 
 class JobTimeoutError(JobError, TimeoutError):
     """Waiting for the job ran out of time. The job itself was not touched."""
+
+
+# -- raised inside a running job -----------------------------------------------------------------
+class SnapshotIntegrityError(AifsdkError, RuntimeError):
+    """The stored snapshot no longer matches what was submitted (raised on the node, or by resubmit)."""
+
+    def __init__(self, message: str, pack: str | None = None) -> None:
+        super().__init__(message)
+        self.pack = pack  # the pack whose bytes did not match, if any
+
+
+class CommandFailed(AifsdkError, RuntimeError):
+    """Raised inside the job when the command exits non-zero, so that Slurm marks it FAILED."""
+
+
+class NodeError(AifsdkError, RuntimeError):
+    """The node the job runs on lacks what the job needs (e.g. a free port for the rendezvous)."""

@@ -40,6 +40,7 @@ from ._errors import (
     JobTimeoutError,
     Problem,
     RequestError,
+    RequestTypeError,
     SchedulerError,
 )
 from ._paths import JOB_FILE, ensure_private, lookup, trusted
@@ -606,7 +607,8 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool
     items = [jobs] if isinstance(jobs, Job) else list(jobs)
     bad = [j for j in items if not isinstance(j, Job)]
     if bad:
-        raise TypeError(f"wait() takes aifsdk.Job objects (from submit, map or Job.attach); got {bad[0]!r}")
+        raise RequestTypeError([Problem("jobs", bad[0], "aifsdk.Job objects (from submit, map or Job.attach)",
+                                        "pass the jobs submit or map returned, or aifsdk.Job.attach(job_id)")])
     for job in items:
         if job._backend.in_process:
             job._run_debug()

@@ -36,20 +36,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._errors import AifsdkError, SnapshotIntegrityError
+
 REF_FILE = "snapshot.json"  # in the job folder: which snapshot, and where its store is
 DONE_FILE = ".code-complete"  # in the job folder: code/ holds that snapshot in full
 TREES = "trees"  # in the store: one extracted, checked, read-only copy per snapshot
 # a link that cannot be made here (another filesystem, links not allowed, a file's link limit): extract instead
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP}
 _CHUNK = 1 << 20
-
-
-class SnapshotIntegrityError(RuntimeError):
-    """The stored snapshot no longer matches what was submitted (raised on the node)."""
-
-    def __init__(self, message: str, pack: str | None = None) -> None:
-        super().__init__(message)
-        self.pack = pack  # the pack whose bytes did not match, if any
 
 
 def snapshot_digest(entries: list[tuple[str, str, bool]] | list[list]) -> str:
@@ -176,7 +170,7 @@ class PackStore:
         return digest, kept, offset
 
 
-class PackChanged(RuntimeError):
+class PackChanged(AifsdkError, RuntimeError):
     """A file changed between its check and its packing: now a symlink or another file (``found``
     empty), or it now holds a likely secret (``found`` = [what, pattern])."""
 

@@ -29,6 +29,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ._errors import CommandFailed, SnapshotIntegrityError
+
 TARGET_FILE = "map-target.pkl"
 ITEMS_FILE = "map-items.pkl"
 HASH_FILE = "map.sha256"
@@ -184,7 +186,7 @@ def _call(target: Any, item: Any, kind: str) -> Any:
         started = time.monotonic()
         code = subprocess.run(argv, cwd=cwd).returncode
         if code != 0:
-            raise RuntimeError(f"command {argv} exited with code {code} on {socket.gethostname()}")
+            raise CommandFailed(f"command {argv} exited with code {code} on {socket.gethostname()}")
         texts = []
         for path, offset in zip(paths, offsets):
             with open(path, "rb") as f:
@@ -209,7 +211,7 @@ def _load(folder: Path) -> tuple[Any, list[Any]]:
     expected = dict(line.split()[::-1] for line in (folder / HASH_FILE).read_text().splitlines() if line.strip())
     for name in (TARGET_FILE, ITEMS_FILE):
         if sha256_file(folder / name) != expected.get(name):
-            raise RuntimeError(f"{folder / name} changed after submission; refusing to load it")
+            raise SnapshotIntegrityError(f"{folder / name} changed after submission; refusing to load it")
     with open(folder / ITEMS_FILE, "rb") as f:
         items = pickle.load(f)
     with open(folder / TARGET_FILE, "rb") as f:

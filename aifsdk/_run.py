@@ -19,6 +19,8 @@ from pathlib import Path
 
 from submitit.core import utils as _submitit_utils
 
+from ._errors import AifsdkError
+
 PAYLOAD_HASH_FILE = "payload.sha256"
 
 
@@ -126,7 +128,7 @@ def process_job(folder: Path) -> None:
         raise
 
 
-class ResultNotWritten(RuntimeError):
+class ResultNotWritten(AifsdkError, RuntimeError):
     """The task returned, but its result could not be written (a full disk, a quota, permissions)."""
 
 

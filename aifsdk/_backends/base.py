@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import Problem
+from .._errors import Problem, SchedulerError
 from .._paths import expand_root, user_root
 from .._profile import SiteProfile
 from .._run import record_hash
@@ -43,7 +43,8 @@ def record_payload_hash(folder: Path) -> None:
     that the job refuses to load a payload changed afterwards (aifsdk._run)."""
     pending = [p for p in Path(folder).glob("*.pkl") if not p.name.endswith(("_submitted.pkl", "_result.pkl"))]
     if len(pending) != 1:
-        raise RuntimeError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}")
+        raise SchedulerError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}; nothing was queued. "
+                             "Another process wrote to this job folder: submit again (a new folder is made)")
     record_hash(pending[0])
 
 

@@ -38,3 +38,54 @@ def test_a_backend_importing_the_planner_breaks_the_contract(tmp_path: Path) -> 
     assert out.returncode != 0
     assert "aifsdk._backends.local -> aifsdk._plan" in out.stdout, out.stdout
 
+
+def test_every_error_class_of_aifsdk_is_in_the_tree() -> None:
+    """Each exception class aifsdk defines derives from AifsdkError (and keeps its builtin base)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import aifsdk
+    from aifsdk._errors import AifsdkError
+
+    outside = []
+    for info in pkgutil.walk_packages(aifsdk.__path__, "aifsdk."):
+        if info.name.endswith("__main__"):
+            continue  # runs the command line
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("aifsdk"):
+                if not issubclass(obj, AifsdkError):
+                    outside.append(f"{obj.__module__}.{name}")
+    assert outside == []
+
+
+# Builtin exceptions raised on purpose that never reach a caller of aifsdk: caught right away by the
+# code that calls these functions, or part of a Python protocol.
+CAUGHT_INSIDE = {
+    ("aifsdk/__init__.py", "__getattr__", "AttributeError"),  # the module attribute protocol
+    ("aifsdk/_resources.py", "parse_time", "ValueError"),  # callers turn it into a Problem
+    ("aifsdk/_paths.py", "expand_root", "ValueError"),  # the planner turns it into a Problem
+    ("aifsdk/_sizing.py", "parse_measures", "ValueError"),  # caught a line below
+    ("aifsdk/_backends/base.py", "executor", "NotImplementedError"),  # abstract methods
+    ("aifsdk/_backends/base.py", "state", "NotImplementedError"),
+    ("aifsdk/_backends/base.py", "cancel", "NotImplementedError"),
+}
+
+
+def test_no_builtin_exception_escapes_the_tree() -> None:
+    import ast
+    import builtins
+
+    found = set()
+    for path in sorted((ROOT / "aifsdk").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                exc = node.exc if isinstance(node, ast.Raise) else None
+                name = exc.func.id if isinstance(exc, ast.Call) and isinstance(exc.func, ast.Name) else getattr(exc, "id", None)
+                if name and isinstance(getattr(builtins, name, None), type) and issubclass(getattr(builtins, name), BaseException):
+                    found.add((str(path.relative_to(ROOT)), func.name, name))
+    assert found - CAUGHT_INSIDE == set()

@@ -235,8 +235,9 @@ class SiteProfile:
     @property
     def launch_recipe(self) -> bool:
         """The site recommends one rank per GPU (``launcher``): GPU jobs get one task per GPU,
-        the site's cores and memory per GPU, its CPU binding and its module lines by default."""
-        return self.executor == "slurm" and self.launcher in ("srun-per-gpu", "torchrun-per-node")
+        the site's cores and memory per GPU, its CPU binding and its module lines by default
+        (where a scheduler starts the tasks: the resolver and the sbatch renderer ask)."""
+        return self.launcher in ("srun-per-gpu", "torchrun-per-node")
 
     @property
     def default_partition(self) -> str | None:

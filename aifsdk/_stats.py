@@ -21,13 +21,15 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from ._errors import Problem, RequestError
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """The ``p``-quantile (0 <= p <= 1) of ``values`` by linear interpolation."""
     if not values:
-        raise ValueError("percentile of no values: measure at least one sample")
+        raise RequestError([Problem("values", values, "at least one sample (a percentile of no values is undefined)", "measure at least one sample")])
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p={p!r}: allowed 0 <= p <= 1. Fix: pass a fraction (0.9 for P90)")
+        raise RequestError([Problem("p", p, "0 <= p <= 1", "pass a fraction (0.9 for P90)")])
     ordered = sorted(values)
     pos = p * (len(ordered) - 1)
     lo = math.floor(pos)
@@ -38,7 +40,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 def t_quantile(p: float, dof: int) -> float:
     """The ``p``-quantile of Student's t distribution with ``dof`` degrees of freedom."""
     if dof < 1:
-        raise ValueError(f"dof={dof}: allowed >= 1 (a t interval needs at least 2 values)")
+        raise RequestError([Problem("dof", dof, ">= 1 (a t interval needs at least 2 values)", "measure at least 2 values")])
     if dof == 1:
         return math.tan(math.pi * (p - 0.5))
     if dof == 2:
@@ -58,9 +60,9 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     """(mean, low, high): the mean of ``values`` and its ``confidence`` t interval (the interval
     is the mean itself when there is a single value)."""
     if not values:
-        raise ValueError("mean of no values: measure at least one step")
+        raise RequestError([Problem("values", values, "at least one value (the mean of no values is undefined)", "measure at least one step")])
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r}: allowed 0 < confidence < 1, e.g. 0.95")
+        raise RequestError([Problem("confidence", confidence, "0 < confidence < 1", "e.g. 0.95")])
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean, mean

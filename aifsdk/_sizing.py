@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from ._backends import backend_for
 from ._carbon import Footprint, footprint
 from ._cost import UNIT_LABEL, Cost, estimate_cost
 from ._errors import Problem, RequestError
@@ -284,14 +285,13 @@ def access_calls(site: str, node_hours: float, gpu_hours: float) -> list[CallFit
 
 def _discovered_gpus(profile: SiteProfile) -> int:
     """GPUs per node of a profile that reads its cluster (``discover: true``), from scontrol."""
-    if profile.executor != "slurm" or not profile.discover:
-        return 0
-    from ._resolve import slurm_for
     from ._scheduler import SchedulerError
 
     try:
-        info = slurm_for(profile).cluster_info()
+        info = backend_for(profile).cluster_info()  # None: no scheduler, or the profile says not to ask
     except SchedulerError:
+        return 0
+    if info is None:
         return 0
     return max((p.gpus_per_node or 0 for p in info.partitions.values()), default=0)
 
@@ -317,7 +317,7 @@ def size(
     _check(items, work, runs, overheads or {}, availability, min_efficiency)
     profile = load_site(site)
     per_node = profile.node.gpus or _discovered_gpus(profile)
-    if profile.executor != "slurm" or not per_node:
+    if not backend_for(profile).scheduled or not per_node:
         raise _fail("site", site, "a GPU site with a known node size", "size against a site profile such as lumi-g or leonardo-booster")
     rows = scaling_table(items)
     chosen = max((r for r in rows if r.efficiency >= min_efficiency), key=lambda r: r.devices)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._backends import backend_for
 from ._profile import Partition, Qos, SiteProfile
 from ._resources import Resources, format_time, parse_time
 from ._scheduler import ClusterInfo
@@ -63,7 +64,7 @@ def debug_intent(self: Resolution, values: dict[str, Any], profile: SiteProfile,
     """partition="debug" or qos="debug" on a site without a class of that name asks for the
     site's debug class (its debug partition, else its debug QoS)."""
     asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if values[key] == "debug" and "debug" not in names]
-    if not asked or profile.executor != "slurm" or not (profile.partitions or profile.qos):
+    if not asked or not backend_for(profile).scheduled or not (profile.partitions or profile.qos):
         return False  # a site that declares no classes (generic Slurm): the name goes to Slurm as it is
     if not any(p.role == "debug" for p in partitions.values()) and not any(q.role == "debug" for q in profile.qos.values()):
         self.fail(asked[0], "debug", f"a debug class on site {profile.name} (it declares none)",

@@ -153,6 +153,7 @@ SSH_SCRIPT = REPO / "tests" / "cluster" / "ssh-remote"
 REMOTE_USER = "aifsdk-remote"
 REMOTE_HOME = Path("/home") / REMOTE_USER
 REMOTE_PYTHON = str(REMOTE_HOME / "venv" / "bin" / "python")
+SSH_KEY_DIR = Path("/tmp/aifsdk-test-ssh")  # the test key, shared by every test run on this machine
 
 
 def write_ssh_config(folder: Path, key: Path) -> Path:
@@ -168,27 +169,32 @@ def write_ssh_config(folder: Path, key: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ssh_host(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Path:
-    """The remote login node is up and this run's own key is the one authorized; returns the ssh config.
+    """The remote login node is up and the test key is the one authorized; returns the ssh config.
 
-    The login node lets one key in, so every xdist worker of the run shares one key: the first
-    worker starts the host and makes and authorizes the key, in the run's shared temporary folder,
-    under a lock; the others find it there."""
+    The login node lets one key in, so every test run on this machine, and every xdist worker of a
+    run, uses the same key (SSH_KEY_DIR, made once under a lock): one run cannot lock another out.
+    The first worker of a run starts the host (which refreshes the remote aifsdk) and authorizes
+    the key; the others find the run's mark."""
     run_root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         run_root = run_root.parent
-    folder = run_root / "ssh-session"
-    key = folder / "id_ed25519"
-    with open(run_root / "ssh-session.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (folder / "ssh_config").exists():
-            return folder / "ssh_config"
+    key = SSH_KEY_DIR / "id_ed25519"
+    with open(run_root / "ssh-session.lock", "a") as run_lock:
+        fcntl.flock(run_lock, fcntl.LOCK_EX)
+        if (run_root / "ssh-session.ready").exists():
+            return SSH_KEY_DIR / "ssh_config"
         up = subprocess.run(["bash", str(SSH_SCRIPT), "up"], capture_output=True, text=True)  # idempotent; refreshes its aifsdk copy
         if up.returncode != 0:
             message = f"ssh test host could not start: {up.stderr.strip()[-500:]}"
             pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        key.unlink(missing_ok=True)
-        key.with_suffix(".pub").unlink(missing_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
-        subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
-        return write_ssh_config(folder, key)
+        with open(f"{SSH_KEY_DIR}.lock", "a") as key_lock:
+            fcntl.flock(key_lock, fcntl.LOCK_EX)
+            SSH_KEY_DIR.mkdir(mode=0o700, exist_ok=True)
+            if not (SSH_KEY_DIR / "ssh_config").exists():
+                key.unlink(missing_ok=True)
+                key.with_suffix(".pub").unlink(missing_ok=True)
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aifsdk-test", "-f", str(key)], check=True)
+                write_ssh_config(SSH_KEY_DIR, key)
+            subprocess.run(["bash", str(SSH_SCRIPT), "authorize", f"{key}.pub"], check=True, capture_output=True)
+        (run_root / "ssh-session.ready").touch()
+        return SSH_KEY_DIR / "ssh_config"

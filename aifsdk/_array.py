@@ -157,6 +157,7 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
     if slurm is None:
         raise SchedulerError(f"site {first.site!r} has no scheduler to queue job arrays; submit one job per item")
     size = chunk_size(slurm)
+    env, _ = _submission_environment(first)
     chunks: list[dict[str, Any]] = []
     jobs: list[Job] = []
     record = job_record(first, "", snap)
@@ -165,8 +166,7 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
         script = folder / f"array-{len(chunks)}.sh"
         script.write_text(array_script(first.script, folder, count, max_parallel))
         try:
-            with _submission_environment(first):
-                array_id = slurm.sbatch(script)
+            array_id = slurm.sbatch(script, env=env)
         except SchedulerError as exc:
             done = f"; items 0-{start - 1} were submitted as arrays {[c['job_id'] for c in chunks]}" if chunks else "; nothing was queued"
             raise SchedulerError(f"sbatch refused the array of items {start}-{start + count - 1}: {exc}{done}") from None

@@ -422,7 +422,7 @@ class Job:
         from ._distributed import RankedCall
         from ._launch import launch
         from ._pack import SnapshotIntegrityError, materialise
-        from ._plan import COPY_PYTHONPATH, plan
+        from ._plan import plan_again
         from ._run import verify
         from ._snapshot import SnapshotOptions
 
@@ -451,26 +451,20 @@ class Job:
         options.update(site=self.site, name=self.name, launcher=rec.get("launcher"),
                        snapshot=SnapshotOptions(root=code) if code.is_dir() else False)
         options.update(changes)
-        cwd = os.getcwd()
         if isinstance(target, CommandTarget):
             run_in, target, args = target.cwd, list(target.argv), ()
         else:
-            run_in = rec.get("workdir") or cwd
+            run_in = rec.get("workdir") or os.getcwd()
         # the copy's folders as the job saw them (on the cluster for a job reached over SSH)
         old_code = self._backend.code_folder(rec)
         inside = None
         if old_code and code.is_dir():
             inside = [os.path.relpath(p, old_code) for p in rec.get("pythonpath") or []
                       if p == old_code or p.startswith(old_code.rstrip("/") + "/")]
-        token = COPY_PYTHONPATH.set(inside)
-        try:
-            if os.path.isdir(run_in):
-                os.chdir(run_in)  # the copy's working folder, so relative paths map into the new copy
-            record, handle = launch(plan(target, *args, **options))
-            return Job._from_record(record, submitit_job=handle)
-        finally:
-            os.chdir(cwd)
-            COPY_PYTHONPATH.reset(token)
+        # relative paths resolve in the copy's working folder, so that they map into the new copy
+        planned = plan_again(target, args, options, cwd=run_in if os.path.isdir(run_in) else os.getcwd(), pythonpath_in_copy=inside)
+        record, handle = launch(planned)
+        return Job._from_record(record, submitit_job=handle)
 
     # -- logs and control ----------------------------------------------------------------------
     def stdout(self, task: int = 0) -> str | None:

@@ -16,8 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +63,7 @@ def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
 
             target = RankedCall.wrap(target)  # exports RANK, WORLD_SIZE, MASTER_ADDR, ... in each task
         try:
-            with _submission_environment(plan):
-                sub_job = executor.submit(target, *plan.args)
+            sub_job = executor.submit(target, *plan.args)
         except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
             raise SchedulerError(
                 f"sbatch refused the job: {str(exc).strip()}\n"
@@ -103,11 +100,12 @@ def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
 def submission(plan: Plan, local: Path) -> Submission:
     """What the backend's submitit executor needs of ``plan``, written in ``local`` here."""
     r, minutes = plan.resources, plan.time_minutes
+    env, cwd = _submission_environment(plan)
     return Submission(
         folder=local, job_folder=plan.folder, script=plan.script, python=plan.python, nodes=r.nodes or 1,
         tasks_per_node=r.tasks_per_node or 1, gpus_per_node=r.gpus_per_node or 0, minutes=minutes,
         signal_delay_s=signal_delay(plan.profile, minutes),
-        shell_setup=(*environment_lines(plan.profile, plan.pythonpath), *plan.profile.setup),
+        shell_setup=(*environment_lines(plan.profile, plan.pythonpath), *plan.profile.setup), env=env, cwd=cwd,
     )
 
 
@@ -147,48 +145,29 @@ def job_record(plan: Plan, job_id: str, snap: Any, folder: Path | None = None) -
     }
 
 
-_ENV_LOCK = threading.Lock()
+def _submission_environment(plan: Plan) -> tuple[dict[str, str] | None, Path | None]:
+    """The environment and the working folder of what submits the job (sbatch, or the local
+    controller), given to that process alone (None: this process's). A local job also gets the
+    site's variables and PYTHONPATH (no shell, so that cancel reaches it) and starts in the copy of
+    the working folder."""
+    updates, cwd = backend_for(plan.profile).launch_environment(plan.pythonpath, plan.workdir)
+    return submission_environment(updates), cwd
 
 
-@contextlib.contextmanager
-def _submission_environment(plan: Plan) -> Iterator[None]:
-    """The environment sbatch or the local controller inherits, for the moment of submission.
-
-    Inside a running job, the outer job's SLURM_*, rank and launcher variables are removed (they
-    break gres requests and torch.distributed in the inner job), SLURM_CONF is kept. A local job
-    also gets the site's variables and PYTHONPATH here (no shell, so that cancel reaches it).
-    """
-    updates, chdir = backend_for(plan.profile).launch_environment(plan.pythonpath, plan.workdir)
-    with submission_environment(updates, chdir):
-        yield
-
-
-@contextlib.contextmanager
-def submission_environment(updates: dict[str, str] | None = None, chdir: Path | None = None) -> Iterator[None]:
-    """For the moment of a submission (sbatch, a local controller): the outer job's variables
-    removed when submitting from inside a job, ``updates`` set, in ``chdir``."""
+def submission_environment(updates: dict[str, str] | None = None) -> dict[str, str] | None:
+    """The whole environment of what submits a job (sbatch, a local controller), for that process
+    alone: inside a running job, the outer job's SLURM_*, rank and launcher variables are removed
+    (they break gres requests and torch.distributed in the inner job), SLURM_CONF is kept; then
+    ``updates``. None: nothing differs from this process's environment."""
     from ._distributed import clean_environment
 
     updates = updates or {}
     nested = "SLURM_JOB_ID" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ
-    if not updates and not nested and chdir is None:
-        yield
-        return
-    with _ENV_LOCK:
-        saved, cwd = dict(os.environ), os.getcwd()
-        try:
-            if nested:
-                cleaned = clean_environment(saved)
-                os.environ.clear()
-                os.environ.update(cleaned)
-            os.environ.update(updates)
-            if chdir is not None:  # the local controller starts in the copy of the working folder
-                os.chdir(chdir)
-            yield
-        finally:
-            os.chdir(cwd)
-            os.environ.clear()
-            os.environ.update(saved)
+    if not updates and not nested:
+        return None
+    env = clean_environment(dict(os.environ)) if nested else dict(os.environ)
+    env.update(updates)
+    return env
 
 
 def _image_hash(image: str) -> str | None:

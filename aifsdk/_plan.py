@@ -12,7 +12,6 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -193,6 +192,27 @@ def plan(
     bills more than another that fits) gets a warning in ``Plan.warnings``, with the cheaper
     way; ``strict=True`` turns those warnings into problems of the RequestError.
     """
+    return _build(target, args, site=site, name=name, folder=folder, launcher=launcher, snapshot=snapshot, container=container,
+                  mlflow_run_id=mlflow_run_id, after=after, strict=strict, resources=resources, fields=fields, cwd=os.getcwd())
+
+
+def plan_again(target: Any, args: tuple[Any, ...], options: dict[str, Any], *, cwd: str,
+               pythonpath_in_copy: list[str] | None) -> Plan:
+    """``plan`` for :meth:`Job.resubmit`: relative paths from ``cwd`` (the working folder in the
+    job's copy), and for a function the job's PYTHONPATH folders relative to its code copy
+    (``pythonpath_in_copy``), so that the new job gets the same folders of its own copy: the
+    function was unpickled from wherever this process found its module, which may not be inside
+    the copy (e.g. a remote job resubmitted from a laptop)."""
+    options = dict(options)
+    site = options.pop("site", "local")
+    known = {k: options.pop(k) for k in (*SUBMIT_OPTIONS[1:], "resources") if k in options}
+    return _build(target, args, site=site, fields=options, cwd=cwd, pythonpath_in_copy=pythonpath_in_copy, **known)
+
+
+def _build(target: Any, args: tuple[Any, ...], *, site: str, fields: dict[str, Any], cwd: str, name: str | None = None,
+           folder: Any = None, launcher: str | None = None, snapshot: Any = True, container: Any = None, after: Any = None,
+           strict: bool = False, resources: Resources | None = None, pythonpath_in_copy: list[str] | None = None,
+           mlflow_run_id: str | None = None) -> Plan:
     problems: list[Problem] = []
     if resources is not None:
         if not isinstance(resources, Resources):
@@ -211,7 +231,8 @@ def plan(
         known = _site_or_none(site)
         scheduled = None if known is None else backend_for(known).scheduled
         fields["extra"] = dependency_extra(after, site, scheduled, fields.get("extra") or {})
-    planner = _Planner(target, args, site, name, folder, fields, launcher, snapshot, container, strict)
+    planner = _Planner(target, args, site, name, folder, fields, launcher, snapshot, container, strict, cwd=cwd,
+                       pythonpath_in_copy=pythonpath_in_copy)
     if mlflow_run_id is not None and not (isinstance(mlflow_run_id, str) and _MLFLOW_RUN_ID.fullmatch(mlflow_run_id)):
         problems.append(Problem("mlflow_run_id", mlflow_run_id, "an MLflow run ID (letters, digits, '_', '-'; e.g. 32 hex digits)",
                                 "pass the run_id of a run created once, e.g. mlflow.MlflowClient().create_run(experiment_id).info.run_id"))
@@ -224,8 +245,11 @@ class _Planner:
     """Collects problems while resolving; raises them all at the end."""
 
     def __init__(self, target: Any, args: tuple[Any, ...], site: str, name: str | None, folder: Any, resources: dict[str, Any],
-                 launcher: str | None = None, snapshot: Any = True, container: Any = None, strict: bool = False) -> None:
+                 launcher: str | None = None, snapshot: Any = True, container: Any = None, strict: bool = False, *,
+                 cwd: str, pythonpath_in_copy: list[str] | None = None) -> None:
         self.target, self.args, self.site, self.name, self.folder_arg = target, args, site, name, folder
+        self.cwd = cwd  # relative paths of the request are relative to it
+        self.pythonpath_in_copy = pythonpath_in_copy
         self.launcher_arg = launcher
         self.snapshot_arg = snapshot
         self.container_arg = container
@@ -284,15 +308,15 @@ class _Planner:
         pythonpath = module_roots(call) if kind == "function" else []
         workdir = None
         if snap is not None and code is not None:
-            inside = COPY_PYTHONPATH.get()
+            inside = self.pythonpath_in_copy
             if inside is not None and kind == "function":  # a resubmit: the same folders of the new copy
                 pythonpath = [str(code / rel) for rel in inside]
             else:
                 pythonpath = [snap.map_path(p, code) for p in pythonpath]
-            mapped = snap.map_path(os.getcwd(), code)
-            workdir = Path(mapped) if mapped != os.getcwd() else None  # run where the user is, in the copy
+            mapped = snap.map_path(self.cwd, code)
+            workdir = Path(mapped) if mapped != self.cwd else None  # run where the user is, in the copy
             if workdir is not None and any(c in str(workdir) for c in "\n\r"):
-                raise RequestError([Problem("working folder", os.getcwd(), "a folder without newlines or carriage returns "
+                raise RequestError([Problem("working folder", self.cwd, "a folder without newlines or carriage returns "
                                             "(the job starts in its copy, and sbatch --chdir takes one line)",
                                             "submit from a folder with a plainer name (cd to the project's top), or snapshot=False")],
                                    site=self.site)
@@ -343,12 +367,12 @@ class _Planner:
             exe = target[0]
             if os.sep not in exe and shutil.which(exe) is None:
                 self.notes.append(f"{exe!r} is not on this machine's PATH; it must be on the nodes' PATH (site setup lines run first)")
-            elif os.sep in exe and not os.path.exists(exe):
-                self.fail("target", exe, "an existing program", f"check the path {exe!r} (relative to {os.getcwd()})")
+            elif os.sep in exe and not os.path.exists(os.path.join(self.cwd, exe)):
+                self.fail("target", exe, "an existing program", f"check the path {exe!r} (relative to {self.cwd})")
             for arg in target[1:]:
-                if arg.endswith(".py") and not arg.startswith("-") and not os.path.exists(arg):
-                    self.fail("target", arg, "a script that exists", f"{arg!r} is not found relative to {os.getcwd()}; pass the right path")
-            return "command", CommandTarget(tuple(target), os.getcwd()), shlex.join(target)
+                if arg.endswith(".py") and not arg.startswith("-") and not os.path.exists(os.path.join(self.cwd, arg)):
+                    self.fail("target", arg, "a script that exists", f"{arg!r} is not found relative to {self.cwd}; pass the right path")
+            return "command", CommandTarget(tuple(target), self.cwd), shlex.join(target)
         if isinstance(target, str):
             self.fail("target", target, "a callable or a command as a list of strings", f"pass {shlex.split(target)!r} to run it as a command")
             return "command", None, target
@@ -431,12 +455,12 @@ class _Planner:
             self.fail("snapshot", opt, "True, False, a folder, or aifsdk.SnapshotOptions(...)", "pass snapshot=False to run the live code")
             return None
         if opt.root is not None:
-            root = Path(opt.root).expanduser().resolve()
+            root = (Path(self.cwd) / Path(opt.root).expanduser()).resolve()
             if not root.is_dir():
                 self.fail("snapshot", str(root), "an existing folder to snapshot", "pass the project folder, or snapshot=False")
                 return None
         else:
-            start = Path(os.getcwd())
+            start = Path(self.cwd)
             if kind == "function":
                 roots = module_roots(call)
                 start = Path(roots[0]) if roots else start
@@ -468,7 +492,7 @@ class _Planner:
             return None
         image = str(image)
         remote = backend.cluster_paths  # the image is a path on the cluster, not here
-        if "://" not in image and not remote and not os.path.exists(os.path.expanduser(image)):
+        if "://" not in image and not remote and not os.path.exists(os.path.join(self.cwd, os.path.expanduser(image))):
             self.fail("container", image, "an existing .sif image (or a docker:// / oras:// reference)",
                       "build or pull it first, e.g. `apptainer pull image.sif docker://...`, and pass its path")
             return None
@@ -478,7 +502,7 @@ class _Planner:
         if runtime is None:
             runtime = "apptainer"
             self.notes.append("apptainer/singularity is not on this machine's PATH; the job assumes `apptainer` on the nodes")
-        path = os.path.abspath(os.path.expanduser(image)) if "://" not in image and not remote else image
+        path = os.path.abspath(os.path.join(self.cwd, os.path.expanduser(image))) if "://" not in image and not remote else image
         return Container(image=path, runtime=runtime)
 
     def _python(self, profile: SiteProfile, r: Resources, folder: Path) -> str:
@@ -505,7 +529,7 @@ class _Planner:
             self.fail("folder", self.folder_arg, "a path (str or pathlib.Path) to a new or empty folder", "leave folder unset for a fresh one under the site's job_root")
             return None
         if self.folder_arg is not None:
-            folder = Path(self.folder_arg).expanduser().absolute()
+            folder = Path(self.cwd) / Path(self.folder_arg).expanduser()
             if folder.exists() and any(folder.iterdir()):
                 self.fail("folder", str(folder), "a new or empty folder (aifsdk never reuses a job folder)", "leave folder unset for a fresh one, or pick another path")
         elif profile is not None:
@@ -556,12 +580,6 @@ def _installed_paths() -> frozenset[Path]:
     import sysconfig
 
     return frozenset(Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib"))
-
-
-#: Set by ``Job.resubmit``: the job's PYTHONPATH folders relative to its code copy, so that the new
-#: job gets the same folders of its own copy (the function was unpickled from wherever this process
-#: found its module, which may not be inside the copy: e.g. a remote job resubmitted from a laptop).
-COPY_PYTHONPATH: ContextVar[list[str] | None] = ContextVar("COPY_PYTHONPATH", default=None)
 
 
 def module_roots(call: Any) -> list[str]:

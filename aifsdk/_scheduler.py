@@ -127,11 +127,12 @@ class Slurm:
         self.calls = 0
         self.counts: Counter[str] = Counter()  # calls per command (squeue, sacct, ...), for benchmarks
 
-    def run(self, argv: list[str], timeout: float = 60.0) -> str:
+    def run(self, argv: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> str:
+        """Run one of Slurm's commands; ``env``: its whole environment (None: this process's)."""
         self.calls += 1
         self.counts[argv[0]] += 1
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         except FileNotFoundError:
             raise SchedulerError(
                 f"{argv[0]} is not installed on this machine; run aifsdk where Slurm's commands are "
@@ -360,9 +361,9 @@ class Slurm:
         argv += [*(["-A", account] if account else []), *(["-q", qos] if qos else [])]
         return len(self.run(argv, timeout=30).split())
 
-    def sbatch(self, script: Path) -> str:
-        """Submit a batch script file; returns the job id."""
-        out = self.run(["sbatch", "--parsable", str(script)])
+    def sbatch(self, script: Path, env: dict[str, str] | None = None) -> str:
+        """Submit a batch script file; returns the job id. ``env``: sbatch's environment (None: this process's)."""
+        out = self.run(["sbatch", "--parsable", str(script)], env=env)
         return out.strip().split(";")[0]
 
     def cancel(self, job_id: str) -> None:

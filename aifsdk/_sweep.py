@@ -361,8 +361,8 @@ class Sweep:
                 _push_control(self.backend, self.folder, there)
             from ._launch import submission_environment
 
-            with submission_environment():  # from inside a job: without the outer job's variables
-                array_id = self.slurm().sbatch(there / "arrays" / f"{seq}.sh")
+            # from inside a job: without the outer job's variables
+            array_id = self.slurm().sbatch(there / "arrays" / f"{seq}.sh", env=submission_environment())
         except SchedulerError:
             self.record["map"]["arrays"].pop()
             self.record["map"]["again"] = sorted(again)

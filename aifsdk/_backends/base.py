@@ -6,6 +6,7 @@ Planning, launching and following a job ask their site's backend and never which
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ class Submission:
     minutes: int
     signal_delay_s: int
     shell_setup: tuple[str, ...] = ()  # environment and site setup lines (the local controller, when the site has setup lines)
+    env: dict[str, str] | None = None  # the whole environment of what submits the job (None: this process's)
+    cwd: Path | None = None  # where what submits the job starts (None: this process's working folder)
 
 
 def record_payload_hash(folder: Path) -> None:
@@ -46,6 +49,16 @@ def record_payload_hash(folder: Path) -> None:
         raise SchedulerError(f"expected one pending payload in {folder}, found {[p.name for p in pending]}; nothing was queued. "
                              "Another process wrote to this job folder: submit again (a new folder is made)")
     record_hash(pending[0])
+
+
+def env_argv(env: dict[str, str] | None) -> list[str]:
+    """``env`` as a prefix of a command (``env -u NAME ... NAME=VALUE ...``): what differs from this
+    process's environment, so that nothing of this process is changed to submit."""
+    if env is None:
+        return []
+    unset = [a for name in sorted(set(os.environ) - set(env)) for a in ("-u", name)]
+    changed = [f"{k}={v}" for k, v in sorted(env.items()) if os.environ.get(k) != v]
+    return ["env", *unset, *changed] if unset or changed else []
 
 
 class Backend:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import submitit
+from submitit.local.local import LocalJob
 
 from .base import CANCEL_MARK, Backend, Submission, record_payload_hash
 
@@ -18,15 +21,48 @@ SETTLE_POLL_S = 0.05
 
 
 class _CheckedLocalExecutor(submitit.LocalExecutor):
-    """submitit's LocalExecutor, running aifsdk's payload check before submitit's runner."""
+    """submitit's LocalExecutor, running aifsdk's payload check before submitit's runner, and
+    starting its controller with the job's environment and working folder (``env``, ``cwd``)
+    rather than this process's."""
+
+    def __init__(self, folder: Path, python: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        super().__init__(folder, python=python)
+        self._env, self._cwd = env, cwd
 
     @property
     def _submitit_command_str(self) -> str:
         return " ".join([self.python, "-u -m aifsdk._run", shlex.quote(str(self.folder))])
 
     def _submit_command(self, command: str) -> Any:
+        """submitit's ``LocalExecutor._submit_command`` and ``start_controller``
+        (submitit/local/local.py), with ``env`` and ``cwd`` given to the controller process."""
         record_payload_hash(self.folder)
-        return super()._submit_command(command)
+        ntasks = self.parameters.get("tasks_per_node", 1)
+        n_gpus = self.parameters.get("gpus_per_node", 0)
+        visible = self.parameters.get("visible_gpus", ())
+        gpus = range(n_gpus) if visible == () else visible[:n_gpus]
+        setup = list(self.parameters.get("setup", ()))
+        env = dict(os.environ if self._env is None else self._env)
+        env.update(controller_environment(
+            ntasks=ntasks, command=command, timeout_min=self.parameters.get("timeout_min", 2.0),
+            signal_delay_s=self.parameters.get("signal_delay_s", 30), stderr_to_stdout=self.parameters.get("stderr_to_stdout", False),
+            cuda_devices=",".join(str(k) for k in gpus), with_shell=bool(setup)))
+        argv = [sys.executable, "-m", "submitit.local._local", str(self.folder)]
+        started: Any = " && ".join([*setup, shlex.join(argv)]) if setup else argv
+        process = subprocess.Popen(started, shell=bool(setup), env=env, cwd=self._cwd)
+        return LocalJob(folder=self.folder, job_id=str(process.pid), process=process, tasks=list(range(ntasks)))
+
+
+def controller_environment(*, ntasks: int, command: str, timeout_min: float, signal_delay_s: int, stderr_to_stdout: bool,
+                           cuda_devices: str, with_shell: bool) -> dict[str, str]:
+    """The variables submitit's local controller (``python -m submitit.local._local``) reads, as
+    submitit's ``start_controller`` sets them."""
+    return {
+        "SUBMITIT_LOCAL_NTASKS": str(ntasks), "SUBMITIT_LOCAL_COMMAND": command,
+        "SUBMITIT_LOCAL_TIMEOUT_S": str(int(60 * timeout_min)), "SUBMITIT_LOCAL_SIGNAL_DELAY_S": str(int(signal_delay_s)),
+        "SUBMITIT_LOCAL_NODEID": "0", "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_STDERR_TO_STDOUT": "1" if stderr_to_stdout else "",
+        "SUBMITIT_EXECUTOR": "local", "CUDA_VISIBLE_DEVICES": cuda_devices, "SUBMITIT_LOCAL_WITH_SHELL": "1" if with_shell else "",
+    }
 
 
 class LocalBackend(Backend):
@@ -36,7 +72,7 @@ class LocalBackend(Backend):
 
     def executor(self, sub: Submission) -> Any:
         assert self.profile is not None
-        ex = _CheckedLocalExecutor(sub.folder, python=sub.python)
+        ex = _CheckedLocalExecutor(sub.folder, python=sub.python, env=sub.env, cwd=sub.cwd)
         ex.update_parameters(timeout_min=sub.minutes, tasks_per_node=sub.tasks_per_node, gpus_per_node=sub.gpus_per_node,
                              nodes=1, signal_delay_s=sub.signal_delay_s)
         if self.profile.setup:  # shell lines: submitit then starts its controller through `sh -c`

@@ -24,19 +24,23 @@ from .._errors import Problem, SchedulerError
 from .._paths import expand_root, user_root
 from .._profile import SiteProfile
 from .._scheduler import ClusterInfo, Slurm, default_slurm
-from .base import CANCEL_MARK, Backend, Submission, record_payload_hash
+from .base import CANCEL_MARK, Backend, Submission, env_argv, record_payload_hash
 from .poller import Poller, poller
 
 
 class PlannedSlurmExecutor(submitit.SlurmExecutor):
     """submitit's SlurmExecutor, submitting the plan's script instead of rendering its own."""
 
-    def __init__(self, folder: Path, script: str, python: str) -> None:
+    def __init__(self, folder: Path, script: str, python: str, env: dict[str, str] | None = None) -> None:
         super().__init__(folder, python=python)
         self._script = script
+        self._env = env
 
     def _make_submission_file_text(self, command: str, uid: str) -> str:
         return self._script
+
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
+        return [*env_argv(self._env), "sbatch", str(submission_file_path)]
 
     def _submit_command(self, command: str) -> Any:
         record_payload_hash(self.folder)
@@ -92,7 +96,7 @@ class HereTransport:
         return folder
 
     def executor(self, sub: Submission) -> PlannedSlurmExecutor:
-        return PlannedSlurmExecutor(sub.folder, sub.script, sub.python)
+        return PlannedSlurmExecutor(sub.folder, sub.script, sub.python, env=sub.env)
 
     def manifest_entries(self, folder: Path) -> dict[str, Any]:
         return {}

@@ -47,7 +47,8 @@ class ClusterSlurm(Slurm):
         self.ssh = ssh
         self._cluster_user: str | None = None
 
-    def run(self, argv: list[str], timeout: float = 60.0) -> str:
+    def run(self, argv: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> str:
+        """``env`` is not sent: the command runs in the login node's own environment."""
         if "-u" in argv and argv[0] in ("squeue", "sacct"):  # the cluster account, not the laptop's user name
             argv = list(argv)
             argv[argv.index("-u") + 1] = self.user()

@@ -138,3 +138,42 @@ def test_a_command_result_pickled_by_an_older_version_still_loads(tmp_path: Path
     data = pickle.dumps(old)
     new = pickle.loads(data)
     assert (new.stdout, new.stderr, new.stdout_path, new.stderr_path) == ("old out\n", "old err\n", out, err)
+
+
+def test_the_local_controller_is_started_as_submitit_starts_it() -> None:
+    """aifsdk starts submitit's local controller itself (to give it the job's environment and
+    working folder without changing this process's): the variables it sets are the ones submitit's
+    own start_controller sets, and LocalExecutor reads the same parameters. A submitit release that
+    changes either fails here."""
+    import ast
+    import inspect
+    import re
+    import textwrap
+
+    from submitit.local import local
+
+    from aifsdk._backends.local import controller_environment
+
+    ours = controller_environment(ntasks=1, command="c", timeout_min=1, signal_delay_s=1, stderr_to_stdout=False,
+                                  cuda_devices="", with_shell=False)
+    theirs = inspect.getsource(local.start_controller)
+    updates = [node for node in ast.walk(ast.parse(textwrap.dedent(theirs)))
+               if isinstance(node, ast.Call) and ast.unparse(node.func) == "env.update"]
+    assert len(updates) == 1 and {k.arg for k in updates[0].keywords} == set(ours)
+    submit = inspect.getsource(local.LocalExecutor._submit_command)
+    assert set(re.findall(r'self\.parameters\.get\("(\w+)"', submit)) == {
+        "tasks_per_node", "gpus_per_node", "visible_gpus", "timeout_min", "signal_delay_s", "stderr_to_stdout", "setup"}
+    assert '"-m", "submitit.local._local"' in theirs
+
+
+def test_submitting_changes_neither_the_environment_nor_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local job gets the site's variables and starts in its copy of the working folder, while
+    the submitting process keeps its own environment and folder, even from inside a job."""
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # as inside an outer job: cleaned for the inner one only
+    monkeypatch.chdir(tmp_path)
+    before_env, before_cwd = dict(os.environ), os.getcwd()
+    job = aifsdk.submit(["sh", "-c", "echo ${SLURM_JOB_ID:-none} $(pwd)"], snapshot=False)
+    assert dict(os.environ) == before_env and os.getcwd() == before_cwd
+    result = job.result(timeout=60)
+    assert result.exit_code == 0
+    assert result.stdout.split() == ["none", str(tmp_path)]

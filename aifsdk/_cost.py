@@ -87,9 +87,11 @@ def _share(profile: SiteProfile, r: Resources, exclusive: bool, node_gpus: int |
     return share, "" if share == 1 else f" x {used:g}/{whole:g} of a node (its {key})"
 
 
-def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None) -> Cost:
-    """Upper bound at the time limit, in the site's unit (see the module docstring)."""
-    hours = parse_time(r.time) / 60 if r.time is not None else 0.0  # type: ignore[arg-type]
+def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None, minutes: int | None = None) -> Cost:
+    """Upper bound at the time limit (``minutes``, else ``r.time``), in the site's unit (see the module docstring)."""
+    if minutes is None:
+        minutes = parse_time(r.time) if r.time is not None else 0  # type: ignore[arg-type]
+    hours = minutes / 60
     nodes = r.nodes or 1
     exclusive = bool(part and part.exclusive)
     node_gpus = part.gpus_per_node if part and part.gpus_per_node is not None else profile.node.gpus

@@ -11,7 +11,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +20,7 @@ from . import _snapshot as snapshots
 from ._backends import backend_for
 from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError, suggest
 from ._profile import SiteProfile, load_site
-from ._resolve import Cost, estimate_cost, resolve
+from ._resolve import Cost, Resolution, Resolved, estimate_cost, resolve
 from ._resources import FIELD_ALIASES, Resources, build, parse_time
 from ._snapshot import SnapshotOptions
 
@@ -74,7 +74,7 @@ class Plan:
         kind: "function" or "command".
         target: what runs, in words.
         resources: the request with every site default filled in.
-        origins: for each resolved field, where its value came from.
+        origins: for each resolved field, where its value came from (read-only).
         script: the exact text that will be submitted (the sbatch script on Slurm sites).
         folder: the job folder that submit will create.
         cost: the upper-bound cost at the time limit, in the site's billing unit.
@@ -91,6 +91,8 @@ class Plan:
             paths resolve to the snapshot.
         python: the command that starts Python on the nodes (inside the container, if any).
         container: the Apptainer/Singularity image the job runs in, or None.
+        resolved: the request resolved once (resources, time limit in minutes, origins, notes,
+            warnings, partition and QoS): the script, the cost and the manifest are read from it.
     """
 
     site: str
@@ -98,12 +100,12 @@ class Plan:
     target: str
     name: str
     resources: Resources
-    origins: dict[str, str]
+    origins: Mapping[str, str]
     script: str
     folder: Path
     cost: Cost
-    notes: list[str] = field(default_factory=list)
-    warnings: list[PlanWarning] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
     pythonpath: list[str] = field(default_factory=list)
     launcher: str = "srun"
     snapshot: SnapshotPlan | None = None
@@ -113,10 +115,12 @@ class Plan:
     profile: SiteProfile = field(repr=False, default=None)  # type: ignore[assignment]
     callable: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     args: tuple[Any, ...] = field(repr=False, default=())
+    resolved: Resolved = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def time_minutes(self) -> int:
-        return parse_time(self.resources.time)  # type: ignore[arg-type]
+        """The time limit in whole minutes, as resolved."""
+        return self.resolved.minutes
 
     @property
     def num_tasks(self) -> int:
@@ -261,6 +265,7 @@ class _Planner:
         self.warnings: list[PlanWarning] = []
         self.strict = strict
         self.origins: dict[str, str] = {}
+        self.resolution: Resolution | None = None
 
     def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
         self.problems.append(Problem(param, value, allowed, fix))
@@ -275,14 +280,13 @@ class _Planner:
         kind, call, description = self._target()
         name = self._name(description)
         resolved = request
-        partition = None
         if profile:
-            res = resolve(request, profile, self.bad_fields)
+            res = self.resolution = resolve(request, profile, self.bad_fields)
             self.problems += res.problems
             self.notes += res.notes
             self.warnings += res.warnings
             self.origins.update(res.origins)
-            resolved, partition = res.resources or request, res.partition
+            resolved = res.resources or request
         folder = self._folder(profile, name)
         launcher = self._launcher(profile, kind)
         snap = self._snapshot(kind, call, profile) if call is not None and folder is not None else None
@@ -320,15 +324,16 @@ class _Planner:
                                             "(the job starts in its copy, and sbatch --chdir takes one line)",
                                             "submit from a folder with a plainer name (cd to the project's top), or snapshot=False")],
                                    site=self.site)
-        python = self._python(profile, resolved, folder)
-        script = render_script(profile, resolved, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
-                               launcher=launcher, workdir=workdir, python=python, mlflow_run_id=self.mlflow_run_id)
+        once = Resolved.of(self.resolution, origins=self.origins, notes=self.notes, warnings=self.warnings)
+        python = self._python(profile, once.resources, folder)
+        script = render_script(profile, once.resources, folder, name=name, kind=kind, description=description, pythonpath=pythonpath,
+                               launcher=launcher, workdir=workdir, python=python, mlflow_run_id=self.mlflow_run_id, minutes=once.minutes)
         return Plan(
-            site=self.site, kind=kind, target=description, name=name, resources=resolved, origins=self.origins,
-            script=script, folder=folder, cost=estimate_cost(profile, resolved, partition),
-            notes=self.notes, warnings=self.warnings, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, python=python,
+            site=self.site, kind=kind, target=description, name=name, resources=once.resources, origins=once.origins,
+            script=script, folder=folder, cost=estimate_cost(profile, once.resources, once.partition, once.minutes),
+            notes=once.notes, warnings=once.warnings, pythonpath=pythonpath, launcher=launcher, snapshot=snap, workdir=workdir, python=python,
             container=self.container, profile=profile, callable=call,
-            args=self.call_args,
+            args=self.call_args, resolved=once,
         )
 
     # -- the request itself -------------------------------------------------------------------
@@ -691,7 +696,8 @@ def tracker_lines(folder: Path, mlflow_run_id: str | None = None) -> list[str]:
 
 def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str, kind: str, description: str,
                   pythonpath: Sequence[str] = (), launcher: str = "srun", workdir: Path | None = None, python: str = "",
-                  mlflow_run_id: str | None = None) -> str:
+                  mlflow_run_id: str | None = None, minutes: int | None = None) -> str:
+    """The job's script. ``minutes``: the resolved time limit (else read from ``r.time``)."""
     from ._version import __version__
 
     header = [f"# aifsdk {__version__} | site {profile.name} | {kind} {description}".replace("\n", " ")]
@@ -712,7 +718,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         ("error", err_pattern.replace("%t", "0")),
         ("open-mode", "append"),
         *([("chdir", str(workdir))] if workdir else []),
-        ("signal", f"USR2@{signal_delay(profile, parse_time(r.time) if r.time else 60)}"),
+        ("signal", f"USR2@{signal_delay(profile, minutes if minutes is not None else parse_time(r.time) if r.time else 60)}"),
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
     lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]

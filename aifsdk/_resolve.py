@@ -15,7 +15,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._backends import backend_for
@@ -27,7 +29,7 @@ from ._resources import Resources, format_time, parse_time
 from ._scheduler import ClusterInfo
 
 FALLBACK_TIME_MIN = 60
-__all__ = ["Cost", "Resolution", "estimate_cost", "resolve"]  # Cost and estimate_cost live in _cost
+__all__ = ["Cost", "Resolution", "Resolved", "estimate_cost", "resolve"]  # Cost and estimate_cost live in _cost
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Resolution:
     warnings: list[PlanWarning] = field(default_factory=list)
     partition: Partition | None = None
     qos: Qos | None = None
+    minutes: int | None = None  # the time limit, decided once
 
     def fail(self, param: str, value: Any, allowed: str, fix: str) -> None:
         self.problems.append(Problem(param, value, allowed, fix))
@@ -51,6 +54,28 @@ class Resolution:
     def warn(self, param: str, value: Any, waste: str, cheaper: str) -> None:
         """The site accepts it, but it bills for what the job cannot use: say so, with the cheaper way."""
         self.warnings.append(PlanWarning(param, value, waste, cheaper))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A request resolved on its site, once: every field filled in, the time limit in whole
+    minutes, where each value came from, the notes and warnings. The script, the cost and the
+    manifest are read from it; nothing changes it afterwards."""
+
+    resources: Resources
+    minutes: int
+    origins: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
+    partition: Partition | None = None
+    qos: Qos | None = None
+
+    @classmethod
+    def of(cls, resolution: Resolution, *, origins: Mapping[str, str], notes: Sequence[str], warnings: Sequence[PlanWarning]) -> Resolved:
+        """The outcome of a resolution without problems, with the planner's own origins and notes."""
+        assert resolution.resources is not None and resolution.minutes is not None and not resolution.problems
+        return cls(resolution.resources, resolution.minutes, MappingProxyType(dict(origins)), tuple(notes), tuple(warnings),
+                   resolution.partition, resolution.qos)
 
 
 def resolve(request: Resources, profile: SiteProfile, bad: set[str] | frozenset[str] = frozenset()) -> Resolution:
@@ -249,12 +274,14 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
             if minutes > top:
                 minutes, origin = top, f"{what} (the default was higher)"
         values["time"] = format_time(minutes)
+        self.minutes = minutes
         self.origins["time"] = origin
         return
     if "time" in self.bad:
         return
     minutes = parse_time(req.time)
     values["time"] = format_time(minutes)
+    self.minutes = minutes
     if part and part.max_minutes and minutes > part.max_minutes:
         better = _prefer_known(partitions, lambda p: p.max_minutes is None or p.max_minutes >= minutes, lambda p: p.max_minutes is not None)
         alt = f", or use partition {' / '.join(better)}" if better else ""

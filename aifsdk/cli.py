@@ -298,7 +298,7 @@ def _go_ahead(pl: Any, args: argparse.Namespace) -> bool:
 def _plan_json(pl: Any) -> dict[str, Any]:
     return {
         "site": pl.site, "kind": pl.kind, "target": pl.target, "name": pl.name, "folder": str(pl.folder),
-        "resources": pl.resources.as_dict(), "origins": pl.origins, "cost": pl.cost.__dict__, "notes": pl.notes,
+        "resources": pl.resources.as_dict(), "origins": dict(pl.origins), "cost": pl.cost.__dict__, "notes": list(pl.notes),
         "warnings": [dataclasses.asdict(w) for w in pl.warnings], "launch": pl.launch_lines, "script": pl.script,
     }
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import pwd
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -104,8 +104,8 @@ def ensure_private(path: Path, what: str) -> Path:
     why = _not_private(st)
     if why is not None:
         if st.st_uid != os.getuid():
-            fix = (f"if it is not meant to be there, ask its owner or an admin to remove it; or point aifsdk at a folder "
-                   f"of your own (AIFSDK_HOME, the site's job_root, AIFSDK_JOB_ROOT)")
+            fix = ("if it is not meant to be there, ask its owner or an admin to remove it; or point aifsdk at a folder "
+                   "of your own (AIFSDK_HOME, the site's job_root, AIFSDK_JOB_ROOT)")
         else:
             fix = f"make it private: chmod 700 {_quote(path)}"
         raise StorageError(f"{what} {path} {why}, and aifsdk runs code it finds there, so it only trusts folders that are "

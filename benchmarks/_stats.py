@@ -7,7 +7,6 @@ Comparing two runs is :mod:`benchmarks._compare` (a tested verdict, or "not comp
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass

@@ -5,7 +5,6 @@ local jobs and real processes."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

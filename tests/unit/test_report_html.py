@@ -12,10 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_bench_results import _doc, _row, _saved, _spread
 
 from benchmarks import report
-
-from test_bench_results import _doc, _row, _saved, _spread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -16,7 +16,7 @@ import pytest
 import aifsdk
 
 import jobfns
-from conftest import REMOTE_HOME, REMOTE_PYTHON, REMOTE_USER, SSH_SCRIPT
+from conftest import REMOTE_HOME, REMOTE_PYTHON, REMOTE_USER, SSH_SCRIPT, squeue_ids
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -121,13 +121,13 @@ def test_a_new_process_follows_the_job(ssh_host: Path) -> None:
 
 def test_cluster_environment_without_aifsdk_is_refused_before_submitting(ssh_host: Path) -> None:
     site = remote_site(ssh_host, python="/usr/bin/python3", name="bare")
-    before = subprocess.run(["squeue", "-h", "-t", "all", "-u", REMOTE_USER, "-o", "%i"], capture_output=True, text=True).stdout.split()
+    jobs_of_site = REMOTE_HOME / "aifsdk" / "jobs" / site  # other tests submit over SSH at the same time
+    before = squeue_ids(under=jobs_of_site)
     with pytest.raises(aifsdk.RequestError) as info:
         aifsdk.submit(jobfns.double, 1, site=site, time=5)
     text = str(info.value)
     assert "nothing was submitted" in text and "aifsdk importable there" in text and "pip install aifsdk==" in text
-    after = subprocess.run(["squeue", "-h", "-t", "all", "-u", REMOTE_USER, "-o", "%i"], capture_output=True, text=True).stdout.split()
-    assert set(after) == set(before)
+    assert squeue_ids(under=jobs_of_site) == before
 
 
 def test_cancel_over_ssh(ssh_host: Path) -> None:

@@ -230,9 +230,11 @@ def test_ctrl_c_while_waiting_stops_the_waiting_not_the_jobs() -> None:
     jobs = aifsdk.map(logged_sleep, [(i, 30.0, "/dev/null") for i in range(2)], site="slurm", time=5, pack=2)
     map_id = jobs[0].map_id
     waiting = subprocess.Popen([sys.executable, "-m", "aifsdk", "wait", map_id], stderr=subprocess.PIPE, text=True, cwd=REPO)
-    time.sleep(4)
+    first = waiting.stderr.readline()  # the first progress line: the waiting has begun
+    assert "items ended" in first, first
     waiting.send_signal(signal.SIGINT)
     _, err = waiting.communicate(timeout=60)
+    err = first + err
     try:
         assert waiting.returncode == 130 and f"`aifsdk cancel {map_id}`" in err and "the jobs go on" in err, err
         assert {j.state for j in jobs} <= {"PENDING", "RUNNING"}  # still there

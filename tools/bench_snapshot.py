@@ -105,7 +105,8 @@ def run(content: str, files: int, mb: float, repeats: int) -> dict:
         first = snapshot_once(root, store, jobs / "job0")
         same = [snapshot_once(root, store, jobs / f"same{i}") for i in range(repeats)]
         fresh = [snapshot_once(root, store, jobs / f"fresh{i}", new_process=True) for i in range(repeats)]
-        node = [materialise_once(jobs / f) for f in ("job0", "same0", "same1")]  # the first job of the snapshot, two later ones
+        # the first job of the snapshot, then up to two later ones
+        node = [materialise_once(jobs / f) for f in ("job0", *(f"same{i}" for i in range(min(2, repeats))))]
         load_end = os.getloadavg()[0]
     med = {k: statistics.median(r["total_s"] for r in v) for k, v in (("same", same), ("fresh", fresh))}
     print(f"[{content}] tree: {first['files']} files, {first['bytes'] / 2**20:.1f} MB (load average {load:.2f} at start, "
@@ -133,6 +134,8 @@ def main() -> None:
     parser.add_argument("--content", nargs="+", choices=("source", "filler"), default=["source", "filler"])
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give 1 or more (5 by default)")
     runs = [run(c, args.files, args.mb, args.repeats) for c in args.content]
     report = {
         "schema": 2, "benchmark": "bench_snapshot", "host": platform.node(), "cpus": os.cpu_count(),

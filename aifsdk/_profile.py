@@ -381,9 +381,16 @@ def _script_text_problems(profile: SiteProfile) -> list[str]:
         for i, line in enumerate(entries):
             if isinstance(line, str) and _CONTROL.search(line):
                 out.append(f"{where}[{i}]: {line!r} holds a newline, carriage return or NUL; give one shell line per entry")
-    for where, value in (("python", profile.python), ("job_root", profile.job_root), ("scratch_job_root", profile.scratch_job_root)):
+    values = [("python", profile.python), ("job_root", profile.job_root), ("scratch_job_root", profile.scratch_job_root)]
+    if profile.ssh:  # given to ssh or run by the login node's shell: one line each
+        values += [("ssh.host", profile.ssh.host), ("ssh.python", profile.ssh.python), ("ssh.job_root", profile.ssh.job_root),
+                   ("ssh.config", profile.ssh.config), *((f"ssh.options[{i}]", o) for i, o in enumerate(profile.ssh.options))]
+    for where, value in values:
         if isinstance(value, str) and _CONTROL.search(value):
             out.append(f"{where}: {value!r} holds a newline, carriage return or NUL; put it on one line")
+    if profile.ssh and isinstance(profile.ssh.host, str) and (profile.ssh.host.startswith("-") or not profile.ssh.host.strip()):
+        out.append(f"ssh.host: {profile.ssh.host!r} is not a host (ssh would read it as an option); "
+                   "give a Host of your ~/.ssh/config or user@host, and put ssh options in ssh.options")
     return out
 
 

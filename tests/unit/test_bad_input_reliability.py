@@ -116,6 +116,16 @@ for ch in ("\\n", "\\r", "\\0"):
     row(f"profile-job-root-{ch}", profile(f'job_root: "/scratch{ch}x"\n'), "job_root")
     row(f"profile-scratch-job-root-{ch}", profile(f'scratch_job_root: "/scratch/{{account}}{ch}x"\n'), "scratch_job_root")
     row(f"profile-modules-{ch}", profile(f'software: {{modules: ["module load a{ch}id"]}}\n'), "software.modules[0]")
+    # the ssh block: given to ssh, or run by the login node's shell
+    row(f"profile-ssh-setup-{ch}", profile(f'ssh: {{host: h, setup: ["module load a{ch}id"]}}\n'), "ssh.setup[0]")
+    row(f"profile-ssh-python-{ch}", profile(f'ssh: {{host: h, python: "python3{ch}id"}}\n'), "ssh.python")
+    row(f"profile-ssh-job-root-{ch}", profile(f'ssh: {{host: h, job_root: "/scratch{ch}x"}}\n'), "ssh.job_root")
+    row(f"profile-ssh-host-{ch}", profile(f'ssh: {{host: "h{ch}id"}}\n'), "ssh.host")
+    row(f"profile-ssh-config-{ch}", profile(f'ssh: {{host: h, config: "~/.ssh/c{ch}x"}}\n'), "ssh.config")
+    row(f"profile-ssh-options-{ch}", profile(f'ssh: {{host: h, options: ["User=a{ch}ProxyCommand=id"]}}\n'), "ssh.options[0]")
+# a host ssh would read as an option
+for value in ("-oProxyCommand=id", "-F/tmp/x", " "):
+    row(f"profile-ssh-host-option-{value!r}", profile(f'ssh: {{host: "{value}"}}\n'), "ssh.host")
 # -- sizing ----------------------------------------------------------------------------------
 for value in (math.inf, math.nan, -1, 0, "1e6", True):
     row(f"size-work-{value!r}", sized(work=value), "work")

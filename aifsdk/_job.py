@@ -15,6 +15,7 @@ Two sources tell that a job ended:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -641,16 +642,22 @@ def _wait_loop(items: list[Job], pending: dict[int, Job], sweeps: list[Any], bar
     start = time.monotonic()
     next_query, interval = start, SCHEDULER_POLL_MIN_S
     ended_at: dict[int, float] = {}  # the scheduler said the job ended; its files may lag
+    items_of = _items_by_sweep(pending)
+    looked: dict[int, tuple[Any, ...]] = {}  # per map: what its last full look at its items saw
     while pending:
         for sweep in sweeps:
             sweep.tick()
         if bar is not None:
             bar.update()
+        for sweep in sweeps:
+            _drop_ended_items(sweep, items_of.get(id(sweep), {}), pending, looked)
         _pull([j for j in pending.values() if not hasattr(j, "sweep")])
         listings: dict[str, set[str] | None] = {}
         for key, job in list(pending.items()):
+            if hasattr(job, "sweep"):
+                continue  # looked at above, map by map
             folder = str(job.folder)
-            if folder not in listings and not hasattr(job, "sweep"):
+            if folder not in listings:
                 listings[folder] = _listdir(folder)
             if job._complete_in(listings.get(folder)):
                 job._backend.settle(job.job_id, job.folder, job._sub)
@@ -676,6 +683,33 @@ def _wait_loop(items: list[Job], pending: dict[int, Job], sweeps: list[Any], bar
             )
         time.sleep(max(file_poll_interval(len(listings)), FILE_POLL_S if sweeps else 0.0))
     return items
+
+
+def _items_by_sweep(pending: dict[int, Job]) -> dict[int, dict[int, int]]:
+    """The items of packed maps among ``pending``: per map, item index -> key in ``pending``."""
+    out: dict[int, dict[int, int]] = {}
+    for key, job in pending.items():
+        sweep = getattr(job, "sweep", None)
+        if sweep is not None:
+            out.setdefault(id(sweep), {})[job.index] = key  # type: ignore[attr-defined]
+    return out
+
+
+def _drop_ended_items(sweep: Any, items: dict[int, int], pending: dict[int, Job], looked: dict[int, tuple[Any, ...]]) -> None:
+    """Take the ended items of one map out of ``pending``, at a cost that follows what changed: the
+    items with new outcomes, and all of its items only when the scheduler was asked again (a job
+    ended without finishing its items), an item was given up or the map was cancelled."""
+    if not items:
+        return
+    key = (sweep._ticked, sweep.cancelled, len(sweep._lost))
+    if looked.get(id(sweep), (None,))[0] != key:
+        indices: Any = list(items)
+    else:
+        indices = [i for i in itertools.islice(sweep.outcomes, looked[id(sweep)][1], None) if i in items]
+    looked[id(sweep)] = (key, len(sweep.outcomes))
+    for index in indices:
+        if sweep.ended(index):
+            pending.pop(items.pop(index), None)
 
 
 def file_poll_interval(folders: int) -> float:

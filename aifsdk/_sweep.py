@@ -529,14 +529,18 @@ class Item(Job):
 
     def record(self) -> dict[str, Any] | None:
         """The item's record: outcome, value or traceback, start and end times, host, job, attempt."""
-        self.sweep.refresh()
+        if self.index not in self.sweep.outcomes:  # a final record never changes: read files only until there is one
+            self.sweep.refresh()
         return self.sweep.outcomes.get(self.index)
 
     def results(self, timeout: float | None = None) -> list[Any]:
-        from ._job import wait
+        from ._job import check_timeout, wait
 
-        wait([self], timeout, progress=False)
-        rec = self.record()
+        check_timeout(timeout)
+        rec = self.sweep.outcomes.get(self.index)
+        if rec is None:
+            wait([self], timeout, progress=False)
+            rec = self.record()
         if rec is not None and rec["ok"]:
             from ._packrun import load_value
 

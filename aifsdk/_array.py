@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ from submitit.core.utils import DelayedSubmission
 from ._backends import backend_for
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
-from ._paths import JOB_FILE, register
+from ._paths import register, registry_folder
 from ._scheduler import Slurm, chunk_cap
 from ._submit import Plan, plan
 
@@ -141,10 +140,19 @@ def array_script(script: str, folder: Path, count: int, max_parallel: int | None
 
 def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: int | None = None) -> list[Job]:
     """Pickle every payload into the plan's folder, submit them as one or more arrays, record."""
-    from ._launch import _submission_environment, _take_snapshot, job_record, make_job_folder, refuse_wrong_cluster
+    from ._launch import (
+        _submission_environment,
+        _take_snapshot,
+        cancelled_unless_recorded,
+        job_record,
+        make_job_folder,
+        refuse_wrong_cluster,
+        write_manifest,
+    )
 
     folder = first.folder
     refuse_wrong_cluster(first)
+    registry_folder(first.site)  # checked before anything is queued (and again at register)
     make_job_folder(first, folder)
     snap = _take_snapshot(first)
     pending = []
@@ -153,7 +161,8 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
         path = folder / f".item-{k}.pkl"
         payload.dump(path)
         pending.append((path, hashlib.sha256(path.read_bytes()).hexdigest()))
-    slurm = backend_for(first.profile).slurm()
+    backend = backend_for(first.profile)
+    slurm = backend.slurm()
     if slurm is None:
         raise SchedulerError(f"site {first.site!r} has no scheduler to queue job arrays; submit one job per item")
     size = chunk_size(slurm)
@@ -170,15 +179,16 @@ def submit_array(first: Plan, payloads: list[DelayedSubmission], max_parallel: i
         except SchedulerError as exc:
             done = f"; items 0-{start - 1} were submitted as arrays {[c['job_id'] for c in chunks]}" if chunks else "; nothing was queued"
             raise SchedulerError(f"sbatch refused the array of items {start}-{start + count - 1}: {exc}{done}") from None
-        for index in range(count):
-            path, digest = pending[start + index]
-            name = f"{array_id}_{index}_submitted.pkl"
-            (folder / f"{name}.sha256").write_text(f"{digest}  {name}\n")  # before the payload appears
-            path.rename(folder / name)
-        script.rename(folder / f"{array_id}_submission.sh")
-        chunks.append({"job_id": array_id, "start": start, "count": count})
-        record.update(job_id=chunks[0]["job_id"], array={"items": len(payloads), "chunks": chunks, "max_parallel": max_parallel})
-        (folder / JOB_FILE).write_text(json.dumps(record, default=str))
-        register(first.site, array_id, folder)
+        with cancelled_unless_recorded(backend, array_id, folder):  # queued: the array runs from these files
+            for index in range(count):
+                path, digest = pending[start + index]
+                name = f"{array_id}_{index}_submitted.pkl"
+                (folder / f"{name}.sha256").write_text(f"{digest}  {name}\n")  # before the payload appears
+                path.rename(folder / name)
+            script.rename(folder / f"{array_id}_submission.sh")
+            chunks.append({"job_id": array_id, "start": start, "count": count})
+            record.update(job_id=chunks[0]["job_id"], array={"items": len(payloads), "chunks": chunks, "max_parallel": max_parallel})
+            write_manifest(folder, record)
+            register(first.site, array_id, folder)
         jobs += [Job._from_record(dict(record, job_id=f"{array_id}_{i}", array_index=start + i)) for i in range(count)]
     return jobs

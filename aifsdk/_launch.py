@@ -16,14 +16,15 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from ._backends import Submission, backend_for
-from ._errors import AifsdkError, Problem, RequestError, SchedulerError
-from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, storage_error
+from ._errors import AifsdkError, Problem, RequestError, SchedulerError, StorageError
+from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, registry_folder, storage_error
 from ._plan import Plan, environment_lines, signal_delay
 from ._profile import user_config_dir
 from ._run import PAYLOAD_HASH_FILE, sha256_file
@@ -53,6 +54,8 @@ def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
     refuse_wrong_cluster(plan)
     backend = backend_for(plan.profile)
     local = backend.staging(plan.folder)  # over SSH: staged here, pushed before sbatch, run there
+    if not backend.in_process:
+        registry_folder(plan.site)  # checked before anything is queued (and again at register)
     make_job_folder(plan, local)
     try:
         snap = _take_snapshot(plan, local)
@@ -87,14 +90,46 @@ def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
     record = job_record(plan, job_id, snap, folder=local)
     record.update(backend.manifest_entries(plan.folder))
     # The folder is new and private, and the registry points at it only after this write.
-    try:
-        (local / JOB_FILE).write_text(json.dumps(record, default=str))
-    except OSError as exc:
-        raise storage_error(exc, local / JOB_FILE, f"job {job_id} is queued, but writing its manifest") from None
-    backend.submitted(local, plan.folder)  # over SSH: the payload under its job id, and the manifest
-    if not backend.in_process:
-        register(plan.site, job_id, local)
+    with cancelled_unless_recorded(backend, job_id, local, sub_job):
+        write_manifest(local, record)
+        backend.submitted(local, plan.folder)  # over SSH: the payload under its job id, and the manifest
+        if not backend.in_process:
+            register(plan.site, job_id, local)
     return record, sub_job
+
+
+def write_manifest(folder: Path, record: dict[str, Any]) -> None:
+    """The job's manifest (aifsdk-job.json) in its folder; an OSError names the file."""
+    path = folder / JOB_FILE
+    try:
+        path.write_text(json.dumps(record, default=str))
+    except OSError as exc:
+        exc.filename = str(path)
+        raise
+
+
+@contextlib.contextmanager
+def cancelled_unless_recorded(backend: Any, job_id: str, folder: Path, handle: Any = None) -> Iterator[None]:
+    """Around what records a job the scheduler has already queued (its manifest, its registry link,
+    over SSH the files it runs from): if that fails, the job is cancelled, since no aifsdk command
+    could follow it or get its result, and the error says so, naming the path that failed. The
+    job folder is kept (it holds the script and the payload)."""
+    try:
+        yield
+    except (OSError, AifsdkError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, AifsdkError):
+            exc = storage_error(exc, Path(exc.filename or folder), f"job {job_id} was queued, but writing")
+        try:
+            backend.cancel(job_id, folder, handle)
+            told = (f"\nThe job was cancelled ({'scancel ' + job_id if backend.scheduled else 'its process stopped'}): "
+                    f"aifsdk could not have followed it or returned its result. Its folder {folder} is kept; "
+                    "once the cause is fixed, submit again")
+        except (OSError, AifsdkError) as again:
+            told = (f"\nCancelling the job failed too ({again}): it may still run without aifsdk following it; "
+                    + (f"cancel it with `scancel {job_id}`" if backend.scheduled else f"stop process {job_id}"))
+        if isinstance(exc, StorageError):
+            raise StorageError(f"{exc}{told}", path=exc.path) from None
+        raise SchedulerError(f"job {job_id} was queued, but recording it failed: {exc}{told}") from None
 
 
 def submission(plan: Plan, local: Path) -> Submission:

@@ -192,11 +192,16 @@ def private_home() -> Path:
     return ensure_private(aifsdk_home(), "AIFSDK_HOME")
 
 
+def registry_folder(site: str) -> Path:
+    """registry/<site>, created 0700 or checked with AIFSDK_HOME (see :func:`ensure_private`);
+    submit checks it before anything is queued, and again when it registers the job."""
+    private_home()
+    return ensure_private(aifsdk_home() / "registry" / site, "the job registry")
+
+
 def register(site: str, job_id: str, folder: Path) -> None:
     """Point registry/<site>/<job id> at the job folder (a symlink: one atomic call)."""
-    path = registry_file(site, job_id)
-    private_home()
-    ensure_private(path.parent, "the job registry")
+    path = registry_folder(site) / job_id
     try:
         path.symlink_to(folder)
     except FileExistsError:  # a reused local pid: the newest job takes the name, the old folder stays

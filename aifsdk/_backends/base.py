@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,15 @@ from .._scheduler import ClusterInfo, Slurm
 from .poller import Poller
 
 CANCEL_MARK = "aifsdk-cancelled"  # a job cancelled through aifsdk: <folder>/<mark> (local), <folder>/<id>.<mark> (Slurm)
+
+def mark_cancelled(mark: Path) -> None:
+    """Write a cancel mark (the job's state where the scheduler no longer knows it). A folder that
+    cannot be written (a full disk, a read-only one) does not stop the cancel itself."""
+    try:
+        mark.write_text(f"{time.time()}\n")
+    except OSError:
+        pass
+
 
 @dataclass(frozen=True)
 class Submission:

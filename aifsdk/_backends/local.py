@@ -15,7 +15,7 @@ from typing import Any
 import submitit
 from submitit.local.local import LocalJob
 
-from .base import CANCEL_MARK, Backend, Submission, record_payload_hash
+from .base import CANCEL_MARK, Backend, Submission, mark_cancelled, record_payload_hash
 
 SETTLE_POLL_S = 0.05
 
@@ -115,7 +115,7 @@ class LocalBackend(Backend):
             time.sleep(SETTLE_POLL_S)
 
     def cancel(self, job_id: str, folder: Path, handle: Any) -> None:
-        (folder / CANCEL_MARK).write_text(f"{time.time()}\n")
+        mark_cancelled(folder / CANCEL_MARK)
         process = getattr(handle, "_process", None)
         if process is not None:
             process.send_signal(signal.SIGINT)  # the controller then stops its tasks

@@ -13,7 +13,6 @@ import getpass
 import shlex
 import socket
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ from .._errors import Problem, SchedulerError
 from .._paths import expand_root, user_root
 from .._profile import SiteProfile
 from .._scheduler import ClusterInfo, Slurm, default_slurm
-from .base import CANCEL_MARK, Backend, Submission, env_argv, record_payload_hash
+from .base import CANCEL_MARK, Backend, Submission, env_argv, mark_cancelled, record_payload_hash
 from .poller import Poller, poller
 
 
@@ -194,7 +193,7 @@ class SlurmBackend(Backend):
         return states[job_id]
 
     def cancel(self, job_id: str, folder: Path, handle: Any) -> None:
-        (folder / f"{job_id}.{CANCEL_MARK}").write_text(f"{time.time()}\n")  # the state, where accounting is off
+        mark_cancelled(folder / f"{job_id}.{CANCEL_MARK}")  # the state, where accounting is off
         self.slurm().cancel(job_id)
 
     def pull(self, records: list[Mapping[str, Any]], force: bool = False) -> None:

@@ -274,9 +274,9 @@ def twin_verdict(twin: Twin, req: dict[str, Any], accepted: bool, script: str) -
 Deliberate = tuple[str, Callable[[dict[str, Any], str], bool], str]
 DELIBERATE: list[Deliberate] = [
     ("mn5-acc", lambda _, msg: "CPU cores per GPU" in msg,
-     "20 CPU cores per GPU: a ratio BSC's administrators enforce at submission (J. Torres, Supercomputing for AI, "
-     "ch. 3: fewer cores per GPU 'will result in submission errors'), not a partition or QoS limit a twin can hold; "
-     "aifsdk refuses fewer, and more, than 20 cores per GPU"),
+     "at least 20 CPU cores per GPU: a minimum BSC's administrators enforce at submission (J. Torres, Supercomputing "
+     "for AI, ch. 3: too few cores per GPU 'will result in submission errors'), not a partition or QoS limit a twin can "
+     "hold; aifsdk refuses fewer than 20 cores per GPU (more is accepted, as by the twin: no maximum is documented)"),
 ]
 
 

@@ -111,6 +111,39 @@ def qos_misfit(q: Qos, need: Need) -> str | None:
     return None
 
 
+def qos_ways(profile: SiteProfile, part_name: str | None, part: Partition | None, qos_name: str | None, need: Need,
+             allows: Any) -> list[str]:
+    """The other QoS that allow what ``allows(qos)`` tests (the time, or the node count, the
+    request's QoS refused), as the keywords that choose them: ``qos='long'``, with the request's
+    other values each of them needs (``nodes<=10``) and its partition when it is another one.
+    QoS of the request's partition first (of another partition only when none of it does), general
+    ones before debug and special ones, those that need nothing else alone when there are any; QoS
+    the account cannot use are left out."""
+    def way(name: str, q: Qos, partition: str | None) -> str | None:
+        if q.account_pattern and not (need.account and re.fullmatch(q.account_pattern, need.account)):
+            return None
+        needs = []
+        if q.max_nodes is not None and need.nodes > q.max_nodes:
+            needs.append(f"nodes<={q.max_nodes}")
+        if q.min_nodes is not None and need.nodes < q.min_nodes:
+            needs.append(f"nodes>={q.min_nodes}")
+        if q.max_gpus is not None and need.nodes * need.gpus > q.max_gpus:
+            needs.append(f"at most {q.max_gpus} GPUs in all")
+        if need.minutes and q.max_minutes and need.minutes > q.max_minutes:
+            needs.append(f"time<={format_time(q.max_minutes)}")
+        if partition:
+            needs.append(f"partition={partition!r}")
+        return f"qos={name!r}" + (f" with {' and '.join(needs)}" if needs else "")
+
+    here = {n: q for n, q in qos_for(profile, part_name, part).items() if n != qos_name and allows(q)}
+    ways = [w for n in by_role(here) if (w := way(n, here[n], None))]
+    if not ways:  # a QoS of another partition, named with it
+        elsewhere = {n: q for n, q in profile.qos.items() if n != qos_name and n not in here and q.partitions and allows(q)}
+        ways = [w for n in by_role(elsewhere) if (w := way(n, elsewhere[n], elsewhere[n].partitions[0]))]
+    # those that need nothing else, when there are any
+    return [w for w in ways if " with " not in w] or ways
+
+
 def ordered(pool: dict[str, Any], default: str | None) -> list[str]:
     """The default class first, then the smallest (fewest nodes, then shortest time) first."""
     rest = sorted((n for n in pool if n != default),

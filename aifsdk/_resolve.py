@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._backends import backend_for
-from ._choose import Need, by_role, choose_partition, debug_intent, need_of, partition_misfit, pick_qos, qos_for, qos_misfit
+from ._choose import Need, by_role, choose_partition, debug_intent, need_of, partition_misfit, pick_qos, qos_for, qos_ways
 from ._cost import Cost, estimate_cost
 from ._errors import PlanWarning, Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
@@ -288,9 +288,11 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
         need = need_of(self.request, self.bad)
-        better = by_role({n: q for n, q in qos_for(profile, part_name, part).items() if n != qos_name and qos_misfit(q, need) is None})
-        alt = f", or use qos {' / '.join(better)}" if better else ""
-        self.fail("time", req.time, f"at most {format_time(qos.max_minutes)} with QoS {qos_name}", f"lower time to {format_time(qos.max_minutes)}{alt}; split longer runs into checkpointed jobs")
+        top = qos.max_minutes
+        ways = (qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_minutes is None or q.max_minutes >= minutes)
+                or qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_minutes is None or q.max_minutes > top))
+        alt = f", or use {' or '.join(ways)}" if ways else ""
+        self.fail("time", req.time, f"at most {format_time(top)} with QoS {qos_name}", f"lower time to {format_time(top)}{alt}; split longer runs into checkpointed jobs")
 
 
 def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, Partition], part_name: str | None, part: Partition | None,
@@ -311,22 +313,30 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
         return
     if qos is None:
         return
-    others = qos_for(self.profile, part_name, part)
-    if qos.max_nodes is not None and nodes > qos.max_nodes or qos.min_nodes is not None and nodes < qos.min_nodes:
-        need = need_of(self.request, self.bad)
-        fits = by_role({n: q for n, q in others.items() if n != qos_name and qos_misfit(q, need) is None})
-        if not fits:  # a QoS of another partition (named with it)
-            elsewhere = {n: q for n, q in self.profile.qos.items() if n != qos_name and q.partitions and qos_misfit(q, need) is None}
-            fits = [f"{n} (partition {elsewhere[n].partitions[0]})" for n in by_role(elsewhere)]
+    profile = self.profile
+    need = need_of(self.request, self.bad)
+    too_many = qos.max_nodes is not None and nodes > qos.max_nodes
+    if too_many or qos.min_nodes is not None and nodes < qos.min_nodes:
+        ways = qos_ways(profile, part_name, part, qos_name, need,
+                        lambda q: (q.max_nodes is None or q.max_nodes >= nodes) and (q.min_nodes is None or q.min_nodes <= nodes))
         if qos.min_nodes is not None and qos.max_nodes is not None:
             span = f"{qos.min_nodes}-{qos.max_nodes}"
         else:
             span = f"at most {qos.max_nodes}" if qos.max_nodes is not None else f"at least {qos.min_nodes}"
-        fix = f"use qos {' / '.join(fits)} for {nodes} nodes" if fits else f"use {span} nodes, or another QoS"
+        within = f"nodes<={qos.max_nodes}" if too_many else f"nodes>={qos.min_nodes}"
+        if ways:
+            fix = f"use {' or '.join(ways)} for {nodes} nodes, or {within}"
+        else:
+            # no QoS allows that many (or that few): the nearest ones, with the node count each allows
+            bound = qos.max_nodes if too_many else qos.min_nodes
+            nearer = qos_ways(profile, part_name, part, qos_name, need,
+                              (lambda q: q.max_nodes is None or q.max_nodes > bound) if too_many else (lambda q: (q.min_nodes or 1) < bound))
+            fix = f"use {within}" + (f", or {' or '.join(nearer)}" if nearer else "") + f" (no QoS of site {profile.name} allows {nodes} nodes)"
         self.fail("nodes", nodes, f"{span} nodes with QoS {qos_name}", fix)
     elif qos.max_gpus is not None and gpus and nodes * gpus > qos.max_gpus:
+        ways = qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_gpus is None or q.max_gpus >= nodes * gpus)
         self.fail("gpus_per_node", gpus, f"at most {qos.max_gpus} GPUs in all with QoS {qos_name} (asked {nodes} x {gpus})",
-                  f"use nodes x gpus_per_node <= {qos.max_gpus}, or another QoS")
+                  f"use nodes x gpus_per_node <= {qos.max_gpus}" + (f", or {' or '.join(ways)}" if ways else ""))
 
 
 def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> list[str]:

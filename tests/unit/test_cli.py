@@ -34,6 +34,14 @@ def test_cli_fixes_name_flags() -> None:
     assert "account=" not in out.stderr and "gpus_per_node" not in out.stderr
 
 
+def test_cli_names_the_qos_that_allows_the_time() -> None:
+    """MeluXina's default QoS allows 48 h, QoS long 144 h: the fix names long as a flag."""
+    out = aifsdk("plan", "--site", "meluxina-gpu", "-A", "p200301", "--qos", "default", "--time", "72h", "--", "true")
+    assert out.returncode == 2
+    assert "--time 72h" in out.stderr and "2-00:00:00 with QoS default" in out.stderr and "use --qos long" in out.stderr
+    assert "qos=" not in out.stderr
+
+
 def test_missing_command_exits_2() -> None:
     assert aifsdk("submit").returncode == 2
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._backends import backend_for
 from ._profile import Partition, Qos, SiteProfile
-from ._resources import Resources, format_time, parse_time
+from ._resources import Resources, format_time
 from ._scheduler import ClusterInfo
 
 if TYPE_CHECKING:
@@ -50,30 +50,24 @@ def need_of(req: Resources, bad: set[str]) -> Need:
         value = getattr(req, key)
         return value if isinstance(value, int) and not isinstance(value, bool) and key not in bad and value > 0 else default
 
-    minutes = None
-    if req.time is not None and "time" not in bad:
-        try:
-            minutes = parse_time(req.time)
-        except ValueError:
-            minutes = None
+    minutes = req.time_minutes if "time" not in bad else None
     account = req.account if isinstance(req.account, str) and "account" not in bad else None
     return Need(number("nodes", 1), number("gpus_per_node", 0), minutes, account)
 
 
-def debug_intent(self: Resolution, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition]) -> bool:
+def debug_intent(self: Resolution, req: Resources, profile: SiteProfile, partitions: dict[str, Partition]) -> tuple[bool, Resources]:
     """partition="debug" or qos="debug" on a site without a class of that name asks for the
-    site's debug class (its debug partition, else its debug QoS)."""
-    asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if values[key] == "debug" and "debug" not in names]
+    site's debug class (its debug partition, else its debug QoS). Returns whether it does, and
+    the request without that placeholder name (the site's class is chosen for it)."""
+    asked = [key for key, names in (("partition", partitions), ("qos", profile.qos)) if getattr(req, key) == "debug" and "debug" not in names]
     if not asked or not backend_for(profile).scheduled or not (profile.partitions or profile.qos):
-        return False  # a site that declares no classes (generic Slurm): the name goes to Slurm as it is
+        return False, req  # a site that declares no classes (generic Slurm): the name goes to Slurm as it is
     if not any(p.role == "debug" for p in partitions.values()) and not any(q.role == "debug" for q in profile.qos.values()):
         self.fail(asked[0], "debug", f"a debug class on site {profile.name} (it declares none)",
                   f"name a partition ({', '.join(partitions) or 'see sinfo -s'}) or leave {asked[0]} unset")
         self.bad.add(asked[0])
-        return False
-    for key in asked:
-        values[key] = None
-    return True
+        return False, req
+    return True, req.replace(**dict.fromkeys(asked))
 
 
 def _size(limit: int | None) -> float:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from ._profile import Partition, SiteProfile
-from ._resources import Resources, parse_time
+from ._resources import Resources
 
 UNIT_LABEL = {"gpu-hours": "GPU-h", "node-hours": "node-h", "core-hours": "core-h"}
 
@@ -90,7 +90,7 @@ def _share(profile: SiteProfile, r: Resources, exclusive: bool, node_gpus: int |
 def estimate_cost(profile: SiteProfile, r: Resources, part: Partition | None, minutes: int | None = None) -> Cost:
     """Upper bound at the time limit (``minutes``, else ``r.time``), in the site's unit (see the module docstring)."""
     if minutes is None:
-        minutes = parse_time(r.time) if r.time is not None else 0  # type: ignore[arg-type]
+        minutes = r.time_minutes or 0
     hours = minutes / 60
     nodes = r.nodes or 1
     exclusive = bool(part and part.exclusive)

@@ -24,7 +24,7 @@ from typing import Any
 from ._cost import Cost, estimate_cost
 from ._errors import Problem, SchedulerError
 from ._profile import Partition, SiteProfile, load_site
-from ._resources import Resources, build, format_time, parse_time
+from ._resources import Resources, build, format_time
 from ._scheduler import ClusterInfo, Slurm, _fields, _gpus_in_gres, parse_scontrol
 
 
@@ -233,12 +233,8 @@ def check_request(request: Resources, info: ClusterInfo, nodes: list[Node], defa
             per_task = f" ({request.tasks_per_node or 1} tasks x {request.cpus_per_task} CPUs = {value})" if param == "cpus_per_task" else ""
             problems.append(Problem(param, asked, f"at most {top:g} {unit} per node{per_task}: the nodes of partition {name} are "
                                     f"{names}, each {sizes}", f"ask for at most {top:g} {unit} per node, or more nodes with fewer each"))
-    if request.time is not None and part.max_minutes is not None:
-        try:
-            minutes = parse_time(request.time)
-        except ValueError:
-            minutes = 0
-        if minutes > part.max_minutes:
+    if request.time_minutes is not None and part.max_minutes is not None:
+        if request.time_minutes > part.max_minutes:
             problems.append(Problem("time", request.time, f"at most {_t(part.max_minutes)} (MaxTime of partition {name})", f"lower time to {_t(part.max_minutes)}"))
     return problems
 
@@ -281,5 +277,5 @@ def doctor(site: str = "slurm", request: dict[str, Any] | None = None, slurm: Sl
             report.problems += [p for p in res.problems if p.param not in seen]
             report.notes += [f"warning: {w}" for w in res.warnings]
             if not res.problems and res.resources is not None:
-                report.cost = estimate_cost(profile, res.resources, res.partition)
+                report.cost = estimate_cost(profile, res.resources, res.partition, res.minutes)
     return report

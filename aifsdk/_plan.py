@@ -21,7 +21,7 @@ from ._backends import backend_for
 from ._errors import PlanWarning, Problem, RequestError, SiteNotFoundError, suggest
 from ._profile import SiteProfile, load_site
 from ._resolve import Cost, Resolution, Resolved, estimate_cost, resolve
-from ._resources import FIELD_ALIASES, Resources, build, parse_time
+from ._resources import FIELD_ALIASES, Resources, build
 from ._snapshot import SnapshotOptions
 
 SUBMIT_OPTIONS = ("site", "name", "folder", "launcher", "snapshot", "container", "after", "strict", "mlflow_run_id")
@@ -718,7 +718,7 @@ def render_script(profile: SiteProfile, r: Resources, folder: Path, *, name: str
         ("error", err_pattern.replace("%t", "0")),
         ("open-mode", "append"),
         *([("chdir", str(workdir))] if workdir else []),
-        ("signal", f"USR2@{signal_delay(profile, minutes if minutes is not None else parse_time(r.time) if r.time else 60)}"),
+        ("signal", f"USR2@{signal_delay(profile, minutes if minutes is not None else r.time_minutes or 60)}"),
     ]
     flags += [(str(k).lstrip("-").replace("_", "-"), v) for k, v in sorted(r.extra.items()) if v is not False]
     lines = ["#!/bin/bash", *header, *(_flag(k, v) for k, v in flags), ""]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import types
@@ -63,11 +64,11 @@ class Partition:
     mem_gb: float | None = None
     qos: list[str] = field(default_factory=list)  # QoS allowed here (empty: any the site lists for it)
 
-    @property
+    @functools.cached_property
     def max_minutes(self) -> int | None:
         return None if self.max_time is None else parse_time(self.max_time)
 
-    @property
+    @functools.cached_property
     def default_minutes(self) -> int | None:
         return None if self.default_time is None else parse_time(self.default_time)
 
@@ -86,7 +87,7 @@ class Qos:
     max_gpus: int | None = None  # per job, all nodes together
     max_time: int | str | None = None
 
-    @property
+    @functools.cached_property
     def max_minutes(self) -> int | None:
         return None if self.max_time is None else parse_time(self.max_time)
 
@@ -231,6 +232,11 @@ class SiteProfile:
     ssh: Ssh | None = None  # set in a user's copy of a profile to submit from a laptop
     container: str | None = None  # an Apptainer/Singularity image every job runs in (submit(container=...) overrides)
     source_file: str = ""
+
+    @functools.cached_property
+    def default_minutes(self) -> int | None:
+        """``default_time`` in whole minutes (checked when the profile is loaded)."""
+        return None if self.default_time is None else parse_time(self.default_time)
 
     @property
     def launch_recipe(self) -> bool:

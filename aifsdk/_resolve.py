@@ -25,7 +25,7 @@ from ._choose import Need, by_role, choose_partition, debug_intent, need_of, par
 from ._cost import Cost, estimate_cost
 from ._errors import PlanWarning, Problem, SchedulerError
 from ._profile import Partition, Qos, SiteProfile
-from ._resources import Resources, format_time, parse_time
+from ._resources import Resources, format_time
 from ._scheduler import ClusterInfo
 
 FALLBACK_TIME_MIN = 60
@@ -86,66 +86,52 @@ def resolve(request: Resources, profile: SiteProfile, bad: set[str] | frozenset[
 
 
 def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resources:
+    """The request filled in, one step at a time: each step takes the request as it stands and
+    returns a new one (``Resources`` is frozen), and says in ``self`` where its values came from."""
     if profile.status == "announced":
         others = f"use {' or '.join(profile.alternatives)} meanwhile" if profile.alternatives else "pick another site from `aifsdk sites`"
         self.fail("site", profile.name, "a site that is in service (this one is announced, its hardware not published)",
                   f"{profile.title or profile.name}: {profile.notice} Nothing can be submitted here yet; {others}")
         return req
-    values = req.as_dict()
     bad = self.bad
     info = _cluster_info(self, profile)
     partitions: dict[str, Partition] = dict(info.partitions) if info else {}
     for pname, declared in profile.partitions.items():
         partitions[pname] = _overlay(partitions.get(pname), declared)
     need = need_of(req, bad)
-    debug = debug_intent(self, values, profile, partitions)
-    part_name = req.partition if values["partition"] is not None else None
+    debug, r = debug_intent(self, req, profile, partitions)
+    part_name = r.partition
     if part_name is None:
-        part_name = choose_partition(self, profile, partitions, info, need, debug, values["qos"])
-        bound = profile.qos.get(values["qos"]) if isinstance(values["qos"], str) else None
+        part_name = choose_partition(self, profile, partitions, info, need, debug, r.qos)
+        bound = profile.qos.get(r.qos) if isinstance(r.qos, str) else None
         if bound is not None and bound.partitions and part_name in bound.partitions and profile.default_partition not in bound.partitions:
-            self.origins["partition"] = f"the partition of QoS {values['qos']}"
+            self.origins["partition"] = f"the partition of QoS {r.qos}"
         if part_name:
-            values["partition"] = part_name
+            r = r.replace(partition=part_name)
     part = partitions.get(part_name) if part_name else None
     if part_name and partitions and part is None and "partition" not in bad:
         self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
     self.partition = part
     local = not backend_for(profile).scheduled  # one machine, no scheduler
-    qos_name, qos = (None, None) if local else _choose_qos(self, profile, values, part_name, part, need, debug)
+    qos_name, qos = None, None
+    if not local:
+        qos_name, qos, r = _choose_qos(self, profile, r, part_name, part, need, debug)
     self.qos = qos
-    _resolve_time(self, req, values, profile, partitions, part_name, part, qos_name, qos)
-
-    recipe = profile.launch_recipe and not local
-    asked_gpus = values["gpus_per_node"]
-    if recipe and values["tasks_per_node"] is None and not {"gpus_per_node", "cpus_per_task"} & bad and isinstance(asked_gpus, int) and asked_gpus >= 1:
-        asked_cpus = values["cpus_per_task"]
-        node_cpus = part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus_usable or profile.node.cpus
-        if asked_cpus is not None and node_cpus and asked_gpus * asked_cpus > node_cpus:  # the request's cores say one task
-            self.notes.append(f"one rank per GPU would take {asked_gpus} x {asked_cpus} cores, more than the node's {node_cpus}: "
-                              "1 task per node (pass tasks_per_node to choose)")
-        else:
-            values["tasks_per_node"] = asked_gpus
-            self.origins["tasks_per_node"] = f"site {profile.name} launch recipe: one rank per GPU"
-    for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
-        if values[key] is None:
-            values[key] = default
-            self.origins[key] = "default"
-    if req.nodes is None and part and part.min_nodes and part.min_nodes > 1:
-        values["nodes"] = part.min_nodes  # what Slurm gives a job that names no node count there
-        self.origins["nodes"] = f"partition {part_name} MinNodes"
-    nodes, tasks, gpus, cpus = values["nodes"], values["tasks_per_node"], values["gpus_per_node"], values["cpus_per_task"]
+    self.minutes, r = _resolve_time(self, r, need, profile, partitions, part_name, part, qos_name, qos)
+    r = _tasks_and_nodes(self, r, req, profile, part_name, part, local)
+    nodes, tasks, gpus, cpus = r.nodes, r.tasks_per_node, r.gpus_per_node, r.cpus_per_task
+    assert nodes is not None and tasks is not None and gpus is not None  # filled in by _tasks_and_nodes
     node = profile.node
     if local:
         if "nodes" not in bad and nodes != 1:
             self.fail("nodes", nodes, f"1 on site {profile.name} (one machine)", "use site='slurm' (or a cluster site) for several nodes")
         for key in ("partition", "account", "qos", "constraint"):
-            if values[key] is not None:
-                self.notes.append(f"{key}={values[key]!r} is ignored on site {profile.name}")
+            if getattr(r, key) is not None:
+                self.notes.append(f"{key}={getattr(r, key)!r} is ignored on site {profile.name}")
         if req.extra:
             self.notes.append(f"extra sbatch options are ignored on site {profile.name}")
     elif "nodes" not in bad:
-        _check_nodes(self, nodes, gpus if "gpus_per_node" not in bad else 0, partitions, part_name, part, info, qos_name, qos)
+        _check_nodes(self, nodes, gpus if "gpus_per_node" not in bad else 0, partitions, part_name, part, info, qos_name, qos, need)
 
     gpu_cap = (part.gpus_per_node if part and part.gpus_per_node is not None else node.gpus)
     if gpu_cap is None and local:
@@ -161,12 +147,13 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
 
     cpu_cap = (part.cpus_per_node if part and part.cpus_per_node else node.cpus_usable or node.cpus) or (os.cpu_count() if local else None)
     if cpus is None and not local and gpus and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
-        cpus = values["cpus_per_task"] = _cores_per_task(self, profile, tasks, gpus, cpu_cap)
+        cpus = _cores_per_task(self, profile, tasks, gpus, cpu_cap)
+        r = r.replace(cpus_per_task=cpus)
     # what a job may request per node, else what is installed: more than that can never start
     mem_cap = part.mem_gb if part and part.mem_gb else node.mem_gb or node.mem_total_gb
     per_gpu_mem = profile.gpu_policy.mem_gb_per_gpu_default
-    if values["mem_gb"] is None and per_gpu_mem and not local and gpus and profile.gpu_policy.mem_request and "gpus_per_node" not in bad:
-        values["mem_gb"] = min(per_gpu_mem * gpus, mem_cap) if mem_cap else per_gpu_mem * gpus
+    if r.mem_gb is None and per_gpu_mem and not local and gpus and profile.gpu_policy.mem_request and "gpus_per_node" not in bad:
+        r = r.replace(mem_gb=min(per_gpu_mem * gpus, mem_cap) if mem_cap else per_gpu_mem * gpus)
         self.origins["mem_gb"] = f"site {profile.name}: {per_gpu_mem:g} GB per GPU (gpu_policy.mem_gb_per_gpu_default)"
     if cpus is not None and cpu_cap and not {"cpus_per_task", "tasks_per_node"} & bad and tasks * cpus > cpu_cap:
         self.fail("cpus_per_task", cpus, f"tasks_per_node x cpus_per_task <= {cpu_cap} CPUs per node", f"use cpus_per_task<={max(cpu_cap // tasks, 1)} with tasks_per_node={tasks}")
@@ -174,55 +161,87 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
         self.fail("tasks_per_node", tasks, f"at most {cpu_cap} (CPUs per node)", f"use tasks_per_node<={cpu_cap}")
     elif not local and not {"cpus_per_task", "tasks_per_node", "gpus_per_node"} & bad:
         _check_cpus_per_gpu(self, profile, tasks, cpus, gpus)
-    if values["mem_gb"] is not None and "mem_gb" not in bad:
+    mem = r.mem_gb
+    if mem is not None and "mem_gb" not in bad:
         if not profile.gpu_policy.mem_request and not local:
-            self.fail("mem_gb", values["mem_gb"], f"no memory request on {profile.name} (memory follows the GPUs)", "leave mem_gb unset; ask for more GPUs for more memory")
-        elif mem_cap and values["mem_gb"] > mem_cap:
-            self.fail("mem_gb", values["mem_gb"], f"at most {mem_cap:g} GB per node", f"use mem_gb<={mem_cap:g}, or more nodes")
-        elif profile.gpu_policy.mem_gb_per_gpu_max and gpus and values["mem_gb"] > profile.gpu_policy.mem_gb_per_gpu_max * gpus:
+            self.fail("mem_gb", mem, f"no memory request on {profile.name} (memory follows the GPUs)", "leave mem_gb unset; ask for more GPUs for more memory")
+        elif mem_cap and mem > mem_cap:
+            self.fail("mem_gb", mem, f"at most {mem_cap:g} GB per node", f"use mem_gb<={mem_cap:g}, or more nodes")
+        elif profile.gpu_policy.mem_gb_per_gpu_max and gpus and mem > profile.gpu_policy.mem_gb_per_gpu_max * gpus:
             top = profile.gpu_policy.mem_gb_per_gpu_max * gpus
-            self.fail("mem_gb", values["mem_gb"], f"at most {profile.gpu_policy.mem_gb_per_gpu_max:g} GB per GPU on {profile.name} ({top:g} GB for {gpus} GPUs)",
+            self.fail("mem_gb", mem, f"at most {profile.gpu_policy.mem_gb_per_gpu_max:g} GB per GPU on {profile.name} ({top:g} GB for {gpus} GPUs)",
                       f"use mem_gb<={top:g}, or more GPUs")
 
     if not local and "account" not in bad:
-        _check_account(self, profile, values["account"], qos_name, qos)
+        _check_account(self, profile, r.account, qos_name, qos)
     if not local and profile.launcher == "srun-per-gpu" and gpus > 1 and tasks == 1 and self.origins.get("tasks_per_node") == "default":
         self.notes.append(f"site {profile.name} recommends one task per GPU: pass tasks_per_node={gpus} for a distributed run")
-    resolved = Resources(**values)
     if not local and req.partition is not None and part is not None and not self.problems and not self.warnings:
-        _costlier_partition(self, profile, resolved, partitions, part, info, need)
+        _costlier_partition(self, profile, r, self.minutes, partitions, part, info, need)
     if not local and part is not None and not part.exclusive and not self.problems:
-        _sliced_waste(self, profile, resolved)
+        _sliced_waste(self, profile, r)
     if gpus and tasks and gpus % tasks and tasks % gpus and not {"gpus_per_node", "tasks_per_node"} & bad:
         self.warn("tasks_per_node", tasks, f"{tasks} tasks per node do not divide {gpus} GPUs per node: ranks get unequal GPU shares "
                   "or some GPUs sit idle", f"use tasks_per_node={gpus} (one per GPU) or a divisor of {gpus}")
-    return resolved
+    return r
+
+
+def _tasks_and_nodes(self: Resolution, r: Resources, req: Resources, profile: SiteProfile, part_name: str | None,
+                     part: Partition | None, local: bool) -> Resources:
+    """Tasks, nodes and GPUs per node filled in: the site's launch recipe (one rank per GPU), else
+    the defaults; the partition's MinNodes for a request that names no node count."""
+    bad = self.bad
+    asked_gpus, changes = r.gpus_per_node, {}
+    if profile.launch_recipe and not local and r.tasks_per_node is None and not {"gpus_per_node", "cpus_per_task"} & bad \
+            and isinstance(asked_gpus, int) and asked_gpus >= 1:
+        asked_cpus = r.cpus_per_task
+        node_cpus = part.cpus_per_node if part and part.cpus_per_node else profile.node.cpus_usable or profile.node.cpus
+        if asked_cpus is not None and node_cpus and asked_gpus * asked_cpus > node_cpus:  # the request's cores say one task
+            self.notes.append(f"one rank per GPU would take {asked_gpus} x {asked_cpus} cores, more than the node's {node_cpus}: "
+                              "1 task per node (pass tasks_per_node to choose)")
+        else:
+            changes["tasks_per_node"] = asked_gpus
+            self.origins["tasks_per_node"] = f"site {profile.name} launch recipe: one rank per GPU"
+    for key, default in (("nodes", 1), ("tasks_per_node", 1), ("gpus_per_node", 0)):
+        if getattr(r, key) is None and key not in changes:
+            changes[key] = default
+            self.origins[key] = "default"
+    if req.nodes is None and part and part.min_nodes and part.min_nodes > 1:
+        changes["nodes"] = part.min_nodes  # what Slurm gives a job that names no node count there
+        self.origins["nodes"] = f"partition {part_name} MinNodes"
+    return r.replace(**changes) if changes else r
 
 
 # -- partition, QoS and time --------------------------------------------------------------------
-def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], part_name: str | None,
-                part: Partition | None, need: Need, debug: bool) -> tuple[str | None, Qos | None]:
-    """The QoS whose limits apply: the request's, else the site's default for this partition and
-    account when it fits, else the smallest general QoS that fits (the debug QoS when asked for).
-    The default is written into the script only where the site requires a QoS; any other chosen
-    QoS always is (the scheduler would apply its default otherwise)."""
+def _choose_qos(self: Resolution, profile: SiteProfile, r: Resources, part_name: str | None,
+                part: Partition | None, need: Need, debug: bool) -> tuple[str | None, Qos | None, Resources]:
+    """The QoS whose limits apply, and the request with the QoS it names: the request's, else the
+    site's default for this partition and account when it fits, else the smallest general QoS that
+    fits (the debug QoS when asked for). The default is written into the script only where the
+    site requires a QoS; any other chosen QoS always is (the scheduler would apply its default
+    otherwise)."""
     here = qos_for(profile, part_name, part)
-    name = values["qos"]
-    account = values["account"] if isinstance(values["account"], str) else None
+    name = r.qos
+    account = r.account if isinstance(r.account, str) else None
     if name is None and len(here) == 1 and profile.qos_required:
         (only,) = here
-        values["qos"] = only
         self.origins["qos"] = f"the only QoS of partition {part_name}"
         self.notes.append(f"QoS {only} chosen: the only QoS of partition {part_name}")
-        return only, here[only]
+        return only, here[only], r.replace(qos=only)
     if name is None and here:
         picked = pick_qos(profile, here, need, debug)
         if picked is not None and not (profile.qos[picked[0]].default and not debug):
             chosen, reason = picked
-            values["qos"] = chosen
             self.origins["qos"] = reason
             self.notes.append(f"QoS {chosen} chosen: {reason}")
-            return chosen, profile.qos[chosen]
+            return chosen, profile.qos[chosen], r.replace(qos=chosen)
+    name, qos = _named_or_default_qos(self, profile, name, account, here, part_name)
+    return name, qos, (r.replace(qos=name) if name is not None and r.qos is None and profile.qos_required else r)
+
+
+def _named_or_default_qos(self: Resolution, profile: SiteProfile, name: str | None, account: str | None, here: dict[str, Qos],
+                          part_name: str | None) -> tuple[str | None, Qos | None]:
+    """The QoS the request names, checked; else the site's default QoS for this partition and account."""
     if name is not None:
         if "qos" in self.bad:
             return name, None
@@ -243,7 +262,6 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
     if defaults:
         name, qos = defaults[0]
         if profile.qos_required:
-            values["qos"] = name
             self.origins["qos"] = f"site {profile.name} default QoS" + (f" for accounts like {qos.account_pattern}" if qos.account_pattern else "")
         else:
             self.notes.append(f"the limits of QoS {name} (the default on partition {part_name}) were checked")
@@ -254,18 +272,20 @@ def _choose_qos(self: Resolution, profile: SiteProfile, values: dict[str, Any], 
     return None, None
 
 
-def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], profile: SiteProfile, partitions: dict[str, Partition],
-                  part_name: str | None, part: Partition | None, qos_name: str | None, qos: Qos | None) -> None:
-    """Time: request, else site default, else partition default, else the fallback (never
-    submitit's silent 5 minutes); within the partition's and the QoS's maximum."""
+def _resolve_time(self: Resolution, req: Resources, need: Need, profile: SiteProfile, partitions: dict[str, Partition],
+                  part_name: str | None, part: Partition | None, qos_name: str | None, qos: Qos | None) -> tuple[int | None, Resources]:
+    """The time limit in whole minutes, and the request with it as Slurm writes it: the request's,
+    else the site's default, else the partition's, else the fallback (never submitit's silent 5
+    minutes); within the partition's and the QoS's maximum. ``None`` when the request's time is
+    malformed (a problem says so already)."""
     limits = []
     if part and part.max_minutes:
         limits.append((part.max_minutes, f"partition {part_name} MaxTime"))
     if qos and qos.max_minutes:
         limits.append((qos.max_minutes, f"QoS {qos_name} MaxWall"))
     if req.time is None:
-        if profile.default_time is not None:
-            minutes, origin = parse_time(profile.default_time), f"site {profile.name} default_time"
+        if profile.default_minutes is not None:
+            minutes, origin = profile.default_minutes, f"site {profile.name} default_time"
         elif part and part.default_minutes:
             minutes, origin = part.default_minutes, f"partition {part_name} DefaultTime"
         else:
@@ -273,30 +293,27 @@ def _resolve_time(self: Resolution, req: Resources, values: dict[str, Any], prof
         for top, what in limits:
             if minutes > top:
                 minutes, origin = top, f"{what} (the default was higher)"
-        values["time"] = format_time(minutes)
-        self.minutes = minutes
         self.origins["time"] = origin
-        return
+        return minutes, req.replace(time=format_time(minutes))
     if "time" in self.bad:
-        return
-    minutes = parse_time(req.time)
-    values["time"] = format_time(minutes)
-    self.minutes = minutes
+        return None, req
+    minutes = req.time_minutes
+    assert minutes is not None  # a Resources' time is well-formed
     if part and part.max_minutes and minutes > part.max_minutes:
         better = _prefer_known(partitions, lambda p: p.max_minutes is None or p.max_minutes >= minutes, lambda p: p.max_minutes is not None)
         alt = f", or use partition {' / '.join(better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
-        need = need_of(self.request, self.bad)
         top = qos.max_minutes
         ways = (qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_minutes is None or q.max_minutes >= minutes)
                 or qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_minutes is None or q.max_minutes > top))
         alt = f", or use {' or '.join(ways)}" if ways else ""
         self.fail("time", req.time, f"at most {format_time(top)} with QoS {qos_name}", f"lower time to {format_time(top)}{alt}; split longer runs into checkpointed jobs")
+    return minutes, req.replace(time=format_time(minutes))
 
 
 def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, Partition], part_name: str | None, part: Partition | None,
-                 info: ClusterInfo | None, qos_name: str | None, qos: Qos | None) -> None:
+                 info: ClusterInfo | None, qos_name: str | None, qos: Qos | None, need: Need) -> None:
     total = info.total_nodes.get(part_name) if info and part_name else None
     for bound, what in ((part.max_nodes if part else None, "MaxNodes"), (total or (part.node_count if part else None), "nodes")):
         if bound is not None and nodes > bound:
@@ -314,7 +331,6 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
     if qos is None:
         return
     profile = self.profile
-    need = need_of(self.request, self.bad)
     too_many = qos.max_nodes is not None and nodes > qos.max_nodes
     if too_many or qos.min_nodes is not None and nodes < qos.min_nodes:
         ways = qos_ways(profile, part_name, part, qos_name, need,
@@ -380,17 +396,17 @@ def _sliced_waste(self: Resolution, profile: SiteProfile, r: Resources) -> None:
             return
 
 
-def _costlier_partition(self: Resolution, profile: SiteProfile, r: Resources, partitions: dict[str, Partition], part: Partition,
-                        info: ClusterInfo | None, need: Need) -> None:
+def _costlier_partition(self: Resolution, profile: SiteProfile, r: Resources, minutes: int | None, partitions: dict[str, Partition],
+                        part: Partition, info: ClusterInfo | None, need: Need) -> None:
     """The named partition bills more than another general partition the same request fits."""
-    here = estimate_cost(profile, r, part).amount
+    here = estimate_cost(profile, r, part, minutes).amount
     cheaper = []
     for name, other in partitions.items():
         if name == r.partition or other.role != "general" or partition_misfit(other, need, info.total_nodes.get(name) if info else None, profile.node.gpus):
             continue
         if r.qos is not None and profile.qos and r.qos not in qos_for(profile, name, other):
             continue
-        cost = estimate_cost(profile, dataclasses.replace(r, partition=name), other)
+        cost = estimate_cost(profile, r.replace(partition=name), other, minutes)
         if cost.amount < here * 0.999:
             cheaper.append((cost.amount, name))
     if cheaper:

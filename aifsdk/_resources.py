@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -74,9 +75,10 @@ class Resources:
         out["extra"] = dict(self.extra)
         return out
 
-    @property
+    @functools.cached_property
     def time_minutes(self) -> int | None:
-        """``time`` in whole minutes (``None`` when not set). Raises ValueError if malformed."""
+        """``time`` in whole minutes (``None`` when not set), read once: the request is checked
+        when it is built, so this is the one place its time is parsed."""
         return None if self.time is None else parse_time(self.time)
 
     def problems(self) -> list[Problem]:
@@ -98,7 +100,7 @@ class Resources:
                                    "mean all of the node's memory)", "pass e.g. mem_gb=16, or leave it unset for the site default"))
         if self.time is not None:
             try:
-                if parse_time(self.time) < 1:
+                if (self.time_minutes or 0) < 1:
                     out.append(Problem("time", self.time, "at least 1 minute", "pass e.g. time='30min'"))
             except ValueError as exc:
                 out.append(Problem("time", self.time, TIME_FORMATS, str(exc)))

@@ -360,7 +360,7 @@ def size(
     jobs = max(1, math.ceil(total_minutes / max_minutes)) if max_minutes else 1
     job_minutes = math.ceil(total_minutes / jobs)
     resources, part, _ = _job(profile, nodes, gpus_per_node, job_minutes, partition or first.partition)  # the class that fits the size
-    one_job = estimate_cost(profile, resources, part)
+    one_job = estimate_cost(profile, resources, part, job_minutes)
     # the bill of every job of every run, at the time they take (not their limit), over availability
     cost = _scaled(one_job, jobs * runs / availability * (hours * 60) / (job_minutes * jobs))
     cost = dataclasses.replace(cost, detail=f"{runs} run(s) x {hours:.3g} h / availability {availability:g}, each job billed as: {one_job.detail}")

@@ -89,3 +89,21 @@ def test_no_builtin_exception_escapes_the_tree() -> None:
                 if name and isinstance(getattr(builtins, name, None), type) and issubclass(getattr(builtins, name), BaseException):
                     found.add((str(path.relative_to(ROOT)), func.name, name))
     assert found - CAUGHT_INSIDE == set()
+
+
+# Where a time text is read into minutes: the request (Resources.time_minutes, once when it is
+# checked), the site profile's own limits and defaults, and what Slurm prints. Everything else
+# reads those minutes (Resolved.minutes, Plan.time_minutes, Partition.max_minutes, ...).
+TIME_PARSED_IN = {"aifsdk/_resources.py", "aifsdk/_profile.py", "aifsdk/_scheduler.py"}
+
+
+def test_time_is_parsed_where_it_enters_only() -> None:
+    import ast
+
+    callers = set()
+    for path in sorted((ROOT / "aifsdk").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "parse_time":
+                callers.add(str(path.relative_to(ROOT)))
+    assert callers - TIME_PARSED_IN == set(), "read the minutes already parsed (Resources.time_minutes, Resolved.minutes) instead"
+    assert callers, "the scan found no call of parse_time at all: it no longer sees them"

@@ -46,7 +46,7 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
     max_parallel: int | None = None,
     pack: int | str = "auto",
     retries: int = 0,
-    items_per_worker: int = 1,
+    items_per_worker: int | str = "auto",
     cores_per_worker: int = 1,
     **options: Any,
 ) -> list[Job]:
@@ -57,7 +57,9 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
     partition once, within the site's limits; ``pack=1`` is one array task per item. A packed job
     runs its items concurrently: one worker per GPU of the job (``gpus_per_node``), else per
     ``cores_per_worker`` cores of it (``cpus_per_task``), each running ``items_per_worker`` items at
-    a time. ``retries`` tries a failed item again (a raised exception or a dead worker).
+    a time. ``items_per_worker="auto"`` (the default) runs one item at a time per GPU, and on
+    cores one at first, more (up to 4) while the items leave the cores mostly idle (waiting on
+    files, the network or sleep). ``retries`` tries a failed item again (a raised exception or a dead worker).
     ``max_parallel`` caps how many jobs run at once (Slurm's ``--array=...%N``). Every other
     keyword is a :func:`aifsdk.submit` option or resource, applied to each job. On the ``local``
     and ``debug`` sites each item is its own job.
@@ -75,8 +77,11 @@ def map(  # noqa: A001 - aifsdk.map mirrors the builtin on purpose
     if pack != "auto" and (not isinstance(pack, int) or isinstance(pack, bool) or pack < 1):
         problems.append(Problem("pack", pack, 'a whole number >= 1 (items per job) or "auto"', 'e.g. pack=50, or pack=1 for one job per item'))
     for name, value, low in (("retries", retries, 0), ("items_per_worker", items_per_worker, 1), ("cores_per_worker", cores_per_worker, 1)):
+        if name == "items_per_worker" and value == "auto":
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            problems.append(Problem(name, value, f"a whole number >= {low}", f"e.g. {name}={max(low, 1)}"))
+            allowed = f"a whole number >= {low}" + (' or "auto"' if name == "items_per_worker" else "")
+            problems.append(Problem(name, value, allowed, f"e.g. {name}={max(low, 1)}"))
     packed = pack != 1
     if packed and any(options.get(k) not in (None, 1) for k in ("nodes", "tasks_per_node")):
         problems.append(Problem("pack", pack, "packed items run on one node, one task (nodes=1, tasks_per_node=1)",

@@ -6,7 +6,12 @@ The array task finds its pack (``arrays/<n>.json`` lists the pack of each task o
 checks the submitted target and items against their hashes, and skips the items already done
 (their records are in ``results/``). It then starts one worker process per GPU
 (``CUDA_VISIBLE_DEVICES`` / ``ROCR_VISIBLE_DEVICES`` set to that GPU) or per group of cores
-(pinned to them), ``items_per_worker`` of them each, and hands out the items one at a time.
+(pinned to them), ``items_per_worker`` of them each, and hands out the items one at a time. With
+``items_per_worker="auto"`` a core group starts with one worker and gets another (up to
+``AUTO_WORKERS_PER_SLOT``) while its workers' items leave its cores idle: the CPU time of their
+last items (and their wait for a CPU), over their run time, adds up to less than ``IDLE_SHARE``
+of its cores. GPU workers stay
+one per GPU (their items' GPU time does not show as CPU time).
 
 Each worker appends one record per item to its own file ``results/p<pack>-<host>-<pid>.pkl``
 (length-prefixed pickles: index, attempt, outcome, value or traceback, start and end times, and
@@ -36,6 +41,8 @@ ITEMS_FILE = "map-items.pkl"
 HASH_FILE = "map.sha256"
 CANCELLED_ITEMS = "cancelled-items.txt"
 HEADER = struct.Struct("<Q")
+AUTO_WORKERS_PER_SLOT = 4  # items_per_worker="auto": at most this many workers on one core group
+IDLE_SHARE = 0.5  # ... and another one only while its workers' last items kept its cores busy less than this
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -139,7 +146,8 @@ def _worker(conn: Any, folder: Path, pack: int, slot: dict[str, Any], target: An
             os.sched_setaffinity(0, slot["cores"])
         except OSError:
             pass
-    tag = f"p{pack}-{socket.gethostname()}-{os.getpid()}"
+    host, job = socket.gethostname(), _job_id()
+    tag = f"p{pack}-{host}-{os.getpid()}"
     out_fd = os.open(folder / "logs" / f"{tag}.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     err_fd = os.open(folder / "logs" / f"{tag}.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     sys.stdout.flush()
@@ -158,6 +166,7 @@ def _worker(conn: Any, folder: Path, pack: int, slot: dict[str, Any], target: An
         sys.stdout.flush()
         sys.stderr.flush()
         where = [tag, os.lseek(1, 0, os.SEEK_END), 0, os.lseek(2, 0, os.SEEK_END), 0]
+        busy = _busy_seconds()
         start = time.time()
         ok, value, error = True, None, None
         try:
@@ -167,10 +176,24 @@ def _worker(conn: Any, folder: Path, pack: int, slot: dict[str, Any], target: An
         sys.stdout.flush()
         sys.stderr.flush()
         where[2], where[4] = os.lseek(1, 0, os.SEEK_END), os.lseek(2, 0, os.SEEK_END)
+        end, busy = time.time(), _busy_seconds() - busy
         record = {"i": index, "attempt": attempt, "ok": ok, "value": value, "error": error, "start": start,
-                  "end": time.time(), "host": socket.gethostname(), "job": _job_id(), "log": where}
+                  "end": end, "host": host, "job": job, "log": where}
         append_record(results, record)
-        conn.send((index, ok))
+        conn.send((index, ok, busy / max(end - start, 1e-6)))
+
+
+def _busy_seconds() -> float:
+    """The CPU time of this worker and of the processes it waited for (a command's), plus the time
+    it waited for a CPU (the kernel's run-queue delay), so that an item that computes on a crowded
+    node counts as busy, not as waiting."""
+    t = os.times()  # the children's part only: it counts in clock ticks, too coarse for short items
+    try:
+        with open("/proc/self/schedstat") as f:
+            queued = int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        queued = 0.0
+    return time.process_time() + t.children_user + t.children_system + queued
 
 
 def _call(target: Any, item: Any, kind: str) -> Any:
@@ -244,7 +267,9 @@ def run_pack(folder: Path, pack: int, spec: dict[str, Any]) -> int:
         return 0
     target, items = _load(folder)
     kind = spec.get("kind", "function")
-    slots = worker_slots(int(spec.get("items_per_worker") or 1), int(spec.get("cores_per_worker") or 1))[: len(todo)]
+    per_worker = spec.get("items_per_worker") or 1
+    auto = per_worker == "auto"
+    slots = worker_slots(1 if auto else int(per_worker), int(spec.get("cores_per_worker") or 1))[: len(todo)]
     ctx = mp.get_context("fork")
     stopping: list[int] = []
     signal.signal(signal.SIGUSR2, lambda s, _f: stopping.append(s))
@@ -256,7 +281,14 @@ def run_pack(folder: Path, pack: int, spec: dict[str, Any]) -> int:
         proc = ctx.Process(target=_worker, args=(child, folder, pack, slot, target, items, kind), daemon=True)
         proc.start()
         child.close()
-        workers[parent] = {"proc": proc, "slot": slot, "task": None}
+        workers[parent] = {"proc": proc, "slot": slot, "task": None, "share": 1.0}
+
+    def busy_enough(slot: dict[str, Any]) -> bool:
+        """items_per_worker="auto": True while the slot needs no other worker (a GPU, enough of them,
+        or their last items kept its cores busy)."""
+        on_slot = [w for w in workers.values() if w["slot"] is slot]
+        return (not auto or slot["cores"] is None or len(on_slot) >= AUTO_WORKERS_PER_SLOT
+                or sum(w["share"] for w in on_slot) >= IDLE_SHARE * len(slot["cores"]))
 
     for slot in slots:
         start_worker(slot)
@@ -278,7 +310,7 @@ def run_pack(folder: Path, pack: int, spec: dict[str, Any]) -> int:
             w = workers[conn]
             index, attempt = w["task"]
             try:
-                _, ok = conn.recv()
+                _, ok, w["share"] = conn.recv()
             except (EOFError, OSError):  # the worker died with the item
                 w["proc"].join(5)
                 code = w["proc"].exitcode
@@ -298,6 +330,8 @@ def run_pack(folder: Path, pack: int, spec: dict[str, Any]) -> int:
                     start_worker(w["slot"])
             else:
                 w["task"] = None
+                if len(queue) > sum(1 for x in workers.values() if x["task"] is None) and not busy_enough(w["slot"]):
+                    start_worker(w["slot"])  # its items wait more than they compute: one more runs on its cores
             if ok or attempt > retries:
                 finished += 1
             else:

@@ -650,7 +650,7 @@ def auto_pack(n: int, first: Any) -> int:
 
 
 def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, pack: int | str, retries: int,
-                  items_per_worker: int, cores_per_worker: int, max_parallel: int | None) -> list[Item]:
+                  items_per_worker: int | str, cores_per_worker: int, max_parallel: int | None) -> list[Item]:
     """Write the map's folder, submit what the limits allow (the rest is held back), return the items."""
     import cloudpickle
 

@@ -1,7 +1,7 @@
 """Many small items: first call to last result in hand, and the waiting process's peak memory.
 
     .venv/bin/python -m tools.bench_map --items 1000 --items 10000 [--methods packed,unpacked,submitit]
-                                        [--items-per-worker 2] [--out results/]
+                                        [--items-per-worker auto|N] [--out results/]
 
 Each item is ``tenth(i)``: 0.1 s asleep, then ``i`` back. Every method runs in its own process
 (its peak RSS is that process's ``ru_maxrss``), one after the other, in the same run:
@@ -43,7 +43,7 @@ def tenth(i: int) -> int:
     return i
 
 
-def _one(method: str, n: int, items_per_worker: int, root: Path) -> dict[str, Any]:
+def _one(method: str, n: int, items_per_worker: int | str, root: Path) -> dict[str, Any]:
     """One method, timed from the first call to the last result, in this process."""
     start = time.perf_counter()
     if method == "submitit":
@@ -74,11 +74,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _per_worker(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'--items-per-worker {text!r}: give a whole number >= 1 or "auto", e.g. --items-per-worker 2')
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, action="append", help="items per map (repeatable; default 1000)")
     parser.add_argument("--methods", default="packed,unpacked,submitit")
-    parser.add_argument("--items-per-worker", type=int, default=1, help="items a packed worker runs at once")
+    parser.add_argument("--items-per-worker", type=_per_worker, default="auto",
+                        help='items a packed worker runs at once: a whole number, or "auto" (the default, as aifsdk.map)')
     parser.add_argument("--max-unpacked", type=int, default=1000, help="skip unpacked methods above this many items")
     parser.add_argument("--out", default="results")
     parser.add_argument("--one", help=argparse.SUPPRESS)

@@ -53,3 +53,17 @@ def inner_map(n: int) -> list:
 
     jobs = aifsdk.map(square_and_say, range(n), site="slurm", time=5, pack=2)
     return [j.result(timeout=300) for j in jobs]
+
+
+def nap(seconds: float) -> int:
+    """Wait without computing; return the worker's pid."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def spin(seconds: float) -> int:
+    """Compute (a busy loop) for ``seconds``; return the worker's pid."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()

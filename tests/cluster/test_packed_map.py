@@ -80,7 +80,8 @@ def test_a_packed_job_killed_by_its_time_limit_resumes_without_rerunning_what_wa
     log = tmp_path / "runs.txt"
     # 144 s of items in one worker; the job has 2 minutes and is warned 30 s before (Slurm may warn up to 60 s earlier)
     n, seconds = 24, 6.0
-    jobs = aifsdk.map(logged_sleep, [(i, seconds, str(log)) for i in range(n)], site="slurm", time=2, pack=n, cores_per_worker=2)  # one worker
+    jobs = aifsdk.map(logged_sleep, [(i, seconds, str(log)) for i in range(n)], site="slurm", time=2, pack=n, cores_per_worker=2,
+                       items_per_worker=1)  # one worker
     aifsdk.wait(jobs, timeout=1400)
     assert [j.result() for j in jobs] == list(range(n))
     lines = log.read_text().split("\n")

@@ -18,17 +18,17 @@ from aifsdk._progress import Progress
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _folder(tmp_path: Path, target: object, items: list, pack: int, retries: int = 0) -> Path:
+def _folder(tmp_path: Path, target: object, items: list, pack: int, retries: int = 0, items_per_worker: int | str = 2) -> Path:
     from aifsdk._run import sha256_file
 
     folder = tmp_path / "map"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / _packrun.TARGET_FILE).write_bytes(cloudpickle.dumps(target))
     (folder / _packrun.ITEMS_FILE).write_bytes(cloudpickle.dumps(items))
     (folder / _packrun.HASH_FILE).write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in (_packrun.TARGET_FILE, _packrun.ITEMS_FILE)))
     packs = [[s, min(pack, len(items) - s)] for s in range(0, len(items), pack)]
     (folder / "map.json").write_text(json.dumps({"n": len(items), "pack": pack, "packs": packs, "retries": retries, "kind": "function",
-                                                 "items_per_worker": 2, "cores_per_worker": 1}))
+                                                 "items_per_worker": items_per_worker, "cores_per_worker": 1}))
     return folder
 
 
@@ -67,6 +67,23 @@ def test_a_pack_runs_its_items_with_their_output_and_survives_a_segfault(tmp_pat
     assert again.stdout.split() == ["0"] and _outcomes(folder) == got
     assert _run_pack(folder, 1).stdout.split() == ["2"]
     assert {i: _packrun.load_value(r[-1]) for i, r in _outcomes(folder).items() if i > 3} == {4: 4, 5: 5}
+
+
+def test_auto_items_per_worker_adds_workers_for_items_that_wait_not_for_items_that_compute(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "cluster"))
+    try:
+        from map_jobs import nap, spin
+    finally:
+        sys.path.pop(0)
+    cores = len(os.sched_getaffinity(0))  # one worker slot per core (cores_per_worker=1)
+    waiting = _folder(tmp_path / "nap", nap, [0.2] * 40, pack=40, items_per_worker="auto")
+    assert _run_pack(waiting, 0).stdout.split() == ["40"]
+    pids = {_packrun.load_value(r[-1]) for r in _outcomes(waiting).values()}
+    assert cores < len(pids) <= cores * _packrun.AUTO_WORKERS_PER_SLOT  # items that sleep: more workers on the same cores
+    computing = _folder(tmp_path / "spin", spin, [0.2] * 4 * cores, pack=4 * cores, items_per_worker="auto")
+    assert _run_pack(computing, 0).stdout.split() == [str(4 * cores)]
+    pids = {_packrun.load_value(r[-1]) for r in _outcomes(computing).values()}
+    assert len(pids) == cores  # items that keep their core busy (even waiting for it on a crowded machine): one worker per core
 
 
 def test_records_cut_short_are_read_once_whole(tmp_path: Path) -> None:

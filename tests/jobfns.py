@@ -20,6 +20,16 @@ def sleep_then(seconds: float, value: object) -> object:
     return value
 
 
+def when_file(path: str, value: object, limit_s: float = 900.0) -> object:
+    """Return ``value`` once ``path`` exists (the test decides when the job ends)."""
+    deadline = time.monotonic() + limit_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {limit_s:.0f} s")
+        time.sleep(0.2)
+    return value
+
+
 def whoami() -> dict:
     import submitit
 

@@ -301,7 +301,7 @@ def _resolve_time(self: Resolution, req: Resources, need: Need, profile: SitePro
     assert minutes is not None  # a Resources' time is well-formed
     if part and part.max_minutes and minutes > part.max_minutes:
         better = _prefer_known(partitions, lambda p: p.max_minutes is None or p.max_minutes >= minutes, lambda p: p.max_minutes is not None)
-        alt = f", or use partition {' / '.join(better)}" if better else ""
+        alt = f", or use {_keywords('partition', better)}" if better else ""
         self.fail("time", req.time, f"at most {format_time(part.max_minutes)} on partition {part_name}", f"lower time to {format_time(part.max_minutes)}{alt}; split longer runs into checkpointed jobs")
     elif qos and qos.max_minutes and minutes > qos.max_minutes:
         top = qos.max_minutes
@@ -320,13 +320,13 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
             bigger = _prefer_known({n: p for n, p in partitions.items() if n != part_name},
                                    lambda p: (p.max_nodes or p.node_count or nodes) >= nodes and (p.min_nodes or 1) <= nodes and (p.gpus_per_node or 0) >= gpus,
                                    lambda p: p.max_nodes is not None or p.min_nodes is not None or p.node_count is not None)
-            alt = f" (e.g. {' / '.join(bigger)})" if bigger else ""
-            self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or a partition that allows more{alt}")
+            alt = _keywords("partition", bigger) if bigger else "a partition that allows more"
+            self.fail("nodes", nodes, f"at most {bound} ({what} of partition {part_name})", f"use nodes<={bound}, or {alt}")
             return
     if part and part.min_nodes and nodes < part.min_nodes:
         smaller = by_role({n: p for n, p in partitions.items() if n != part_name and (p.min_nodes or 1) <= nodes <= (p.max_nodes or nodes)})
         self.fail("nodes", nodes, f"at least {part.min_nodes} on partition {part_name}",
-                  f"use nodes>={part.min_nodes}, or partition {' / '.join(smaller)}" if smaller else f"use nodes>={part.min_nodes}")
+                  f"use nodes>={part.min_nodes}, or {_keywords('partition', smaller)}" if smaller else f"use nodes>={part.min_nodes}")
         return
     if qos is None:
         return
@@ -353,6 +353,12 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
         ways = qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_gpus is None or q.max_gpus >= nodes * gpus)
         self.fail("gpus_per_node", gpus, f"at most {qos.max_gpus} GPUs in all with QoS {qos_name} (asked {nodes} x {gpus})",
                   f"use nodes x gpus_per_node <= {qos.max_gpus}" + (f", or {' or '.join(ways)}" if ways else ""))
+
+
+def _keywords(key: str, names: list[str]) -> str:
+    """``partition='a' or partition='b'``: the ways out as the keywords that choose them (the
+    command shows them as its flags)."""
+    return " or ".join(f"{key}={n!r}" for n in names)
 
 
 def _prefer_known(partitions: dict[str, Partition], fits: Any, known: Any) -> list[str]:

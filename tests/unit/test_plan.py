@@ -105,7 +105,7 @@ def test_time_above_partition_suggests_a_partition_that_fits(sites: None) -> Non
     with pytest.raises(aifsdk.RequestError) as info:
         aifsdk.plan(train, {}, site="testc", partition="short", time="5h", account="proj_1")
     (problem,) = info.value.problems
-    assert problem.param == "time" and "partition gpu" in problem.fix
+    assert problem.param == "time" and "partition='gpu'" in problem.fix
 
 
 @pytest.mark.parametrize("folder", ["/tmp/with space/job", "/tmp/quote's/job", '/tmp/dq"uote/job'])

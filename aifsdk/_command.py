@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._errors import CommandFailed
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # what Slurm (scancel, time limit, requeue) and the local controller send to end a task
 TEXT_LIMIT = 1 << 20  # the text a result holds of each stream: its last MiB (the whole output stays in the log files)
 
 
@@ -102,15 +103,29 @@ class CommandTarget:
         offsets = _size(paths.stdout), _size(paths.stderr)
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=cwd, env=child_env)
-        forwarded = {}
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-            forwarded[sig] = signal.signal(sig, lambda s, _f: proc.send_signal(s))
+        forwarded, stopped = {}, []
+
+        def forward(sig: int, _frame: object) -> None:
+            if sig in STOP_SIGNALS:
+                stopped.append(sig)
+            proc.send_signal(sig)
+
+        for sig in (*STOP_SIGNALS, signal.SIGUSR1):
+            forwarded[sig] = signal.signal(sig, forward)
         try:
             code = proc.wait()
         finally:
             for sig, handler in forwarded.items():
                 signal.signal(sig, handler)
         exit_code_file(paths.folder, env.job_id, env.global_rank).write_text(f"{code}\n")
+        if stopped:
+            # The scheduler (or the local controller) ends this attempt: a cancel, the time limit, a
+            # requeue or a preemption. No result is written, so that the job's state says how it
+            # ended, and a requeued job's result is that of the attempt that runs to the end.
+            name = signal.Signals(stopped[0]).name
+            print(f"aifsdk: the command got {name} from outside (a cancel, the time limit, a requeue or a preemption) and exited "
+                  f"with code {code}; no result is recorded for this attempt", file=sys.stderr, flush=True)
+            raise SystemExit(128 + stopped[0])
         if code != 0:
             raise CommandFailed(f"command {list(self.argv)} exited with code {code} on {env.hostname} (rank {env.global_rank})")
         duration = time.monotonic() - start

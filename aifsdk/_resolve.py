@@ -347,7 +347,7 @@ def _check_nodes(self: Resolution, nodes: int, gpus: int, partitions: dict[str, 
             bound = qos.max_nodes if too_many else qos.min_nodes
             nearer = qos_ways(profile, part_name, part, qos_name, need,
                               (lambda q: q.max_nodes is None or q.max_nodes > bound) if too_many else (lambda q: (q.min_nodes or 1) < bound))
-            fix = f"use {within}" + (f", or {' or '.join(nearer)}" if nearer else "") + f" (no QoS of site {profile.name} allows {nodes} nodes)"
+            fix = f"use {within}" + (f", or {' or '.join(nearer)}" if nearer else "") + f" (no QoS in the profile of site {profile.name} allows {nodes} nodes)"
         self.fail("nodes", nodes, f"{span} nodes with QoS {qos_name}", fix)
     elif qos.max_gpus is not None and gpus and nodes * gpus > qos.max_gpus:
         ways = qos_ways(profile, part_name, part, qos_name, need, lambda q: q.max_gpus is None or q.max_gpus >= nodes * gpus)

@@ -21,6 +21,7 @@ from typing import Any
 if _typing.TYPE_CHECKING:  # the names __getattr__ imports on first use, for type checkers and IDEs
     from ._array import map
     from ._command import CommandResult
+    from ._cost import Cost
     from ._deps import afterany, afterok
     from ._distributed import distributed
     from ._errors import (
@@ -39,12 +40,11 @@ if _typing.TYPE_CHECKING:  # the names __getattr__ imports on first use, for typ
     )
     from ._job import Job, wait
     from ._measure import measure
-    from ._plan import Cost
+    from ._plan import Plan, plan
     from ._profile import SiteProfile, load_site
     from ._resources import Resources
     from ._sizing import Measurement, Sizing, size
     from ._snapshot import SnapshotOptions
-    from ._submit import Plan, plan
 
 from ._version import __version__
 
@@ -97,9 +97,9 @@ _LAZY = {
     ),
     "Job": "_sweep",  # the Job class of _job, with the items of packed maps registered (see Job.attach)
     "measure": "_measure",
-    "Cost": "_plan",
-    "Plan": "_submit",
-    "plan": "_submit",
+    "Cost": "_cost",
+    "Plan": "_plan",
+    "plan": "_plan",
     "SiteProfile": "_profile",
     "load_site": "_profile",
     "Resources": "_resources",
@@ -139,6 +139,6 @@ def submit(target: Callable[..., Any] | Sequence[str], *args: Any, site: str = "
     aifsdk refuses only what the site would refuse or could never start; what the site runs but
     bills for nothing is a warning (``plan(...).warnings``), or a problem with ``strict=True``.
     """
-    from ._submit import plan
+    from ._plan import plan
 
     return plan(target, *args, site=site, **options).submit()

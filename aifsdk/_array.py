@@ -32,8 +32,8 @@ from ._backends import backend_for
 from ._errors import Problem, RequestError, SchedulerError
 from ._job import Job
 from ._paths import register, registry_folder
+from ._plan import Plan, plan
 from ._scheduler import Slurm, chunk_cap
-from ._submit import Plan, plan
 
 MAX_NUM_TIMEOUT = 3  # requeues after a time-out, as for single jobs (submitit's default)
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from ._backends import backend_for
 from ._errors import JobFailedError, Problem, RequestError
-from ._plan import request_options
-from ._submit import Plan, plan
+from ._plan import Plan, plan
+from ._planner import request_options
 
 JUPYTER_FILE = "jupyter.json"
 

@@ -423,7 +423,7 @@ class Job:
         from ._distributed import RankedCall
         from ._launch import launch
         from ._pack import SnapshotIntegrityError, materialise
-        from ._plan import plan_again
+        from ._planner import plan_again
         from ._run import verify
         from ._snapshot import SnapshotOptions
 

@@ -25,12 +25,12 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 from ._backends import Submission, backend_for
 from ._errors import AifsdkError, Problem, RequestError, SchedulerError, StorageError
 from ._paths import JOB_FILE, JOB_SCHEMA, make_private_dir, register, registry_folder, storage_error
-from ._plan import Plan, environment_lines, signal_delay
+from ._planner import CheckedPlan, environment_lines, signal_delay
 from ._profile import user_config_dir
 from ._run import PAYLOAD_HASH_FILE, sha256_file
 
 
-def refuse_wrong_cluster(plan: Plan) -> None:
+def refuse_wrong_cluster(plan: CheckedPlan) -> None:
     """Before anything is written: a Slurm site must be this machine's cluster or reached over ssh."""
     from ._resolve import wrong_cluster
 
@@ -48,7 +48,7 @@ def refuse_wrong_cluster(plan: Plan) -> None:
     )], site=plan.site)
 
 
-def launch(plan: Plan) -> tuple[dict[str, Any], Any]:
+def launch(plan: CheckedPlan) -> tuple[dict[str, Any], Any]:
     """Create the job folder, submit, and record the job: its manifest and submitit's job object.
     Errors name the folder kept."""
     refuse_wrong_cluster(plan)
@@ -132,7 +132,7 @@ def cancelled_unless_recorded(backend: Any, job_id: str, folder: Path, handle: A
         raise SchedulerError(f"job {job_id} was queued, but recording it failed: {exc}{told}") from None
 
 
-def submission(plan: Plan, local: Path) -> Submission:
+def submission(plan: CheckedPlan, local: Path) -> Submission:
     """What the backend's submitit executor needs of ``plan``, written in ``local`` here."""
     r, minutes = plan.resources, plan.time_minutes
     env, cwd = _submission_environment(plan)
@@ -144,7 +144,7 @@ def submission(plan: Plan, local: Path) -> Submission:
     )
 
 
-def job_record(plan: Plan, job_id: str, snap: Any, folder: Path | None = None) -> dict[str, Any]:
+def job_record(plan: CheckedPlan, job_id: str, snap: Any, folder: Path | None = None) -> dict[str, Any]:
     """The manifest (aifsdk-job.json) of a submitted job (also used by aifsdk.map for arrays).
     ``folder``: where the job's files are on this machine (a remote job's local copy)."""
     folder = plan.folder if folder is None else folder
@@ -180,7 +180,7 @@ def job_record(plan: Plan, job_id: str, snap: Any, folder: Path | None = None) -
     }
 
 
-def _submission_environment(plan: Plan) -> tuple[dict[str, str] | None, Path | None]:
+def _submission_environment(plan: CheckedPlan) -> tuple[dict[str, str] | None, Path | None]:
     """The environment and the working folder of what submits the job (sbatch, or the local
     controller), given to that process alone (None: this process's). A local job also gets the
     site's variables and PYTHONPATH (no shell, so that cancel reaches it) and starts in the copy of
@@ -277,7 +277,7 @@ def _installed_packages() -> list[str]:
     return packages
 
 
-def store_of(plan: Plan, folder: Path) -> Path:
+def store_of(plan: CheckedPlan, folder: Path) -> Path:
     """The snapshot store of a job folder: ``.snapshots`` in the user's job root (a remote job's
     local copy: in ``<AIFSDK_HOME>/remote``); for a folder outside it, next to the folder, in the
     user's own folder where that parent is shared."""
@@ -297,7 +297,7 @@ def store_of(plan: Plan, folder: Path) -> Path:
     return (parent if parent in folder.parents else folder.parent) / ".snapshots"
 
 
-def make_job_folder(plan: Plan, folder: Path) -> None:
+def make_job_folder(plan: CheckedPlan, folder: Path) -> None:
     """Create the job folder 0700, after checking (or creating 0700) the folders aifsdk trusts
     around it: the user's job root, which holds the snapshot store, and the site's folder in it."""
     from ._paths import ensure_private
@@ -342,7 +342,7 @@ def remove_unsubmitted(site_folder: Path, age_s: float = 3600.0, every_s: float 
     return gone
 
 
-def _take_snapshot(plan: Plan, folder: Path | None = None) -> Any:
+def _take_snapshot(plan: CheckedPlan, folder: Path | None = None) -> Any:
     """Store the planned files (a pack of what is new to the store) and point <folder> at them;
     the job extracts them into <folder>/code when it starts (a debug job, here and now)."""
     if plan.snapshot is None:

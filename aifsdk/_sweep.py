@@ -655,7 +655,7 @@ def submit_packed(first: Any, target: Any, items: list[Any], *, command: bool, p
     import cloudpickle
 
     from ._launch import _take_snapshot, job_record, make_job_folder, refuse_wrong_cluster
-    from ._plan import run_command
+    from ._planner import run_command
     from ._run import sha256_file
 
     n = len(items)

@@ -42,8 +42,8 @@ from ._errors import (
     RequestError,
     SchedulerError,
 )
+from ._plan import plan
 from ._profile import load_site, site_files
-from ._submit import plan
 from ._sweep import Job  # Job with the items of packed maps registered, so `aifsdk logs MAP.N` finds them
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SCHEDULER, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5

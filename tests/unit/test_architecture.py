@@ -29,14 +29,14 @@ def test_a_backend_importing_the_planner_breaks_the_contract(tmp_path: Path) -> 
     pkg = tmp_path / "aifsdk"
     shutil.copytree(ROOT / "aifsdk", pkg, ignore=shutil.ignore_patterns("__pycache__", "configs"))
     local = pkg / "_backends" / "local.py"
-    local.write_text(local.read_text() + "\nfrom .._plan import plan  # noqa: E402,F401\n")
+    local.write_text(local.read_text() + "\nfrom .._planner import build_plan  # noqa: E402,F401\n")
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     assert exe
     out = subprocess.run([exe, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert out.returncode != 0
-    assert "aifsdk._backends.local -> aifsdk._plan" in out.stdout, out.stdout
+    assert "aifsdk._backends.local -> aifsdk._planner" in out.stdout, out.stdout
 
 
 def test_every_error_class_of_aifsdk_is_in_the_tree() -> None:

@@ -48,7 +48,7 @@ def test_the_shell_runs_salloc_and_srun_on_the_login_node(tmp_path: Path) -> Non
 
 
 def test_the_shell_runs_in_the_sites_container_with_its_gpus(tmp_path: Path) -> None:
-    from aifsdk._plan import Container
+    from aifsdk._planner import Container
 
     folder = Path(os.environ["AIFSDK_CONFIG_DIR"]) / "site"
     folder.mkdir(parents=True, exist_ok=True)

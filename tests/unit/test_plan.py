@@ -192,7 +192,7 @@ def test_short_jobs_get_their_checkpoint_signal_in_time(sites: None) -> None:
 
 def test_every_shipped_site_renders_its_launch_line() -> None:
     """The rendered script of every shipped profile for one fixed request, against a stored copy."""
-    from aifsdk._plan import render_script
+    from aifsdk._planner import render_script
     from aifsdk._profile import site_files
 
     request = aifsdk.Resources(nodes=1, tasks_per_node=2, gpus_per_node=0, time="01:00:00")

@@ -45,7 +45,7 @@ def test_the_job_runner_imports_neither_numpy_nor_the_submit_side() -> None:
     )
     numpy, modules = out.split(" ", 1)
     assert numpy == "False"
-    assert not {"aifsdk._plan", "aifsdk._job", "aifsdk._profile", "aifsdk._launch", "aifsdk._sizing"} & set(ast.literal_eval(modules))
+    assert not {"aifsdk._plan", "aifsdk._planner", "aifsdk._job", "aifsdk._profile", "aifsdk._launch", "aifsdk._sizing"} & set(ast.literal_eval(modules))
 
 
 def test_installed_packages_are_cached_and_a_new_distribution_changes_the_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -113,9 +113,10 @@ def qos_ways(profile: SiteProfile, part_name: str | None, part: Partition | None
     QoS of the request's partition first (of another partition only when none of it does), general
     ones before debug and special ones, those that need nothing else alone when there are any; QoS
     the account cannot use are left out."""
-    def way(name: str, q: Qos, partition: str | None) -> str | None:
-        if q.account_pattern and not (need.account and re.fullmatch(q.account_pattern, need.account)):
-            return None
+    def usable(name: str, q: Qos) -> bool:
+        return name != qos_name and allows(q) and not (q.account_pattern and not (need.account and re.fullmatch(q.account_pattern, need.account)))
+
+    def way(name: str, q: Qos, partition: str | None) -> str:
         needs = []
         if q.max_nodes is not None and need.nodes > q.max_nodes:
             needs.append(f"nodes<={q.max_nodes}")
@@ -129,11 +130,12 @@ def qos_ways(profile: SiteProfile, part_name: str | None, part: Partition | None
             needs.append(f"partition={partition!r}")
         return f"qos={name!r}" + (f" with {' and '.join(needs)}" if needs else "")
 
-    here = {n: q for n, q in qos_for(profile, part_name, part).items() if n != qos_name and allows(q)}
-    ways = [w for n in by_role(here) if (w := way(n, here[n], None))]
+    mine = qos_for(profile, part_name, part)
+    here = {n: q for n, q in mine.items() if usable(n, q)}
+    ways = [way(n, here[n], None) for n in by_role(here)]
     if not ways:  # a QoS of another partition, named with it
-        elsewhere = {n: q for n, q in profile.qos.items() if n != qos_name and n not in here and q.partitions and allows(q)}
-        ways = [w for n in by_role(elsewhere) if (w := way(n, elsewhere[n], elsewhere[n].partitions[0]))]
+        elsewhere = {n: q for n, q in profile.qos.items() if n not in mine and q.partitions and usable(n, q)}
+        ways = [way(n, elsewhere[n], elsewhere[n].partitions[0]) for n in by_role(elsewhere)]
     # those that need nothing else, when there are any
     return [w for w in ways if " with " not in w] or ways
 

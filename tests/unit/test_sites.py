@@ -323,6 +323,15 @@ def test_mn5_refuses_fewer_than_20_cores_per_gpu() -> None:
     assert plan("mn5-acc", gpus_per_node=2, tasks_per_node=1, cpus_per_task=40, account="ehpc123").resources.cpus_per_task == 40
 
 
+def test_a_qos_fix_names_only_qos_the_account_can_use() -> None:
+    """acc_ehpc is for EuroHPC accounts: a BSC account over acc_debug's 8 nodes is pointed to the
+    QoS it may hold (acc_bsc*, 25 nodes), never to acc_ehpc."""
+    (bsc,) = problems("mn5-acc", account="bsc123", qos="acc_debug", nodes=9)
+    assert bsc.param == "nodes" and "qos='acc_bsccase'" in bsc.fix and "acc_ehpc" not in bsc.fix and "no QoS" not in bsc.fix
+    (ehpc,) = problems("mn5-acc", account="ehpc123", qos="acc_debug", nodes=9)
+    assert "use qos='acc_ehpc' for 9 nodes" in ehpc.fix and "acc_bsc" not in ehpc.fix
+
+
 def test_mn5_accepts_more_than_20_cores_per_gpu() -> None:
     """BSC documents a minimum of 20 cores per GPU, no maximum: more is accepted, without a warning
     (how BSC charges a partial node is not documented)."""

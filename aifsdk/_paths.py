@@ -63,10 +63,30 @@ def _not_private(st: os.stat_result) -> str | None:
             owner = pwd.getpwuid(st.st_uid).pw_name
         except KeyError:
             owner = f"uid {st.st_uid}"
-        return f"belongs to {owner}, not to you ({user_name()})"
-    if st.st_mode & 0o022:
-        return f"may be written by {'others' if st.st_mode & 0o002 else 'its group'} (mode {stat.S_IMODE(st.st_mode):04o})"
+        return not_private(owner, user_name(), st.st_mode)
+    return not_private(None, None, st.st_mode)
+
+
+def not_private(owner: str | None, me: str | None, mode: int) -> str | None:
+    """Why a folder may not be trusted, or None: ``owner`` is someone else than ``me`` (None: the
+    user owns it), or ``mode`` lets its group or others write to it."""
+    if owner is not None:
+        return f"belongs to {owner}, not to you ({me})"
+    if mode & 0o022:
+        return f"may be written by {'others' if mode & 0o002 else 'its group'} (mode {stat.S_IMODE(mode):04o})"
     return None
+
+
+def untrusted_folder(what: str, path: Path | str, why: str, owned: bool, chmod: str | None = None) -> StorageError:
+    """The StorageError for a folder aifsdk will not use: ``why`` (see :func:`not_private`), and the
+    fix (``chmod``: the command that makes a folder of the user's own private)."""
+    if not owned:
+        fix = ("if it is not meant to be there, ask its owner or an admin to remove it; or point aifsdk at a folder "
+               "of your own (AIFSDK_HOME, the site's job_root, AIFSDK_JOB_ROOT)")
+    else:
+        fix = f"make it private: {chmod or 'chmod 700 ' + _quote(Path(path))}"
+    return StorageError(f"{what} {path} {why}, and aifsdk runs code it finds there, so it only trusts folders that are "
+                        f"yours and that nobody else can write to. Fix: {fix}", path=path)
 
 
 def user_root(root: Path) -> Path:
@@ -103,13 +123,7 @@ def ensure_private(path: Path, what: str) -> Path:
         raise storage_error(exc, path, f"reading {what}") from None
     why = _not_private(st)
     if why is not None:
-        if st.st_uid != os.getuid():
-            fix = ("if it is not meant to be there, ask its owner or an admin to remove it; or point aifsdk at a folder "
-                   "of your own (AIFSDK_HOME, the site's job_root, AIFSDK_JOB_ROOT)")
-        else:
-            fix = f"make it private: chmod 700 {_quote(path)}"
-        raise StorageError(f"{what} {path} {why}, and aifsdk runs code it finds there, so it only trusts folders that are "
-                           f"yours and that nobody else can write to. Fix: {fix}", path=path)
+        raise untrusted_folder(what, path, why, owned=st.st_uid == os.getuid())
     return path
 
 

@@ -68,6 +68,7 @@ class SSH:
         self.probe_setup = probe_setup  # the site's own setup lines (module loads), run before the version probe
         self.calls = 0
         self._expanded: dict[str, str] = {}
+        self._user_roots: dict[str, str] = {}
         self._environment: dict[str, Any] | None = None
 
     @property
@@ -147,6 +148,56 @@ class SSH:
                                             f"it expands to {out!r} on {self.spec.host}; set a variable that is defined there, or an absolute path")])
             self._expanded[template] = out
         return self._expanded[template]
+
+    def _owner_and_modes(self, paths: list[str], create: bool) -> tuple[str, list[tuple[str | None, int] | None]]:
+        """The cluster account's name, and of each path there (None: missing) its owner (None: that
+        account) and mode, in one command; with ``create``, missing folders (and parents) are made
+        0700 first. The paths are taken in order, up to the first that is missing or not private
+        (nothing is made inside a folder that is refused)."""
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        make = 'mkdir -p -- "$p" 2>/dev/null; ' if create else ""  # below, 18 is 0o022: its group or others may write
+        proc = self.run(f"umask 077; me=$(id -u); echo $me; id -un; for p in {quoted}; do {make}"
+                        "s=$(stat -L -c '%u %U %a' -- \"$p\" 2>/dev/null) || { echo missing; break; }; echo \"$s\"; "
+                        'set -- $s; [ "$1" = "$me" ] && [ $((0$3 & 18)) -eq 0 ] || break; done', timeout=60)
+        lines = proc.stdout.splitlines()
+        uid, name, rows = lines[0].strip(), lines[1].strip(), lines[2:2 + len(paths)]
+        found: list[tuple[str | None, int] | None] = []
+        for row in rows:
+            parts = row.split()
+            found.append(None if len(parts) != 3 else (None if parts[0] == uid else parts[1], int(parts[2], 8)))
+        return name, found
+
+    def user_root(self, root: str) -> str:
+        """Where the cluster account's job folders go under the job root ``root`` (expanded there):
+        the root itself when it is the account's own and only it may write to it (or it does not
+        exist yet), else a folder named after the account under it (a project's shared scratch), as
+        :func:`aifsdk._paths.user_root` decides here. Reads only; asked once per process."""
+        if root not in self._user_roots:
+            from ._paths import not_private
+
+            name, (found,) = self._owner_and_modes([root], create=False)
+            shared = found is not None and not_private(found[0], name, found[1]) is not None
+            self._user_roots[root] = f"{root.rstrip('/')}/{name}" if shared else root
+        return self._user_roots[root]
+
+    def ensure_private(self, folders: list[tuple[str, str]]) -> None:
+        """Create each ``(path, what)`` folder on the cluster 0700 (missing parents too) whatever the
+        umask, or check that an existing one is the cluster account's own and not writable by its
+        group or others; else StorageError naming the folder, its owner or mode, and the fix, as
+        :func:`aifsdk._paths.ensure_private` does here. One command for all of them."""
+        from ._errors import StorageError
+        from ._paths import not_private, untrusted_folder
+
+        name, found = self._owner_and_modes([p for p, _ in folders], create=True)
+        for (path, what), row in zip(folders, found):
+            if row is None:
+                raise StorageError(f"creating {what} {path} on {self.spec.host} failed. Fix: check that you may write there "
+                                   f"(ssh {self.spec.host} ls -ld {shlex.quote(str(Path(path).parent))}), or point ssh.job_root "
+                                   "in the site profile at a folder of your own", path=path)
+            why = not_private(row[0], name, row[1])
+            if why is not None:
+                raise untrusted_folder(f"on {self.spec.host}, {what}", path, why, owned=row[0] is None,
+                                       chmod=f"ssh {self.spec.host} chmod 700 {shlex.quote(path)}")
 
     def _rsync(self, args: list[str], what: str) -> None:
         if shutil.which("rsync") is None:

@@ -114,12 +114,14 @@ class SSHTransport:
         return cluster_python(profile)
 
     def job_root(self, profile: SiteProfile, account: str | None) -> Path:
-        """The site's job root on the cluster, expanded there (``~``, ``$SCRATCH``, ``$USER`` ...)."""
-        spec = self.ssh.spec
+        """The site's job root on the cluster, expanded there (``~``, ``$SCRATCH``, ``$USER`` ...);
+        where that folder is shared (not the cluster account's own, or writable by others), the
+        account's own folder under it, as for a job root here."""
+        spec = profile.ssh or self.ssh.spec  # the profile as it is now (the transport outlives an edit of it)
         template = spec.job_root or profile.job_root_for(account)
         if "AIFSDK_JOB_ROOT" in os.environ and not spec.job_root:
             template = profile.job_root_for(account)  # $AIFSDK_JOB_ROOT names a folder here, not there
-        return Path(self.ssh.expand(template))
+        return Path(self.ssh.user_root(self.ssh.expand(template)))
 
     def check_environment(self, kind: str) -> list[Problem]:
         """What is pickled here must unpickle there."""
@@ -142,6 +144,9 @@ class SSHTransport:
             self.ssh.push(local, str(folder), rules=rules)
             return
         if code:
+            # The job root there holds the snapshot store the job runs code from, and the site's folder
+            # holds the job folders: created 0700 or checked, before anything is sent into them.
+            self.ssh.ensure_private([(str(folder.parent.parent), "the job root"), (str(folder.parent), "the job root's site folder")])
             from .._pack import load_manifest, packs_of, read_ref, store_of
 
             ref = read_ref(local)

@@ -21,7 +21,7 @@ from conftest import REMOTE_HOME, REMOTE_PYTHON, REMOTE_USER, SSH_SCRIPT, squeue
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-def remote_site(config: Path, python: str = REMOTE_PYTHON, name: str = "viassh") -> str:
+def remote_site(config: Path, python: str = REMOTE_PYTHON, name: str = "viassh", job_root: str = "~/aifsdk/jobs") -> str:
     site_dir = Path(os.environ["AIFSDK_CONFIG_DIR"]) / "site"
     site_dir.mkdir(parents=True, exist_ok=True)
     (site_dir / f"{name}.yaml").write_text(
@@ -33,7 +33,7 @@ def remote_site(config: Path, python: str = REMOTE_PYTHON, name: str = "viassh")
         "  host: aifsdk-test\n"
         f"  config: {config}\n"
         f"  python: {python}\n"
-        "  job_root: ~/aifsdk/jobs\n"
+        f"  job_root: {job_root}\n"
     )
     return name
 

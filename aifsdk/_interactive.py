@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._backends import backend_for
-from ._errors import JobFailedError, Problem, RequestError
+from ._errors import JobFailedError
 from ._plan import Plan, plan
 from ._planner import request_options
 
@@ -26,9 +26,10 @@ JUPYTER_FILE = "jupyter.json"
 
 
 def _slurm_only(pl: Plan, what: str) -> None:
-    if not backend_for(pl.profile).scheduled:
-        raise RequestError([Problem("site", pl.site, f"a Slurm site ({what} needs an allocation on compute nodes)",
-                                    "use --site slurm, or a site of `aifsdk sites` with executor slurm")], site=pl.site)
+    """Refuse ``what`` before anything is asked of a site without a scheduler (its backend says why)."""
+    backend = backend_for(pl.profile)
+    if not backend.scheduled:
+        raise backend.no_allocation(what)
 
 
 def shell_plan(site: str, command: list[str] | None = None, **options: Any) -> Plan:
@@ -55,7 +56,7 @@ def shell_argv(pl: Plan, command: list[str] | None = None) -> list[str]:
         inner = [pl.container.runtime, "exec" if command else "shell", *gpu_flag, pl.container.image, *(command or [])]
     env = ",".join(["ALL", f"AIFSDK_SITE={pl.site}", *(f"{k}={v}" for k, v in pl.profile.env.items() if "," not in v)])
     srun = ["srun", "--pty", "--nodes=1", "--ntasks=1", f"--export={env}", *inner]
-    return backend_for(pl.profile).terminal(salloc + srun)  # type: ignore[attr-defined]
+    return backend_for(pl.profile).terminal(salloc + srun)
 
 
 # -- Jupyter ------------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def jupyter_command(python: str) -> list[str]:
 def tunnel(pl: Plan, host: str, port: int, local_port: int) -> list[str]:
     """The ssh command that forwards ``local_port`` here to the server on the compute node, through
     the site's login node (the profile's ssh settings) or, for this machine's cluster, this host."""
-    return backend_for(pl.profile).tunnel(f"{local_port}:{host}:{port}")  # type: ignore[attr-defined]
+    return backend_for(pl.profile).tunnel(f"{local_port}:{host}:{port}")
 
 
 def free_local_port() -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import Problem, SchedulerError
+from .._errors import Problem, RequestError, SchedulerError
 from .._paths import expand_root, user_root
 from .._profile import SiteProfile
 from .._run import record_hash
@@ -159,6 +159,22 @@ class Backend:
 
     def cancel(self, job_id: str, folder: Path, handle: Any) -> None:
         raise NotImplementedError
+
+    # -- interactive work on compute nodes ---------------------------------------------------
+    def terminal(self, argv: list[str]) -> list[str]:
+        """``argv`` run with a terminal where the scheduler's commands run (salloc, srun --pty)."""
+        raise self.no_allocation("an interactive shell")
+
+    def tunnel(self, forward: str) -> list[str]:
+        """The ssh command that forwards ``forward`` (``LOCAL:HOST:PORT``) to a compute node."""
+        raise self.no_allocation("a tunnel to a compute node")
+
+    def no_allocation(self, what: str) -> RequestError:
+        """The error for ``what`` (an interactive shell, a Jupyter server) on a site without a
+        scheduler: it needs an allocation on compute nodes."""
+        site = self.profile.name if self.profile is not None else "?"
+        return RequestError([Problem("site", site, f"a Slurm site ({what} needs an allocation on compute nodes)",
+                                     "use --site slurm, or a site of `aifsdk sites` with executor slurm")], site=site)
 
     def cluster_folder(self, record: Mapping[str, Any]) -> Path:
         """The job folder as the job sees it."""

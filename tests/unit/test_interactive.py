@@ -9,6 +9,8 @@ import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 import aifsdk
 from aifsdk._interactive import shell_argv, tunnel
 
@@ -64,3 +66,19 @@ def test_the_shell_runs_in_the_sites_container_with_its_gpus(tmp_path: Path) -> 
     assert argv[argv.index("srun"):][-4:] == ["apptainer", "shell", "--nv", "docker://python:3.11"]
     command = shell_argv(pl, ["nvidia-smi", "-L"])  # type: ignore[arg-type]
     assert command[command.index("apptainer"):] == ["apptainer", "exec", "--nv", "docker://python:3.11", "nvidia-smi", "-L"]
+
+
+def test_a_site_without_a_scheduler_has_no_shell_and_no_tunnel() -> None:
+    """The backend seam answers for every site: local and debug refuse a shell or a tunnel with a
+    RequestError naming the site and the way out, as `aifsdk shell --site local` does."""
+    from aifsdk._backends import backend_for
+    from aifsdk._interactive import shell_plan
+
+    for site in ("local", "debug"):
+        backend = backend_for(aifsdk.load_site(site))
+        for call in (lambda: backend.terminal(["bash"]), lambda: backend.tunnel("8888:n1:41234"), lambda: shell_plan(site)):
+            with pytest.raises(aifsdk.RequestError) as info:
+                call()
+            (problem,) = info.value.problems
+            assert (problem.param, problem.value) == ("site", site)
+            assert "needs an allocation on compute nodes" in problem.allowed and "--site slurm" in problem.fix

@@ -125,7 +125,7 @@ class CommandTarget:
             name = signal.Signals(stopped[0]).name
             print(f"aifsdk: the command got {name} from outside (a cancel, the time limit, a requeue or a preemption) and exited "
                   f"with code {code}; no result is recorded for this attempt", file=sys.stderr, flush=True)
-            raise SystemExit(128 + stopped[0])
+            sys.exit(128 + stopped[0])  # the job runner saves no result for an exit
         if code != 0:
             raise CommandFailed(f"command {list(self.argv)} exited with code {code} on {env.hostname} (rank {env.global_rank})")
         duration = time.monotonic() - start

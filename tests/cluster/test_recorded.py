@@ -4,7 +4,9 @@ be written) is cancelled, and the error says so, naming the path, on the real lo
 The fault comes at the one moment that matters, just after sbatch queued the job: a real `sbatch`
 runs, through a wrapper script first on PATH that, once sbatch has answered, blocks the path
 aifsdk writes next (a folder where the manifest goes; the registry folder made writable by
-others, which aifsdk refuses to trust). Nothing in aifsdk is replaced."""
+others, which aifsdk refuses to trust). Nothing in aifsdk is replaced. Over SSH, the same with the job folder on the cluster taken from the remote user once the
+login node's sbatch has answered (the cluster is this machine: the wrapper, run as root, gives
+the folder to root)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_remote import remote_site
 
 import aifsdk
 
@@ -118,3 +121,34 @@ def test_an_array_whose_manifest_cannot_be_written_is_cancelled(tmp_path: Path, 
     assert f"job {array_id} was queued" in message and f"The job was cancelled (scancel {array_id})" in message, message
     for task in ("0", "1"):
         cancelled(f"{array_id}_{task}")
+
+
+def test_a_job_over_ssh_whose_files_cannot_be_sent_after_sbatch_is_cancelled(ssh_host: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over SSH, the job's payload goes to the cluster under its job id once sbatch has answered;
+    here the job folder there is given to root at that moment (the remote user may no longer write
+    to it; rsync would make a read-only folder of the user's own writable again)."""
+    real = shutil.which("ssh")
+    assert real, "ssh is not on PATH"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    answer = tmp_path / "sbatch.out"
+    (bin_dir / "ssh").write_text(
+        "#!/bin/bash\n"
+        'case "${@: -1}" in\n'
+        "  'sbatch '*)\n"
+        f"    out=$({shlex.quote(real)} \"$@\"); rc=$?; echo \"$out\" > {shlex.quote(str(answer))}; echo \"$out\"\n"
+        '    script=${@: -1}; d=$(dirname "${script#sbatch }"); chown root "$d"; chmod 0755 "$d"; exit $rc ;;\n'
+        "esac\n"
+        f"exec {shlex.quote(real)} \"$@\"\n"
+    )
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    site = remote_site(ssh_host, name="unrecordedssh")
+    with pytest.raises(aifsdk.SchedulerError) as err:  # the job waits for its begin time: it cannot have run or failed
+        aifsdk.submit(["true"], site=site, time=5, name="unrecorded-ssh", extra={"begin": "now+1hour"})
+    job_id = queued_id(answer)
+    message = str(err.value)
+    assert f"job {job_id} was queued, but recording it failed: copying" in message, message
+    assert f"The job was cancelled (scancel {job_id})" in message, message
+    cancelled(job_id)

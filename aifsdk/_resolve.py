@@ -81,18 +81,19 @@ class Resolved:
 def resolve(request: Resources, profile: SiteProfile, bad: set[str] | frozenset[str] = frozenset()) -> Resolution:
     """Resolve ``request`` on ``profile``. ``bad`` names fields already known to be malformed."""
     res = Resolution(request, profile, set(bad))
-    res.resources = _resolve(res, request, profile)
+    res.resources, res.minutes, res.partition, res.qos = _resolve(res, request, profile)
     return res
 
 
-def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resources:
-    """The request filled in, one step at a time: each step takes the request as it stands and
-    returns a new one (``Resources`` is frozen), and says in ``self`` where its values came from."""
+def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> tuple[Resources, int | None, Partition | None, Qos | None]:
+    """The request filled in, its time limit in minutes, its partition and QoS. One step at a
+    time: each step takes the request as it stands and returns a new one (``Resources`` is
+    frozen), and says in ``self`` where its values came from and what is wrong."""
     if profile.status == "announced":
         others = f"use {' or '.join(profile.alternatives)} meanwhile" if profile.alternatives else "pick another site from `aifsdk sites`"
         self.fail("site", profile.name, "a site that is in service (this one is announced, its hardware not published)",
                   f"{profile.title or profile.name}: {profile.notice} Nothing can be submitted here yet; {others}")
-        return req
+        return req, None, None, None
     bad = self.bad
     info = _cluster_info(self, profile)
     partitions: dict[str, Partition] = dict(info.partitions) if info else {}
@@ -111,13 +112,11 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     part = partitions.get(part_name) if part_name else None
     if part_name and partitions and part is None and "partition" not in bad:
         self.fail("partition", part_name, f"one of {', '.join(sorted(partitions))}", "pick a partition the site has (`sinfo -s` lists them)")
-    self.partition = part
     local = not backend_for(profile).scheduled  # one machine, no scheduler
     qos_name, qos = None, None
     if not local:
         qos_name, qos, r = _choose_qos(self, profile, r, part_name, part, need, debug)
-    self.qos = qos
-    self.minutes, r = _resolve_time(self, r, need, profile, partitions, part_name, part, qos_name, qos)
+    minutes, r = _resolve_time(self, r, need, profile, partitions, part_name, part, qos_name, qos)
     r = _tasks_and_nodes(self, r, req, profile, part_name, part, local)
     nodes, tasks, gpus, cpus = r.nodes, r.tasks_per_node, r.gpus_per_node, r.cpus_per_task
     assert nodes is not None and tasks is not None and gpus is not None  # filled in by _tasks_and_nodes
@@ -177,13 +176,13 @@ def _resolve(self: Resolution, req: Resources, profile: SiteProfile) -> Resource
     if not local and profile.launcher == "srun-per-gpu" and gpus > 1 and tasks == 1 and self.origins.get("tasks_per_node") == "default":
         self.notes.append(f"site {profile.name} recommends one task per GPU: pass tasks_per_node={gpus} for a distributed run")
     if not local and req.partition is not None and part is not None and not self.problems and not self.warnings:
-        _costlier_partition(self, profile, r, self.minutes, partitions, part, info, need)
+        _costlier_partition(self, profile, r, minutes, partitions, part, info, need)
     if not local and part is not None and not part.exclusive and not self.problems:
         _sliced_waste(self, profile, r)
     if gpus and tasks and gpus % tasks and tasks % gpus and not {"gpus_per_node", "tasks_per_node"} & bad:
         self.warn("tasks_per_node", tasks, f"{tasks} tasks per node do not divide {gpus} GPUs per node: ranks get unequal GPU shares "
                   "or some GPUs sit idle", f"use tasks_per_node={gpus} (one per GPU) or a divisor of {gpus}")
-    return r
+    return r, minutes, part, qos
 
 
 def _tasks_and_nodes(self: Resolution, r: Resources, req: Resources, profile: SiteProfile, part_name: str | None,

@@ -596,7 +596,9 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool
     :class:`~aifsdk.JobTimeoutError` after ``timeout`` seconds; the jobs go on.
 
     Items of packed maps (:func:`aifsdk.map`) show a progress bar (``progress=False``: none), and
-    waiting on them submits what the map holds back. Ctrl-C stops the waiting, not the jobs.
+    waiting on them submits what the map holds back. Ctrl-C stops the waiting: jobs a scheduler
+    queued go on, and jobs that run as children of this process (site ``local``) are cancelled,
+    as a terminal's Ctrl-C, which reaches them too, does.
     """
     check_timeout(timeout)
     items = [jobs] if isinstance(jobs, Job) else list(jobs)
@@ -617,6 +619,11 @@ def wait(jobs: Job | Iterable[Job], timeout: float | None = None, progress: bool
     try:
         return _wait_loop(items, pending, list(sweeps.values()), bar, timeout)
     except KeyboardInterrupt:
+        children = [j for j in pending.values() if j._backend.child_of_submitter and j._sub is not None]
+        for job in children:
+            job.cancel()
+        if children:
+            print(f"\naifsdk: interrupted: cancelled {' '.join(j.job_id for j in children)} (run by this process)", file=sys.stderr, flush=True)
         if sweeps:
             ids = " ".join(s.id for s in sweeps.values())
             print(f"\naifsdk: stopped waiting; the jobs go on. Wait again with `aifsdk wait {ids}`, cancel them with "

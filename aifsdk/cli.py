@@ -14,7 +14,8 @@
 JOB is a job id or a job folder; status, wait, cancel and show also take a map's id (``map-...``,
 from ``aifsdk.map``) for the whole map, and ``map-....<index>`` is one of its items. Exit codes: 0 success; 1 the job failed or was cancelled
 (``wait``, ``submit --wait``: the command's own exit code when it has one); 2 bad usage or a
-bad request (nothing submitted); 3 the scheduler failed; 4 no such job; 5 waiting timed out.
+bad request (nothing submitted); 3 the scheduler failed; 4 no such job; 5 waiting timed out;
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from ._profile import load_site, site_files
 from ._sweep import Job  # Job with the items of packed maps registered, so `aifsdk logs MAP.N` finds them
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SCHEDULER, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
+CANCEL_WAIT_S = 30.0  # after Ctrl-C, how long submit waits for a local job to stop
 _EXIT_CODES = ((RequestError, EXIT_USAGE), (SchedulerError, EXIT_SCHEDULER), (JobNotFoundError, EXIT_NOT_FOUND),
                (JobTimeoutError, EXIT_TIMEOUT), (JobFailedError, EXIT_FAILED))
 
@@ -316,6 +319,23 @@ def _wait_exit(job: Job, timeout: float | None = None) -> int:
     return EXIT_OK
 
 
+def _interrupted(job: Job, cancel: bool) -> int:
+    """Ctrl-C while submit waits: a job that runs as a child of this command is cancelled (and
+    waited for, briefly); a queued one goes on. Either way the command says where the logs are."""
+    logs = f"its logs: {' '.join(str(p) for p in job.log_paths())} (`aifsdk logs {job.job_id}`)"
+    if not cancel:
+        print(f"\naifsdk: stopped waiting; job {job.job_id} goes on (`aifsdk wait {job.job_id}`, `aifsdk cancel {job.job_id}`); {logs}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    job.cancel()
+    try:
+        job.wait(timeout=CANCEL_WAIT_S)
+    except JobTimeoutError:
+        pass
+    print(f"\naifsdk: interrupted: job {job.job_id} {job.state}; {logs}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def _map_verb(args: argparse.Namespace, sweep: Any) -> int:
     """status, wait, cancel and show of a whole map (``aifsdk.map``'s id, ``map-...``)."""
     from ._job import wait
@@ -361,22 +381,26 @@ def run(argv: Sequence[str] | None = None) -> int:
             if not _go_ahead(pl, args):
                 print("aifsdk: not submitted (nothing was written)", file=sys.stderr)
                 return EXIT_FAILED
-            if backend_for(pl.profile).child_of_submitter and not (args.wait or args.follow):
+            child = backend_for(pl.profile).child_of_submitter
+            if child and not (args.wait or args.follow):
                 print(f"aifsdk: site {pl.site} runs the job as a child of this command, so the command waits until the job ends "
-                      "(Ctrl-C stops it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
+                      "(Ctrl-C cancels it); submit to a Slurm site (--site slurm) to get the prompt back at once", file=sys.stderr)
             with warnings.catch_warnings():  # already printed above, in the command's words
                 warnings.simplefilter("ignore", UserWarning)
                 job = pl.submit()
             if args.json:
-                print(json.dumps({"job_id": job.job_id, "site": job.site, "folder": str(job.folder)}))
+                print(json.dumps({"job_id": job.job_id, "site": job.site, "folder": str(job.folder)}), flush=True)
             else:
-                print(job.job_id)
+                print(job.job_id, flush=True)  # at once, for whoever reads it while the command waits
                 print(f"submitted {job.name} to {job.site}; folder {job.folder}; follow with `aifsdk logs -f {job.job_id}`", file=sys.stderr)
-            if args.follow:
-                from ._follow import follow
+            try:
+                if args.follow:
+                    from ._follow import follow
 
-                follow(job)
-            return _wait_exit(job) if args.wait or args.follow else EXIT_OK
+                    follow(job)
+                return _wait_exit(job) if args.wait or args.follow or child else EXIT_OK
+            except KeyboardInterrupt:
+                return _interrupted(job, cancel=child)
         if args.verb == "shell":
             from ._interactive import shell_argv, shell_plan
 
@@ -529,7 +553,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("\n".join([f"aifsdk: {head}", *(f"  - {cli_problem(p)}" for p in exc.problems)]), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # while waiting: the jobs go on (wait said how to cancel them)
-        return 130
+        return EXIT_INTERRUPTED
     except AifsdkError as exc:
         code = next((c for kind, c in _EXIT_CODES if isinstance(exc, kind)), EXIT_USAGE)
         prefix = "scheduler error: " if code == EXIT_SCHEDULER else ""
@@ -551,5 +575,5 @@ def main() -> None:
         code = EXIT_FAILED
     except KeyboardInterrupt:
         print("aifsdk: interrupted", file=sys.stderr)
-        code = 130
+        code = EXIT_INTERRUPTED
     sys.exit(code)

@@ -9,28 +9,19 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._controller import CANCEL_MARK as CANCEL_MARK  # re-exported: where every backend finds them
+from .._controller import mark_cancelled as mark_cancelled
 from .._errors import Problem, RequestError, SchedulerError
 from .._paths import expand_root, user_root
 from .._profile import SiteProfile
 from .._run import record_hash
 from .._scheduler import ClusterInfo, Slurm
 from .poller import Poller
-
-CANCEL_MARK = "aifsdk-cancelled"  # a job cancelled through aifsdk: <folder>/<mark> (local), <folder>/<id>.<mark> (Slurm)
-
-def mark_cancelled(mark: Path) -> None:
-    """Write a cancel mark (the job's state where the scheduler no longer knows it). A folder that
-    cannot be written (a full disk, a read-only one) does not stop the cancel itself."""
-    try:
-        mark.write_text(f"{time.time()}\n")
-    except OSError:
-        pass
 
 
 @dataclass(frozen=True)

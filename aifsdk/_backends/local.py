@@ -18,6 +18,8 @@ from submitit.local.local import LocalJob
 from .base import CANCEL_MARK, Backend, Submission, mark_cancelled, record_payload_hash
 
 SETTLE_POLL_S = 0.05
+CONTROLLER = "aifsdk._controller"
+CANCEL_AGAIN_S = 5.0  # a cancelled controller still running after this long is sent the interrupt again
 
 
 class _CheckedLocalExecutor(submitit.LocalExecutor):
@@ -35,7 +37,8 @@ class _CheckedLocalExecutor(submitit.LocalExecutor):
 
     def _submit_command(self, command: str) -> Any:
         """submitit's ``LocalExecutor._submit_command`` and ``start_controller``
-        (submitit/local/local.py), with ``env`` and ``cwd`` given to the controller process."""
+        (submitit/local/local.py), with ``env`` and ``cwd`` given to the controller process, and
+        aifsdk's controller (:mod:`aifsdk._controller`) started instead of submitit's."""
         record_payload_hash(self.folder)
         ntasks = self.parameters.get("tasks_per_node", 1)
         n_gpus = self.parameters.get("gpus_per_node", 0)
@@ -47,7 +50,7 @@ class _CheckedLocalExecutor(submitit.LocalExecutor):
             ntasks=ntasks, command=command, timeout_min=self.parameters.get("timeout_min", 2.0),
             signal_delay_s=self.parameters.get("signal_delay_s", 30), stderr_to_stdout=self.parameters.get("stderr_to_stdout", False),
             cuda_devices=",".join(str(k) for k in gpus), with_shell=bool(setup)))
-        argv = [sys.executable, "-m", "submitit.local._local", str(self.folder)]
+        argv = [sys.executable, "-m", CONTROLLER, str(self.folder)]  # submitit's controller, where an interrupt is a cancel
         started: Any = " && ".join([*setup, shlex.join(argv)]) if setup else argv
         process = subprocess.Popen(started, shell=bool(setup), env=env, cwd=self._cwd)
         return LocalJob(folder=self.folder, job_id=str(process.pid), process=process, tasks=list(range(ntasks)))
@@ -92,9 +95,19 @@ class LocalBackend(Backend):
         return updates, workdir
 
     def state(self, job_id: str, folder: Path, handle: Any) -> tuple[str, str]:
+        mark = folder / CANCEL_MARK
         if self._running(job_id, folder, handle):
+            try:
+                if time.time() - mark.stat().st_mtime > CANCEL_AGAIN_S:  # cancelled, and still running
+                    self._interrupt(job_id, folder, handle)
+            except OSError:
+                pass
             return "RUNNING", ""
-        if (folder / CANCEL_MARK).exists():
+        if mark.exists():
+            return "CANCELLED", ""
+        process = getattr(handle, "_process", None)
+        if process is not None and process.returncode == -signal.SIGINT:
+            mark_cancelled(mark)  # interrupted while it started, before its handler was in place
             return "CANCELLED", ""
         return "ENDED", ""
 
@@ -106,7 +119,8 @@ class LocalBackend(Backend):
             cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes()
         except (OSError, ValueError):
             return False
-        return b"submitit.local._local" in cmdline and str(folder).encode() in cmdline
+        # aifsdk's controller; submitit's own for jobs started by an earlier aifsdk
+        return (CONTROLLER.encode() in cmdline or b"submitit.local._local" in cmdline) and str(folder).encode() in cmdline
 
     def settle(self, job_id: str, folder: Path, handle: Any, limit_s: float = 5.0) -> None:
         """The controller exits just after its tasks; wait so that the state reads COMPLETED."""
@@ -116,9 +130,13 @@ class LocalBackend(Backend):
 
     def cancel(self, job_id: str, folder: Path, handle: Any) -> None:
         mark_cancelled(folder / CANCEL_MARK)
+        self._interrupt(job_id, folder, handle)
+
+    def _interrupt(self, job_id: str, folder: Path, handle: Any) -> None:
+        """SIGINT to the controller, which then stops its tasks (a second one is harmless)."""
         process = getattr(handle, "_process", None)
         if process is not None:
-            process.send_signal(signal.SIGINT)  # the controller then stops its tasks
+            process.send_signal(signal.SIGINT)
         elif self._running(job_id, folder, handle):
             os.kill(int(job_id), signal.SIGINT)
 

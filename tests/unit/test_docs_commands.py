@@ -46,6 +46,7 @@ RUN_ELSEWHERE: dict[str, tuple[str, str]] = {
     r"^aifsdk submit --site slurm\b.*examples/ddp_train\.py": ("tests/cluster/test_distributed.py", '"ddp_train.py"'),
     r"^aifsdk submit --site local\b": ("tests/unit/test_docs_commands.py", "def test_a_first_local_command_job"),
     r"^aifsdk (status|logs|wait|show) JOB$": ("tests/unit/test_docs_commands.py", "def test_a_first_local_command_job"),
+    r"^aifsdk submit -- python train\.py$": ("tests/unit/test_local_interrupt.py", "def test_ctrl_c_on_a_local_submit_cancels_the_job"),
     r"^aifsdk size --from\b": ("tests/cluster/test_scaling_study.py", '"size", "--from"'),
     r"^python -m benchmarks threads=": ("tests/unit/test_bench_cli.py", '"threads=1"'),
     r"^python -m tools\.(bench_submit|bench_snapshot|bench_lifecycle|check_matmul|check_repeat)\b":

@@ -164,6 +164,11 @@ def test_the_local_controller_is_started_as_submitit_starts_it() -> None:
     assert set(re.findall(r'self\.parameters\.get\("(\w+)"', submit)) == {
         "tasks_per_node", "gpus_per_node", "visible_gpus", "timeout_min", "signal_delay_s", "stderr_to_stdout", "setup"}
     assert '"-m", "submitit.local._local"' in theirs
+    # aifsdk's controller (aifsdk._controller) runs submitit's Controller, with its own run loop:
+    # submitit's must still be start, wait, start again on a requeue exit code, stop the tasks
+    run = inspect.getsource(local.Controller.run)
+    assert [m for m in re.findall(r"self\.(\w+)\(", run)] == ["start_tasks", "wait", "kill_tasks"]
+    assert "LOCAL_REQUEUE_RETURN_CODE" in run
 
 
 def test_submitting_changes_neither_the_environment_nor_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

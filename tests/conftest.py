@@ -131,6 +131,19 @@ def squeue_ids(name: str | None = None, under: Path | None = None) -> set[str]:
     return {row[0] for row in rows if row[1:2] == [name] or (under is not None and row[2:] and row[2].startswith(str(under)))}
 
 
+def processes_with(text: str) -> list[int]:
+    """The processes of this machine whose command line holds ``text`` (a local job's controller
+    and tasks name its folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def sacct_ids(name: str) -> set[str]:
     out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1day", "--name", name],
                          capture_output=True, text=True, check=True)

@@ -14,6 +14,7 @@ import pytest
 
 import aifsdk
 
+from conftest import processes_with
 from jobfns import boom, double, sleep_then
 
 
@@ -65,6 +66,18 @@ def test_cancel_gives_cancelled() -> None:
     with pytest.raises(aifsdk.JobCancelledError):
         job.result(timeout=30)
     assert job.state == "CANCELLED"
+
+
+def test_a_cancel_while_the_controller_starts_gives_cancelled_and_leaves_nothing_running() -> None:
+    """cancel() at once, while the local controller is still starting (importing, starting its
+    task): the job reads CANCELLED, and neither the controller nor a task runs on."""
+    job = aifsdk.submit(sleep_then, 60, "never")
+    job.cancel()
+    with pytest.raises(aifsdk.JobCancelledError):
+        job.result(timeout=30)
+    assert job.state == "CANCELLED"
+    assert aifsdk.Job.attach(job.job_id).state == "CANCELLED"  # from another view of it: the mark in its folder
+    assert processes_with(str(job.folder)) == []
 
 
 def test_wait_timeout_leaves_the_job_running() -> None:

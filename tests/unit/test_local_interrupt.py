@@ -19,6 +19,8 @@ from pathlib import Path
 
 import aifsdk
 
+from conftest import processes_with
+
 HERE = Path(__file__).resolve().parents[1]  # tests/, for jobfns
 
 
@@ -86,18 +88,6 @@ def _started(job_id: str, word: str) -> Callable[[], bool]:
     return lambda: word in (job.stdout() or "")
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_ctrl_c_on_a_local_submit_cancels_the_job_and_exits_130() -> None:
     marker = f"job-{uuid.uuid4().hex[:12]}"
     term = Terminal([sys.executable, "-m", "aifsdk", "submit", "--yes", "--", "python3", "-c",
@@ -112,7 +102,7 @@ def test_ctrl_c_on_a_local_submit_cancels_the_job_and_exits_130() -> None:
     assert f"job {job_id} CANCELLED" in screen, screen
     assert str(job.log_paths()[0]) in screen and f"aifsdk logs {job_id}" in screen  # where the logs are
     assert job.state == "CANCELLED"
-    assert _processes_with(marker) == [] and _processes_with(str(job.folder)) == []  # nothing of the job runs on
+    assert processes_with(marker) == [] and processes_with(str(job.folder)) == []  # nothing of the job runs on
 
 
 def test_ctrl_c_on_a_python_script_waiting_on_a_local_job_cancels_it() -> None:
@@ -132,4 +122,4 @@ def test_ctrl_c_on_a_python_script_waiting_on_a_local_job_cancels_it() -> None:
     while job.state == "RUNNING" and time.monotonic() < deadline:  # the controller stops its tasks, then exits
         time.sleep(0.1)
     assert job.state == "CANCELLED"
-    assert _processes_with(str(job.folder)) == []  # neither the controller nor the task runs on
+    assert processes_with(str(job.folder)) == []  # neither the controller nor the task runs on

@@ -64,6 +64,7 @@ class Resources:
             raise RequestError(problems)
 
     @classmethod
+    @functools.cache
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
 

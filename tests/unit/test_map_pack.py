@@ -124,6 +124,32 @@ def test_progress_prints_one_line_per_change_when_not_on_a_terminal(tmp_path: Pa
     assert "7/10 items ended (6 done, 0 running, 3 pending, 1 failed)" in lines[1] and "ETA" in lines[1]
 
 
+def test_waiting_drops_the_items_whose_outcome_came_and_keeps_the_rest(tmp_path: Path) -> None:
+    from aifsdk._job import _drop_ended_items, _items_by_sweep
+    from aifsdk._sweep import Item, Sweep
+
+    folder = _folder(tmp_path, abs, list(range(10)), pack=5, retries=1)
+    (folder / "aifsdk-job.json").write_text(json.dumps({"job_id": "map-0002", "folder": str(folder), "site": "slurm",
+                                                        "map": {"arrays": [], "again": []}}))
+    (folder / "results").mkdir()
+    sweep = Sweep(folder)  # all held back: nothing asks a scheduler
+    items = [Item(sweep, i) for i in range(10)]
+    pending = {id(j): j for j in items}
+    by_index, looked = _items_by_sweep(pending)[id(sweep)], {}
+    _drop_ended_items(sweep, by_index, pending, looked)
+    assert len(pending) == 10
+    fd = os.open(folder / "results" / "p0-here-1.pkl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i, ok, attempt in ((2, True, 1), (3, False, 1), (7, False, 2)):  # item 3 will be tried again; 7 is out of retries
+        _packrun.append_record(fd, {"i": i, "attempt": attempt, "ok": ok, "value": i, "error": None if ok else "boom"})
+    sweep.refresh()
+    _drop_ended_items(sweep, by_index, pending, looked)  # only the new outcomes are looked at
+    assert sorted(j.index for j in pending.values()) == [0, 1, 3, 4, 5, 6, 8, 9]
+    (folder / "map-cancelled").write_text("0\n")  # cancelled as a whole: every item is looked at again
+    sweep.refresh()
+    _drop_ended_items(sweep, by_index, pending, looked)
+    assert not pending and not by_index
+
+
 def test_auto_packs_not_submitted_yet_are_split_to_fit_the_time_limit_at_the_items_speed(tmp_path: Path) -> None:
     from aifsdk._sweep import Sweep
 

@@ -102,13 +102,20 @@ class CommandTarget:
         argv, child_env = self.command()
         offsets = _size(paths.stdout), _size(paths.stderr)
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=cwd, env=child_env)
+        # A process group of its own: a stop reaches every process the command started (a shell
+        # waits for its child before it acts on SIGINT), as a terminal's Ctrl-C or Slurm's kill would.
+        proc = subprocess.Popen(argv, cwd=cwd, env=child_env, start_new_session=True)
         forwarded, stopped = {}, []
 
         def forward(sig: int, _frame: object) -> None:
-            if sig in STOP_SIGNALS:
-                stopped.append(sig)
-            proc.send_signal(sig)
+            if sig not in STOP_SIGNALS:
+                proc.send_signal(sig)  # e.g. a checkpoint signal: to the command alone, not to its helpers
+                return
+            stopped.append(sig)
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass  # every process of the command has exited
 
         for sig in (*STOP_SIGNALS, signal.SIGUSR1):
             forwarded[sig] = signal.signal(sig, forward)

@@ -80,6 +80,20 @@ def test_a_cancel_while_the_controller_starts_gives_cancelled_and_leaves_nothing
     assert processes_with(str(job.folder)) == []
 
 
+def test_cancel_stops_every_process_of_a_command_job() -> None:
+    """The command is a shell waiting for its child: a shell acts on SIGINT only once its child has
+    exited, so the stop goes to the command's whole process group, and nothing of it runs on."""
+    marker = f"cancel-{os.getpid()}-{time.monotonic_ns()}"
+    job = aifsdk.submit(["bash", "-c", "echo started; sleep 60; echo not-reached", marker])
+    deadline = time.monotonic() + 60
+    while "started" not in (job.stdout() or "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    with pytest.raises(aifsdk.JobCancelledError):
+        job.result(timeout=60)
+    assert processes_with(marker) == [] and processes_with(str(job.folder)) == []
+
+
 def test_wait_timeout_leaves_the_job_running() -> None:
     job = aifsdk.submit(sleep_then, 3, "late")
     with pytest.raises(aifsdk.JobTimeoutError):

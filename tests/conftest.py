@@ -56,8 +56,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Around the whole test, outside pytest-timeout's clock: the time spent waiting for the lock
     is not counted in the test's timeout. Every test takes it: unit tests plan against the local
     cluster too, and a shared hold costs nothing until an exclusive test waits."""
-    with cluster_lock(exclusive=any(item.iter_markers("exclusive"))):
-        return (yield)
+    exclusive = any(item.iter_markers("exclusive"))
+    with cluster_lock(exclusive=exclusive):
+        try:
+            return (yield)
+        finally:
+            if exclusive and item.get_closest_marker("cluster"):
+                # a disruptive test may leave a node counting resources for jobs it no longer has
+                subprocess.run(["bash", str(CLUSTER_SCRIPT), "heal"], capture_output=True, timeout=60)
 
 
 # Fixtures whose tests share one thing they make or change: each group runs on one xdist worker

@@ -57,3 +57,24 @@ def test_status_does_not_count_a_pid_file_whose_process_is_another_program() -> 
         up = cluster("twin", "karolina-gpu", "up")
         assert up.returncode == 0, up.stdout + up.stderr
     assert cluster("twin", "karolina-gpu", "status").returncode == 0
+
+
+def test_clear_cancels_every_job_left_in_the_queue() -> None:
+    """What ``up`` does under CI: jobs from an earlier run, recovered from slurmctld's saved state,
+    would otherwise take the nodes from the suite."""
+    held = (
+        subprocess.run(
+            ["sbatch", "--parsable", "--hold", "-t", "1", "-J", "left-from-earlier", "--wrap", "true"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+    assert held in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    cleared = cluster("clear")
+    assert cleared.returncode == 0 and held in cleared.stdout, cleared.stdout + cleared.stderr
+    assert subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split() == []
+    state = subprocess.run(["sacct", "-n", "-X", "-j", held, "-o", "State"], capture_output=True, text=True).stdout
+    assert "CANCELLED" in state, state

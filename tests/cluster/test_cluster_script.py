@@ -59,9 +59,10 @@ def test_status_does_not_count_a_pid_file_whose_process_is_another_program() -> 
     assert cluster("twin", "karolina-gpu", "status").returncode == 0
 
 
-def test_clear_cancels_every_job_left_in_the_queue() -> None:
-    """What ``up`` does under CI: jobs from an earlier run, recovered from slurmctld's saved state,
-    would otherwise take the nodes from the suite."""
+@pytest.mark.parametrize("command", [("clear",), ("up", "--clear")])
+def test_clear_cancels_every_job_left_in_the_queue(command: tuple[str, ...]) -> None:
+    """What tests/run-all does under CI (``up --clear``): jobs from an earlier run, recovered from
+    slurmctld's saved state, would otherwise take the nodes from the suite."""
     held = (
         subprocess.run(
             ["sbatch", "--parsable", "--hold", "-t", "1", "-J", "left-from-earlier", "--wrap", "true"],
@@ -73,8 +74,28 @@ def test_clear_cancels_every_job_left_in_the_queue() -> None:
         .split(";")[0]
     )
     assert held in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
-    cleared = cluster("clear")
+    cleared = cluster(*command)
     assert cleared.returncode == 0 and held in cleared.stdout, cleared.stdout + cleared.stderr
     assert subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split() == []
     state = subprocess.run(["sacct", "-n", "-X", "-j", held, "-o", "State"], capture_output=True, text=True).stdout
     assert "CANCELLED" in state, state
+
+
+def test_up_without_clear_leaves_the_queue_alone() -> None:
+    """Tests run ``up`` to restore a node they crashed, with their own jobs still queued."""
+    held = (
+        subprocess.run(
+            ["sbatch", "--parsable", "--hold", "-t", "1", "-J", "still-wanted", "--wrap", "true"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+    try:
+        up = cluster("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert held in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    finally:
+        subprocess.run(["scancel", held], check=False)

@@ -22,6 +22,16 @@ def cluster(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
 
 
+def held_job(name: str) -> str:
+    """A real job that stays in the queue (held) until cancelled: its id."""
+    argv = ["sbatch", "--parsable", "--hold", "-t", "1", "-J", name, "--wrap", "true"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+
+
+def queued() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+
+
 def test_twin_up_starts_it_when_its_pid_file_names_another_twins_slurmctld() -> None:
     assert cluster("twin", "lumi-g", "up").returncode == 0
     assert cluster("twin", "karolina-gpu", "down").returncode == 0
@@ -63,39 +73,21 @@ def test_status_does_not_count_a_pid_file_whose_process_is_another_program() -> 
 def test_clear_cancels_every_job_left_in_the_queue(command: tuple[str, ...]) -> None:
     """What tests/run-all does under CI (``up --clear``): jobs from an earlier run, recovered from
     slurmctld's saved state, would otherwise take the nodes from the suite."""
-    held = (
-        subprocess.run(
-            ["sbatch", "--parsable", "--hold", "-t", "1", "-J", "left-from-earlier", "--wrap", "true"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .split(";")[0]
-    )
-    assert held in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    held = held_job("left-from-earlier")
+    assert held in queued()
     cleared = cluster(*command)
     assert cleared.returncode == 0 and held in cleared.stdout, cleared.stdout + cleared.stderr
-    assert subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split() == []
+    assert queued() == []
     state = subprocess.run(["sacct", "-n", "-X", "-j", held, "-o", "State"], capture_output=True, text=True).stdout
     assert "CANCELLED" in state, state
 
 
 def test_up_without_clear_leaves_the_queue_alone() -> None:
     """Tests run ``up`` to restore a node they crashed, with their own jobs still queued."""
-    held = (
-        subprocess.run(
-            ["sbatch", "--parsable", "--hold", "-t", "1", "-J", "still-wanted", "--wrap", "true"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .split(";")[0]
-    )
+    held = held_job("still-wanted")
     try:
         up = cluster("up")
         assert up.returncode == 0, up.stdout + up.stderr
-        assert held in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+        assert held in queued()
     finally:
         subprocess.run(["scancel", held], check=False)

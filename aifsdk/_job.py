@@ -325,15 +325,16 @@ class Job:
             return [self._run_debug()]
         self.wait(timeout)
         finished = self._finished_tasks()
-        out = []
-        for task in range(self.num_tasks):
-            if task not in finished:
-                raise self._failure(task)
-            outcome, value = self._outcome(task)
+        outcomes = {task: self._outcome(task) for task in range(self.num_tasks) if task in finished}
+        # A task that failed is the cause; a task without a result was most often stopped because of
+        # it (srun ends a step's other tasks when one fails), so the failed one is reported first.
+        for task, (outcome, value) in outcomes.items():
             if outcome != "success":
                 raise self._failure(task, traceback=str(value))
-            out.append(value)
-        return out
+        for task in range(self.num_tasks):
+            if task not in outcomes:
+                raise self._failure(task)
+        return [outcomes[task][1] for task in range(self.num_tasks)]
 
     def _run_debug(self) -> Any:
         if self._sub is None:

@@ -77,6 +77,18 @@ def test_command_job_exit_code_and_output() -> None:
     assert "nope" in str(info.value)
 
 
+def test_a_multi_task_failure_names_the_task_that_failed_not_those_stopped_after_it() -> None:
+    """srun ends a step's other tasks (SIGTERM) when one fails; those record no result, and the
+    error must still point at the task that failed, with its own exit code and output."""
+    script = 'if [ "$SLURM_PROCID" = 1 ]; then echo rank-one-broke >&2; exit 3; fi; sleep 60'
+    job = aifsdk.submit(["bash", "-c", script], site="slurm", nodes=2, time=5)
+    with pytest.raises(aifsdk.JobFailedError) as info:
+        job.results(timeout=120)
+    err = info.value
+    assert err.exit_code == 3 and "(task 1)" in str(err), str(err)
+    assert "rank-one-broke" in str(err) and err.inspect.endswith("--task 1")
+
+
 def test_two_nodes_report_distinct_nodes_and_ranks() -> None:
     job = aifsdk.submit(whoami, site="slurm", nodes=2, tasks_per_node=1, time=5)
     rows = job.results(timeout=120)

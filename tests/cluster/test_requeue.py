@@ -58,13 +58,17 @@ def _squeue_state(job_id: str) -> str:
 def test_a_requeued_command_job_gives_the_result_of_its_last_attempt() -> None:
     """`scontrol requeue` ends the first attempt of a command job with SIGTERM. That attempt leaves
     no result: result() waits for the requeued attempt and returns its output. Slurm makes a
-    requeued job eligible again about 2 minutes later; its start time is set to now to skip that."""
+    requeued job eligible again about 2 minutes later, while the first node still holds the job's
+    revoked credential; its start time is set to now to skip that, on the other node (started on
+    the same node, it is killed at once: "Job credential revoked")."""
     report = "echo attempt-${SLURM_RESTART_COUNT:-0}; if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 120; fi"
     job = aifsdk.submit(["bash", "-c", report], site="slurm", time=10)
     deadline = time.time() + 120
     while "attempt-0" not in (job.stdout() or "") and time.time() < deadline:
         time.sleep(0.2)
     assert "attempt-0" in (job.stdout() or ""), job.stderr()
+    first_node = subprocess.run(["squeue", "-h", "-j", job.job_id, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    assert first_node, "the first attempt's node"
     subprocess.run(["scontrol", "requeue", job.job_id], check=True)
     deadline = time.time() + 120
     while _squeue_state(job.job_id) != "PENDING" and time.time() < deadline:  # the first attempt has ended
@@ -72,7 +76,8 @@ def test_a_requeued_command_job_gives_the_result_of_its_last_attempt() -> None:
     assert _squeue_state(job.job_id) == "PENDING"
     assert not job.paths().result_pickle.exists()  # the killed attempt recorded nothing
     assert "no result is recorded for this attempt" in (job.stderr() or "")
-    subprocess.run(["scontrol", "update", f"JobId={job.job_id}", "StartTime=now"], check=True)
+    skip = [f"JobId={job.job_id}", f"ExcNodeList={first_node}", "StartTime=now"]
+    subprocess.run(["scontrol", "update", *skip], check=True)
     res = job.result(timeout=240)
     assert isinstance(res, aifsdk.CommandResult) and res.exit_code == 0
     assert res.stdout == "attempt-1\n"  # the last attempt's own output

@@ -326,15 +326,22 @@ class Job:
         self.wait(timeout)
         finished = self._finished_tasks()
         outcomes = {task: self._outcome(task) for task in range(self.num_tasks) if task in finished}
-        # A task that failed is the cause; a task without a result was most often stopped because of
-        # it (srun ends a step's other tasks when one fails), so the failed one is reported first.
-        for task, (outcome, value) in outcomes.items():
-            if outcome != "success":
-                raise self._failure(task, traceback=str(value))
+        # A task that failed is the cause; a task stopped from outside (srun ends a step's other
+        # tasks when one fails) has no result or an error of its own, so it is reported last.
+        failed = [task for task, (outcome, _) in outcomes.items() if outcome != "success"]
+        for task in sorted(failed, key=lambda t: (self._stopped_from_outside(t), t)):
+            raise self._failure(task, traceback=str(outcomes[task][1]))
         for task in range(self.num_tasks):
             if task not in outcomes:
                 raise self._failure(task)
         return [outcomes[task][1] for task in range(self.num_tasks)]
+
+    def _stopped_from_outside(self, task: int) -> bool:
+        """The task's exit code file says SIGTERM, SIGINT or SIGKILL ended it."""
+        try:
+            return int(exit_code_file(self.folder, self.job_id, task).read_text().strip()) in (-15, -2, -9)
+        except (OSError, ValueError):
+            return False
 
     def _run_debug(self) -> Any:
         if self._sub is None:

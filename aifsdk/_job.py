@@ -336,12 +336,16 @@ class Job:
                 raise self._failure(task)
         return [outcomes[task][1] for task in range(self.num_tasks)]
 
-    def _stopped_from_outside(self, task: int) -> bool:
-        """The task's exit code file says SIGTERM, SIGINT or SIGKILL ended it."""
+    def _exit_code(self, task: int) -> int | None:
+        """A command task's exit code, from the file it writes (None without a readable one)."""
         try:
-            return int(exit_code_file(self.folder, self.job_id, task).read_text().strip()) in (-15, -2, -9)
+            return int(exit_code_file(self.folder, self.job_id, task).read_text().strip())
         except (OSError, ValueError):
-            return False
+            return None
+
+    def _stopped_from_outside(self, task: int) -> bool:
+        """The task's exit code says SIGTERM, SIGINT or SIGKILL ended it."""
+        return self._exit_code(task) in (-15, -2, -9)
 
     def _run_debug(self) -> Any:
         if self._sub is None:
@@ -350,13 +354,7 @@ class Job:
 
     def _failure(self, task: int, traceback: str | None = None) -> JobFailedError:
         state = self.state
-        exit_code = None
-        code_file = exit_code_file(self.folder, self.job_id, task)
-        if code_file.exists():
-            try:
-                exit_code = int(code_file.read_text().strip())
-            except ValueError:
-                pass
+        exit_code = self._exit_code(task)
         if state not in TERMINAL_STATES and (traceback or exit_code):
             state = "FAILED"  # the task failed; the scheduler has not caught up yet
         queue = self._backend.poller()
